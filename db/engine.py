@@ -1,0 +1,92 @@
+"""Engine and session factory. Each process (api, scheduler, script) builds its own
+with `create_engine`, names it, and disposes it on shutdown.
+
+SQLAlchemy asyncio: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SessionFactory = async_sessionmaker[AsyncSession]
+
+
+def create_engine(
+    url: URL,
+    *,
+    process: str = "api",
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    connect_timeout_s: float = 10.0,
+    statement_timeout_s: float = 30.0,
+    echo: bool = False,
+) -> AsyncEngine:
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        return create_async_engine(
+            url,
+            echo=echo,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            pool_timeout=connect_timeout_s,
+            connect_args={
+                "timeout": connect_timeout_s,
+                "command_timeout": statement_timeout_s + 5,
+                "server_settings": {
+                    "application_name": f"aai-backend.{process}",
+                    "statement_timeout": str(int(statement_timeout_s * 1000)),
+                },
+            },
+        )
+    if backend == "sqlite":
+        return _create_sqlite_engine(url, echo=echo)
+    raise ValueError(f"unsupported database backend {backend!r}; use PostgreSQL or SQLite")
+
+
+def _create_sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 30}}
+    if url.database in (None, "", ":memory:"):
+        # One shared connection, or every session would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+    engine = create_async_engine(url, echo=echo, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling breaks SAVEPOINT; take it over (the
+        # recipe from SQLAlchemy's SQLite dialect docs) and turn on foreign keys.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def create_session_factory(engine: AsyncEngine) -> SessionFactory:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
+    """A unit of work outside HTTP (jobs, scripts): commit on success, roll back on error."""
+    async with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()

@@ -1,0 +1,111 @@
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Field, Relationship
+
+from db.base import (
+    TableBase,
+    UTCDateTime,
+    created_at_field,
+    enum_column,
+    timestamp_field,
+    updated_at_field,
+    utcnow,
+)
+from db.types import UserChange
+
+if TYPE_CHECKING:
+    from db.models.membership import GroupMembership, PlatformMembership
+
+BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class User(TableBase, table=True):
+    """A portal user, keyed by the Auth0 `user_id`.
+
+    Rows are never hard-deleted: memberships and history point at them for good.
+    `blocked` mirrors Auth0; `is_deleted` is this service's soft delete (which also
+    blocks the user in Auth0).
+    """
+
+    __tablename__ = "app_user"
+
+    id: str = Field(primary_key=True, max_length=255)
+    email: str | None = Field(default=None, max_length=320)
+    email_verified: bool = Field(default=False)
+    username: str | None = Field(default=None, max_length=128)
+    name: str | None = Field(default=None, max_length=255)
+    given_name: str | None = Field(default=None, max_length=255)
+    family_name: str | None = Field(default=None, max_length=255)
+    picture: str | None = Field(default=None, sa_type=sa.Text)
+    connection: str | None = Field(default=None, max_length=128)
+
+    blocked: bool = Field(default=False)
+    is_deleted: bool = Field(default=False)
+    deleted_at: datetime | None = timestamp_field()
+    deleted_by_id: str | None = Field(
+        default=None, foreign_key="app_user.id", ondelete="SET NULL", max_length=255
+    )
+    deletion_reason: str | None = Field(default=None, max_length=1024)
+
+    created_at: datetime = created_at_field()
+    updated_at: datetime = updated_at_field()
+    last_login: datetime | None = timestamp_field()
+    last_synced_at: datetime | None = timestamp_field()
+
+    platform_memberships: list["PlatformMembership"] = Relationship(
+        back_populates="user",
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "foreign_keys": "[PlatformMembership.user_id]",
+        },
+    )
+    group_memberships: list["GroupMembership"] = Relationship(
+        back_populates="user",
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "foreign_keys": "[GroupMembership.user_id]",
+        },
+    )
+
+
+# Emails and usernames are unique regardless of case, enforced by the database.
+sa.Index("uq_app_user_email_lower", sa.func.lower(User.__table__.c.email), unique=True)
+sa.Index("uq_app_user_username_lower", sa.func.lower(User.__table__.c.username), unique=True)
+# Admin lists: the default order, and the "unverified" / "deleted" filters.
+sa.Index("ix_app_user_created_at_id", User.__table__.c.created_at, User.__table__.c.id)
+sa.Index(
+    "ix_app_user_is_deleted_email_verified",
+    User.__table__.c.is_deleted,
+    User.__table__.c.email_verified,
+)
+
+
+class UserHistory(TableBase, table=True):
+    """Append-only log of account changes; the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "user_history"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BIGINT_PK, primary_key=True))
+    user_id: str = Field(foreign_key="app_user.id", max_length=255)
+    change: UserChange = Field(sa_column=enum_column(UserChange))
+    email: str | None = Field(default=None, max_length=320)
+    username: str | None = Field(default=None, max_length=128)
+    previous_value: str | None = Field(default=None, max_length=1024)
+    new_value: str | None = Field(default=None, max_length=1024)
+    changed_by_id: str | None = Field(default=None, foreign_key="app_user.id", max_length=255)
+    reason: str | None = Field(default=None, max_length=1024)
+    created_at: datetime = Field(
+        default_factory=utcnow,
+        sa_column=sa.Column(UTCDateTime(), nullable=False, server_default=sa.func.now()),
+    )
+
+
+sa.Index(
+    "ix_user_history_user_id_created_at",
+    UserHistory.__table__.c.user_id,
+    UserHistory.__table__.c.created_at,
+)
+# Usernames stay reserved once used, so past usernames are looked up case-insensitively.
+sa.Index("ix_user_history_username_lower", sa.func.lower(UserHistory.__table__.c.username))

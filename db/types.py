@@ -1,0 +1,47 @@
+"""Enumerations stored in the database (by value) and exposed by the API."""
+
+from enum import StrEnum
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REVOKED = "revoked"
+    REJECTED = "rejected"
+
+
+class UserChange(StrEnum):
+    CREATED = "created"
+    EMAIL_UPDATE = "email_update"
+    USERNAME_UPDATE = "username_update"
+    PROFILE_UPDATE = "profile_update"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+    USER_DELETION = "user_deletion"
+    USER_RESTORATION = "user_restoration"
+
+
+class EmailStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxOperation(StrEnum):
+    GRANT_ROLE = "grant_role"
+    REVOKE_ROLE = "revoke_role"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SyncRunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"

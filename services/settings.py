@@ -1,0 +1,240 @@
+"""Typed settings, read once from the environment and `.env`, validated at startup.
+
+The variable names are the ones existing deployments already set (see the README's
+configuration table), so they are not prefixed.
+"""
+
+import json
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+Environment = Literal["dev", "staging", "production"]
+
+_ENVIRONMENT_ALIASES = {
+    "dev": "dev",
+    "development": "dev",
+    "local": "dev",
+    "staging": "staging",
+    "stage": "staging",
+    "production": "production",
+    "prod": "production",
+}
+
+_PORTAL_URLS: dict[str, str] = {
+    "dev": "https://dev.portal.aai.test.biocommons.org.au",
+    "staging": "https://staging.portal.aai.test.biocommons.org.au",
+    "production": "https://portal.access.services.biocommons.org.au",
+}
+
+# Development defaults. They let the service start with nothing configured and are
+# refused in production, which is why they are named here rather than inlined.
+DEV_AUTH0_DOMAIN = "http://127.0.0.1:9010"
+DEV_AUDIENCE = "https://api.aai-backend.local"
+DEV_MANAGEMENT_ID = "dev-management-client"
+DEV_MANAGEMENT_SECRET = "dev-management-secret"  # noqa: S105 - a known placeholder
+DEV_JWT_SECRET = "dev-only-session-secret-change-me"  # noqa: S105 - a known placeholder
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./aai-backend.db"
+
+_DRIVER_FOR_SCHEME = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgresql+psycopg": "postgresql+asyncpg",
+    "postgresql+psycopg2": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+}
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used; the message names the variables."""
+
+
+def normalise_origin(value: str) -> str:
+    """A bare host means https; a value with a scheme (an emulator) is used as-is."""
+    value = value.strip().rstrip("/")
+    if "://" not in value:
+        value = f"https://{value}"
+    return value
+
+
+def to_async_url(raw: str) -> URL:
+    """Map plain or sync-driver URLs onto the async drivers this service runs on."""
+    if raw.startswith("postgres://"):
+        raw = "postgresql://" + raw.removeprefix("postgres://")
+    url = make_url(raw)
+    driver = _DRIVER_FOR_SCHEME.get(url.drivername)
+    if driver is not None:
+        url = url.set(drivername=driver)
+    return url
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    environment: Environment = "dev"
+
+    # Auth0
+    auth0_domain: str = DEV_AUTH0_DOMAIN
+    auth0_custom_domain: str | None = None
+    auth0_issuer: str | None = None
+    auth0_audience: str = DEV_AUDIENCE
+    auth0_management_id: str = DEV_MANAGEMENT_ID
+    auth0_management_secret: SecretStr = SecretStr(DEV_MANAGEMENT_SECRET)
+    auth0_db_connection: str = "Username-Password-Authentication"
+    auth0_roles_claim: str = "https://biocommons.org.au/roles"
+    auth0_role_namespace: str = "biocommons"
+    admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # Web
+    jwt_secret_key: SecretStr = SecretStr(DEV_JWT_SECRET)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:4200"]
+    )
+    enable_admin_dashboard: bool = False
+    enable_prometheus_metrics: bool = False
+    aai_portal_url: str | None = None
+    recaptcha_secret: SecretStr | None = None
+
+    # Email
+    no_reply_email_sender: str = "no-reply@aai.localhost"
+
+    # Database: DB_HOST (with its siblings) wins over DB_URL; nothing set means SQLite.
+    db_url: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "aai"
+    db_user: str = "postgres"
+    db_password: SecretStr | None = None
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    db_connect_timeout_s: float = Field(default=10.0, gt=0)
+    db_statement_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_alias(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            key = value.strip().lower()
+            if key not in _ENVIRONMENT_ALIASES:
+                allowed = ", ".join(sorted(_ENVIRONMENT_ALIASES))
+                raise ValueError(f"ENVIRONMENT must be one of {allowed}; got {value!r}")
+            return _ENVIRONMENT_ALIASES[key]
+        return value
+
+    @field_validator("admin_roles", "cors_allowed_origins", mode="before")
+    @classmethod
+    def _list_from_env(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("auth0_custom_domain", "auth0_issuer", "db_url", "db_host", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment != "production":
+            return self
+        problems: list[str] = []
+        if self.database_url.get_backend_name() == "sqlite":
+            problems.append("DB_URL/DB_HOST: production needs PostgreSQL, not SQLite")
+        secrets = {
+            "JWT_SECRET_KEY": (self.jwt_secret_key, DEV_JWT_SECRET),
+            "AUTH0_MANAGEMENT_SECRET": (self.auth0_management_secret, DEV_MANAGEMENT_SECRET),
+        }
+        for name, (secret, placeholder) in secrets.items():
+            value = secret.get_secret_value()
+            if not value or value == placeholder:
+                problems.append(f"{name}: must be set to a real secret in production")
+        if len(self.jwt_secret_key.get_secret_value()) < 32:
+            problems.append("JWT_SECRET_KEY: must be at least 32 characters in production")
+        if self.recaptcha_secret is None or not self.recaptcha_secret.get_secret_value():
+            problems.append("RECAPTCHA_SECRET: must be set in production")
+        if self.auth0_management_id in ("", DEV_MANAGEMENT_ID):
+            problems.append("AUTH0_MANAGEMENT_ID: must be set in production")
+        if self.auth0_audience in ("", DEV_AUDIENCE):
+            problems.append("AUTH0_AUDIENCE: must be set in production")
+        for name in ("auth0_domain", "auth0_custom_domain", "auth0_issuer"):
+            value = getattr(self, name)
+            if value and normalise_origin(value).startswith("http://"):
+                problems.append(f"{name.upper()}: production refuses plain http:// ({value})")
+        if problems:
+            raise ValueError("unsafe production configuration: " + "; ".join(problems))
+        return self
+
+    @property
+    def auth0_base_url(self) -> str:
+        return normalise_origin(self.auth0_domain)
+
+    @property
+    def auth0_issuers(self) -> list[str]:
+        """Every issuer a token may carry: the tenant domain, the custom domain, AUTH0_ISSUER."""
+        issuers = [f"{self.auth0_base_url}/"]
+        for extra in (self.auth0_custom_domain, self.auth0_issuer):
+            if extra:
+                issuer = f"{normalise_origin(extra)}/"
+                if issuer not in issuers:
+                    issuers.append(issuer)
+        return issuers
+
+    @property
+    def portal_url(self) -> str:
+        return (self.aai_portal_url or _PORTAL_URLS[self.environment]).rstrip("/")
+
+    @property
+    def database_url(self) -> URL:
+        if self.db_host:
+            host, _, port = self.db_host.partition(":")
+            password = self.db_password.get_secret_value() if self.db_password else None
+            return URL.create(
+                "postgresql+asyncpg",
+                username=self.db_user,
+                password=password,
+                host=host,
+                port=int(port) if port else self.db_port,
+                database=self.db_name,
+            )
+        return to_async_url(self.db_url or DEFAULT_SQLITE_URL)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]).upper() or "configuration"
+            lines.append(f"  - {where}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return load_settings()
