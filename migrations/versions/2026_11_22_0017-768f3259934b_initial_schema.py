@@ -276,8 +276,8 @@ def upgrade() -> None:
             "uq_email_change_otp_user_id_active",
             ["user_id"],
             unique=True,
-            postgresql_where="is_active",
-            sqlite_where="is_active",
+            postgresql_where=sa.text("is_active"),
+            sqlite_where=sa.text("is_active"),
         )
 
     op.create_table(
@@ -702,8 +702,8 @@ def downgrade() -> None:
     with op.batch_alter_table("email_change_otp", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_email_change_otp_user_id_active",
-            postgresql_where="is_active",
-            sqlite_where="is_active",
+            postgresql_where=sa.text("is_active"),
+            sqlite_where=sa.text("is_active"),
         )
         batch_op.drop_index("ix_email_change_otp_expires_at")
 

@@ -1,0 +1,117 @@
+"""The API process: `uvicorn --factory main:create_app`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+from starlette.middleware.sessions import SessionMiddleware
+
+from db.engine import create_engine, create_session_factory
+from db.migrations import head_revisions, upgrade_head
+from routers import health
+from services.errors import AppError
+from services.settings import ConfigError, Settings, get_settings
+from services.version import app_version
+
+logger = logging.getLogger("aai.api")
+
+# Failures that mean "the database is unreachable right now", not "this request is wrong".
+DB_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _lifespan(settings: Settings) -> Any:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        url = settings.database_url
+        if url.get_backend_name() == "sqlite":
+            # The embedded default migrates itself; Postgres is migrated by the
+            # `migrate` step before the API starts, never by API workers racing.
+            await upgrade_head(url)
+        engine = create_engine(
+            url,
+            process="api",
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            statement_timeout_s=settings.db_statement_timeout_s,
+        )
+        try:
+            yield {
+                "settings": settings,
+                "engine": engine,
+                "session_factory": create_session_factory(engine),
+                "expected_heads": head_revisions(),
+            }
+        finally:
+            await engine.dispose()
+
+    return lifespan
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+    return JSONResponse(
+        {
+            "detail": "the database is unavailable; try again shortly",
+            "error": "service_unavailable",
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal server error", "error": "internal_error"}, status_code=500
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    if settings is None:
+        try:
+            settings = get_settings()
+        except ConfigError as exc:
+            raise SystemExit(f"aai-backend: {exc}") from None
+
+    app = FastAPI(
+        title="AAI Backend",
+        version=app_version(),
+        lifespan=_lifespan(settings),
+    )
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.jwt_secret_key.get_secret_value(),
+        https_only=settings.is_production,
+        same_site="lax",
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allowed_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+    app.add_exception_handler(AppError, _app_error)
+    for error_type in DB_UNAVAILABLE:
+        app.add_exception_handler(error_type, _db_unavailable)
+    app.add_exception_handler(Exception, _unhandled)
+
+    app.include_router(health.router)
+    return app

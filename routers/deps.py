@@ -1,0 +1,40 @@
+"""Request dependencies shared by every router.
+
+The request's `AsyncSession` is the unit of work: `get_session` commits after the
+handler returns and before the response is sent (`scope="function"`), and rolls back
+if anything raised. Services only flush; routers never commit.
+"""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.engine import SessionFactory
+from services.settings import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    factory: SessionFactory = request.state.session_factory
+    async with factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+def get_engine(request: Request) -> AsyncEngine:
+    return request.state.engine
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.state.settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

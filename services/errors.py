@@ -1,0 +1,75 @@
+"""Domain errors. Services raise these; one handler in main.py renders them as
+`{"detail": ..., "error": <code>}` with the class's status. Anything else that escapes
+a request is a bug and becomes a logged 500."""
+
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"detail": self.detail, "error": self.code, **self.extra}
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, detail: str = "not authenticated", **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "too_many_requests"
+
+
+class UpstreamError(AppError):
+    """An upstream (Auth0, email provider) answered with an error we cannot recover from."""
+
+    status_code = 502
+    code = "upstream_error"
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(retry_after_s)})
+        super().__init__(detail, **kwargs)

@@ -1,0 +1,52 @@
+"""Liveness and readiness: is the database answering, and is it migrated to the code's head?"""
+
+import asyncio
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.migrations import current_revisions
+from schemas.health import CheckResult, ReadinessReport
+
+READINESS_TIMEOUT_S = 5.0
+
+
+def _describe(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions)) or "(none)"
+
+
+async def _probe(engine: AsyncEngine, expected_heads: frozenset[str]) -> ReadinessReport:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        current = await current_revisions(conn)
+    if current == expected_heads:
+        migrations = CheckResult(ok=True, detail=f"at head {_describe(current)}")
+    else:
+        migrations = CheckResult(
+            ok=False,
+            detail=(
+                f"database is at {_describe(current)}, the code expects "
+                f"{_describe(expected_heads)}; run `alembic upgrade head`"
+            ),
+        )
+    return ReadinessReport(
+        status="ready" if migrations.ok else "not_ready",
+        checks={"database": CheckResult(ok=True, detail="answering"), "migrations": migrations},
+    )
+
+
+async def readiness(engine: AsyncEngine, expected_heads: frozenset[str]) -> ReadinessReport:
+    """Never raises: a failing check is reported in the body, for the 503."""
+    try:
+        return await asyncio.wait_for(_probe(engine, expected_heads), READINESS_TIMEOUT_S)
+    except TimeoutError:
+        reason = f"no answer within {READINESS_TIMEOUT_S:.0f}s"
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreachable'}"
+    return ReadinessReport(
+        status="not_ready",
+        checks={
+            "database": CheckResult(ok=False, detail=reason),
+            "migrations": CheckResult(ok=False, detail="not checked: database unavailable"),
+        },
+    )

@@ -1,0 +1,182 @@
+"""Test harness: real PostgreSQL (and SQLite where the embedded default is promised),
+migrated with Alembic, one rolled-back transaction per test.
+
+PostgreSQL is found at TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
+A fresh database is created for the run, migrated to head, and dropped at the end. If the
+server cannot be reached the run stops with a clear message; nothing is silently skipped.
+"""
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic import command
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI, Request
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.admin import create_database, drop_database
+from db.engine import create_engine
+from db.migrations import alembic_config, upgrade_head
+from main import create_app
+from routers.deps import get_session
+from services.settings import Settings, load_settings, to_async_url
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVER_URL_KEY = pytest.StashKey[URL]()
+PG_URL_KEY = pytest.StashKey[URL]()
+
+
+def _server_url() -> URL:
+    return to_async_url(os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    server = _server_url()
+    name = f"aai_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        url = asyncio.run(create_database(server, name, timeout_s=5))
+    except Exception as exc:
+        pytest.exit(
+            f"PostgreSQL is not reachable at {server.render_as_string(hide_password=True)}: "
+            f"{type(exc).__name__}: {exc}\n"
+            "Start PostgreSQL or point TEST_DATABASE_URL at one; the tests need a real server.",
+            returncode=3,
+        )
+    command.upgrade(alembic_config(url), "head")
+    session.config.stash[SERVER_URL_KEY] = server
+    session.config.stash[PG_URL_KEY] = url
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    url = session.config.stash.get(PG_URL_KEY, None)
+    if url is not None:
+        asyncio.run(drop_database(session.config.stash[SERVER_URL_KEY], str(url.database)))
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(request: pytest.FixtureRequest) -> URL:
+    return request.config.stash[SERVER_URL_KEY]
+
+
+@pytest.fixture(scope="session")
+def pg_url(request: pytest.FixtureRequest) -> URL:
+    return request.config.stash[PG_URL_KEY]
+
+
+@pytest.fixture(scope="session")
+async def pg_engine(pg_url: URL) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(pg_url, process="tests")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> URL:
+    path = tmp_path_factory.mktemp("sqlite") / "aai-test.db"
+    url = to_async_url(f"sqlite:///{path}")
+    await upgrade_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def sqlite_engine(sqlite_url: URL) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(sqlite_url, process="tests")
+    yield engine
+    await engine.dispose()
+
+
+async def _isolated_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is always rolled back.
+
+    `create_savepoint` turns the code's own commit/rollback into savepoint
+    release/rollback, so the code under test keeps its real transaction behaviour.
+    """
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        session = AsyncSession(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(pg_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async for session in _isolated_session(pg_engine):
+        yield session
+
+
+@pytest.fixture(params=["postgres", pytest.param("sqlite", marks=pytest.mark.sqlite)])
+def db_engine(request: pytest.FixtureRequest) -> AsyncEngine:
+    """Run a test on both backends: the production one and the embedded default."""
+    name = "pg_engine" if request.param == "postgres" else "sqlite_engine"
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture
+async def db_session(db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async for session in _isolated_session(db_engine):
+        yield session
+
+
+def make_settings(db_url: URL | str, **overrides: object) -> Settings:
+    if isinstance(db_url, URL):
+        db_url = db_url.render_as_string(hide_password=False)
+    return load_settings(_env_file=None, db_url=db_url, db_host=None, **overrides)
+
+
+@pytest.fixture
+def settings(pg_url: URL) -> Settings:
+    return make_settings(pg_url)
+
+
+@pytest.fixture
+def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
+    """Build an app whose requests share the test's rolled-back session."""
+
+    def build(settings: Settings) -> FastAPI:
+        app = create_app(settings)
+
+        async def shared_session(_request: Request) -> AsyncIterator[AsyncSession]:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
+        app.dependency_overrides[get_session] = shared_session
+        return app
+
+    return build
+
+
+@pytest.fixture
+async def app(
+    app_factory: Callable[[Settings], FastAPI], settings: Settings
+) -> AsyncIterator[FastAPI]:
+    built = app_factory(settings)
+    async with LifespanManager(built) as manager:
+        yield manager.app  # type: ignore[misc]
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

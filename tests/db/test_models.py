@@ -1,0 +1,264 @@
+"""The domain model's guarantees, checked on PostgreSQL and on the embedded SQLite."""
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+from sqlalchemy.orm import selectinload
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import (
+    Auth0Role,
+    EmailChangeOtp,
+    Group,
+    GroupMembership,
+    GroupMembershipHistory,
+    Platform,
+    PlatformMembership,
+    SyncRun,
+    User,
+    UserHistory,
+)
+from db.types import ApprovalStatus, SyncRunStatus, UserChange
+
+
+async def add_user(session: AsyncSession, user_id: str, email: str, **fields: object) -> User:
+    user = User(id=user_id, email=email, **fields)
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def add_platform(session: AsyncSession, platform_id: str = "galaxy") -> Platform:
+    role = Auth0Role(id=f"rol_{platform_id}", name=f"biocommons/platform/{platform_id}")
+    session.add(role)
+    await session.flush()
+    platform = Platform(id=platform_id, name=platform_id.title(), access_role_id=role.id)
+    session.add(platform)
+    await session.flush()
+    return platform
+
+
+async def raw(session: AsyncSession, sql: str, params: dict[str, object] | None = None) -> None:
+    """Plain SQL, to show what the database itself allows (not what the ORM would send)."""
+    connection = await session.connection()
+    await connection.execute(text(sql), params or {})
+
+
+async def expect_integrity_error(session: AsyncSession) -> None:
+    with pytest.raises(sa_exc.IntegrityError):
+        await session.flush()
+    await session.rollback()
+
+
+class TestUser:
+    async def test_round_trip_keeps_timestamps_timezone_aware(self, db_session: AsyncSession):
+        created = datetime(2025, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=10)))
+        await add_user(db_session, "auth0|1", "a@example.org", created_at=created)
+        await db_session.commit()
+        db_session.expunge_all()
+
+        user = await db_session.get_one(User, "auth0|1")
+        assert user.created_at == created
+        assert user.created_at.tzinfo is not None
+        assert user.created_at.utcoffset() == timedelta(0)
+        assert user.updated_at.tzinfo is not None
+
+    async def test_naive_datetime_is_refused(self, db_session: AsyncSession):
+        db_session.add(User(id="auth0|n", email="n@example.org", last_login=datetime(2025, 1, 1)))
+        with pytest.raises(sa_exc.StatementError, match="naive datetime"):
+            await db_session.flush()
+
+    async def test_email_is_unique_regardless_of_case(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "Alice@Example.org")
+        db_session.add(User(id="auth0|2", email="alice@example.ORG"))
+        await expect_integrity_error(db_session)
+
+    async def test_username_is_unique_regardless_of_case(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "a@example.org", username="Alice")
+        db_session.add(User(id="auth0|2", email="b@example.org", username="alice"))
+        await expect_integrity_error(db_session)
+
+    async def test_users_without_username_or_email_do_not_collide(self, db_session: AsyncSession):
+        db_session.add_all([User(id="sms|1"), User(id="sms|2")])
+        await db_session.flush()
+        total = (await db_session.exec(select(User).where(User.id.like("sms|%")))).all()
+        assert len(total) == 2
+
+    async def test_memberships_are_not_loaded_implicitly(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_session.commit()
+        db_session.expunge_all()
+        user = await db_session.get_one(User, "auth0|1")
+        with pytest.raises(sa_exc.InvalidRequestError, match="lazy='raise'"):
+            _ = user.platform_memberships
+
+    async def test_memberships_load_when_asked_for(self, db_session: AsyncSession):
+        platform = await add_platform(db_session)
+        await add_user(db_session, "auth0|1", "a@example.org")
+        db_session.add(
+            PlatformMembership(
+                platform_id=platform.id, user_id="auth0|1", approval_status=ApprovalStatus.APPROVED
+            )
+        )
+        await db_session.commit()
+        db_session.expunge_all()
+
+        statement = (
+            select(User)
+            .where(User.id == "auth0|1")
+            .options(
+                selectinload(User.platform_memberships).selectinload(PlatformMembership.platform)
+            )  # type: ignore[arg-type]
+        )
+        user = (await db_session.exec(statement)).one()
+        assert [m.platform.name for m in user.platform_memberships] == ["Galaxy"]
+        assert user.platform_memberships[0].approval_status is ApprovalStatus.APPROVED
+
+
+class TestMemberships:
+    async def test_one_membership_per_user_and_platform(self, db_session: AsyncSession):
+        platform = await add_platform(db_session)
+        await add_user(db_session, "auth0|1", "a@example.org")
+        for status in (ApprovalStatus.PENDING, ApprovalStatus.APPROVED):
+            db_session.add(
+                PlatformMembership(
+                    platform_id=platform.id, user_id="auth0|1", approval_status=status
+                )
+            )
+        await expect_integrity_error(db_session)
+
+    async def test_membership_needs_an_existing_user(self, db_session: AsyncSession):
+        platform = await add_platform(db_session)
+        db_session.add(
+            PlatformMembership(
+                platform_id=platform.id,
+                user_id="auth0|ghost",
+                approval_status=ApprovalStatus.PENDING,
+            )
+        )
+        await expect_integrity_error(db_session)
+
+    async def test_database_refuses_an_unknown_status(self, db_session: AsyncSession):
+        platform = await add_platform(db_session)
+        await add_user(db_session, "auth0|1", "a@example.org")
+        with pytest.raises(sa_exc.IntegrityError):
+            await raw(
+                db_session,
+                "INSERT INTO platform_membership (id, platform_id, user_id, approval_status, "
+                "created_at, updated_at) VALUES (:id, :p, :u, 'maybe', :now, :now)",
+                {
+                    "id": uuid.uuid4().hex
+                    if db_session.bind.dialect.name == "sqlite"
+                    else uuid.uuid4(),
+                    "p": platform.id,
+                    "u": "auth0|1",
+                    "now": datetime.now(UTC).replace(tzinfo=None),
+                },
+            )
+        await db_session.rollback()
+
+
+class TestHistoryIsAppendOnly:
+    async def _history(self, session: AsyncSession) -> GroupMembershipHistory:
+        role = Auth0Role(id="rol_tsi", name="biocommons/group/tsi")
+        session.add(role)
+        await session.flush()
+        session.add(
+            Group(id="biocommons/group/tsi", name="Threatened Species Initiative", short_name="TSI")
+        )
+        await add_user(session, "auth0|1", "a@example.org")
+        membership = GroupMembership(
+            group_id="biocommons/group/tsi",
+            user_id="auth0|1",
+            approval_status=ApprovalStatus.PENDING,
+        )
+        session.add(membership)
+        await session.flush()
+        entry = GroupMembershipHistory(
+            membership_id=membership.id,
+            group_id=membership.group_id,
+            user_id="auth0|1",
+            approval_status=ApprovalStatus.PENDING,
+        )
+        session.add(entry)
+        await session.flush()
+        return entry
+
+    async def test_update_is_refused(self, db_session: AsyncSession):
+        entry = await self._history(db_session)
+        with pytest.raises(sa_exc.DBAPIError, match="append-only"):
+            await raw(
+                db_session,
+                "UPDATE group_membership_history SET reason = 'rewritten' WHERE id = :id",
+                {"id": entry.id},
+            )
+        await db_session.rollback()
+
+    async def test_delete_is_refused(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "a@example.org")
+        db_session.add(
+            UserHistory(user_id="auth0|1", change=UserChange.EMAIL_UPDATE, email="a@example.org")
+        )
+        await db_session.flush()
+        with pytest.raises(sa_exc.DBAPIError, match="append-only"):
+            await raw(db_session, "DELETE FROM user_history")
+        await db_session.rollback()
+
+    async def test_insert_is_allowed(self, db_session: AsyncSession):
+        entry = await self._history(db_session)
+        assert entry.id is not None
+        assert entry.created_at.tzinfo is not None
+
+
+class TestEmailChangeOtp:
+    async def test_only_one_active_code_per_user(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "a@example.org")
+        expires = datetime.now(UTC) + timedelta(minutes=10)
+        first = EmailChangeOtp(
+            user_id="auth0|1", target_email="new@example.org", otp_hash="h1", expires_at=expires
+        )
+        db_session.add(first)
+        await db_session.flush()
+        db_session.add(
+            EmailChangeOtp(
+                user_id="auth0|1", target_email="new@example.org", otp_hash="h2", expires_at=expires
+            )
+        )
+        await expect_integrity_error(db_session)
+
+    async def test_a_voided_code_makes_room_for_a_new_one(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|1", "a@example.org")
+        expires = datetime.now(UTC) + timedelta(minutes=10)
+        first = EmailChangeOtp(
+            user_id="auth0|1", target_email="new@example.org", otp_hash="h1", expires_at=expires
+        )
+        db_session.add(first)
+        await db_session.flush()
+        first.is_active = False
+        db_session.add(
+            EmailChangeOtp(
+                user_id="auth0|1", target_email="new@example.org", otp_hash="h2", expires_at=expires
+            )
+        )
+        await db_session.flush()
+        active = (
+            await db_session.exec(select(EmailChangeOtp).where(EmailChangeOtp.is_active == True))  # noqa: E712
+        ).all()
+        assert [code.otp_hash for code in active] == ["h2"]
+
+
+class TestSyncRun:
+    async def test_counts_round_trip_as_json(self, db_session: AsyncSession):
+        run = SyncRun(
+            job="sync.users", status=SyncRunStatus.SUCCEEDED, counts={"created": 3, "updated": 1}
+        )
+        db_session.add(run)
+        await db_session.commit()
+        db_session.expunge_all()
+        stored = await db_session.get_one(SyncRun, run.id)
+        assert stored.counts == {"created": 3, "updated": 1}
+        assert stored.status is SyncRunStatus.SUCCEEDED
