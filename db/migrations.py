@@ -16,9 +16,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def alembic_config(url: URL | None = None) -> Config:
     config = Config(toml_file=str(PROJECT_ROOT / "pyproject.toml"))
     if url is not None:
-        # configparser interpolates '%', which URL-encoded passwords contain.
-        rendered = url.render_as_string(hide_password=False).replace("%", "%%")
-        config.set_main_option("sqlalchemy.url", rendered)
+        # Read by migrations/env.py; an attribute keeps the URL object (and its
+        # password) out of configparser's '%' interpolation.
+        config.attributes["database_url"] = url
     return config
 
 

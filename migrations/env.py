@@ -1,10 +1,11 @@
 """Alembic environment: async engines, the same settings as the service.
 
-The URL comes from (first match) the `sqlalchemy.url` option set by `db.migrations`,
+The URL comes from (first match) the URL handed over by `db.migrations.alembic_config`,
 `alembic -x db_url=...`, or the service settings (DB_URL / DB_HOST / the SQLite default).
 """
 
 import asyncio
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,11 +24,15 @@ from services.settings import get_settings, to_async_url
 config = context.config
 target_metadata = SQLModel.metadata
 
+if config.cmd_opts is not None and not logging.getLogger().handlers:
+    # From the `alembic` command line there is no ini file to configure logging.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s [%(name)s] %(message)s")
+
 
 def _database_url() -> sa.engine.URL:
-    configured = config.get_main_option("sqlalchemy.url")
-    if configured:
-        return to_async_url(configured)
+    configured = config.attributes.get("database_url")
+    if configured is not None:
+        return configured
     from_cli = context.get_x_argument(as_dictionary=True).get("db_url")
     if from_cli:
         return to_async_url(from_cli)
