@@ -81,12 +81,18 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 
 @asynccontextmanager
+async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """Commit when the block succeeds, roll back when it raises."""
+    try:
+        yield session
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
+
+
+@asynccontextmanager
 async def session_scope(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """A unit of work outside HTTP (jobs, scripts): commit on success, roll back on error."""
-    async with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    """A new session as one unit of work (requests, jobs, scripts)."""
+    async with factory() as session, unit_of_work(session):
+        yield session

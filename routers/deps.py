@@ -12,19 +12,14 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.engine import SessionFactory
+from db.engine import SessionFactory, session_scope
 from services.settings import Settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     factory: SessionFactory = request.state.session_factory
-    async with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    async with session_scope(factory) as session:
+        yield session
 
 
 def get_engine(request: Request) -> AsyncEngine:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.admin import create_database, drop_database
-from db.engine import create_engine
+from db.engine import create_engine, unit_of_work
 from db.migrations import alembic_config, upgrade_head
 from main import create_app
 from routers.deps import get_session
@@ -148,12 +148,8 @@ def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
         app = create_app(settings)
 
         async def shared_session(_request: Request) -> AsyncIterator[AsyncSession]:
-            try:
+            async with unit_of_work(session):
                 yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            await session.commit()
 
         app.dependency_overrides[get_session] = shared_session
         return app
