@@ -1,0 +1,87 @@
+"""Command line: start an emulated Auth0 tenant on loopback."""
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+from scripts.auth0_emulator.limits import PRESETS, Faults
+from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_demo, seed_roles
+from scripts.auth0_emulator.server import EmulatorServer
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.auth0_emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="loopback only unless --allow-remote")
+    parser.add_argument("--port", type=int, default=9010)
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="serve a non-loopback address (never in production)",
+    )
+    parser.add_argument("--seed", choices=["none", "roles", "demo"], default="demo")
+    parser.add_argument("--users", type=int, default=200, help="ordinary users in the demo tenant")
+    parser.add_argument("--rate-limit", choices=sorted(PRESETS), default="off")
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction of Management API calls answered 5xx",
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--fail-exports", action="store_true")
+    parser.add_argument(
+        "--no-exports", action="store_true", help="refuse export jobs, like the Free plan"
+    )
+    parser.add_argument("--audience", default="https://api.aai-backend.local")
+    parser.add_argument("--client-id", default="dev-management-client")
+    parser.add_argument("--client-secret", default="dev-management-secret")
+    args = parser.parse_args()
+
+    faults = Faults(
+        error_rate=args.error_rate,
+        latency_ms=args.latency_ms,
+        fail_exports=args.fail_exports,
+        exports_enabled=not args.no_exports,
+    )
+    try:
+        server = EmulatorServer(
+            host=args.host,
+            port=args.port,
+            audience=args.audience,
+            rate_limit=args.rate_limit,
+            faults=faults,
+            allow_remote=args.allow_remote,
+            management_client_id=args.client_id,
+            management_client_secret=args.client_secret,
+        )
+    except ValueError as exc:
+        print(f"auth0-emulator: {exc}", file=sys.stderr)
+        return 2
+    summary: dict[str, object] = {}
+    if args.seed == "roles":
+        seed_roles(server.tenant)
+    elif args.seed == "demo":
+        summary = seed_demo(server.tenant, users=args.users)
+    server.start()
+    print(
+        f"Auth0 emulator at {server.base_url} (issuer {server.tenant.issuer}, rate limit {args.rate_limit})"
+    )
+    print(f"  management client: {args.client_id} / {args.client_secret}")
+    if summary:
+        admin_token = server.tenant.mint_access_token(str(summary["admin"]), expires_in=86400)
+        print(f"  {summary['users']} users; demo password {DEMO_PASSWORD}")
+        print(f"  admin access token (24h):\n{admin_token}")
+        print(json.dumps({"admin": summary["admin"]}))
+    sys.stdout.flush()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Run the emulator on loopback in a background thread (tests, benchmarks, the dev run)."""
+
+import ipaddress
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from scripts.auth0_emulator.app import EmulatorState, create_emulator_app
+from scripts.auth0_emulator.limits import Faults
+from scripts.auth0_emulator.tenant import Tenant
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class EmulatorServer:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        audience: str = "https://api.aai-backend.local",
+        rate_limit: str = "off",
+        faults: Faults | None = None,
+        allow_remote: bool = False,
+        **tenant_options: object,
+    ) -> None:
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(
+                f"the Auth0 emulator only serves loopback addresses, not {host!r} (pass allow_remote)"
+            )
+        self.host = host
+        self.port = port or free_port(host)
+        self.tenant = Tenant(issuer=f"{self.base_url}/", audience=audience, **tenant_options)  # type: ignore[arg-type]
+        self.state = EmulatorState(self.tenant, rate_limit=rate_limit, faults=faults)
+        self.app = create_emulator_app(self.state)
+        config = uvicorn.Config(
+            self.app, host=host, port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="auth0-emulator", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "EmulatorServer":
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the Auth0 emulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> "EmulatorServer":
+        return self.start()
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,451 @@
+"""In-memory state of an emulated Auth0 tenant: users, roles, assignments, keys, jobs.
+
+Sized for 100k users: lookups are dict-based, role members are kept sorted so
+checkpoint paging is a bisect, and the user list keeps insertion order.
+"""
+
+import bisect
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+DEFAULT_CONNECTION = "Username-Password-Authentication"
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TenantError(Exception):
+    """An Auth0-shaped API error: rendered as {statusCode, error, message, errorCode}."""
+
+    def __init__(self, status: int, message: str, error_code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_code = error_code
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    @classmethod
+    def generate(cls) -> "SigningKey":
+        return cls(kid=secrets.token_hex(8), private_key=rsa.generate_private_key(65537, 2048))
+
+    def public_jwk(self) -> dict[str, Any]:
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
+
+    def public_pem(self) -> bytes:
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass
+class ExportJob:
+    id: str
+    created: float
+    connection_id: str | None
+    format: str
+    fields: list[dict[str, Any]] | None
+    limit: int | None
+    fail: bool
+    created_at: str = field(default_factory=iso_now)
+
+
+@dataclass
+class Tenant:
+    issuer: str  # e.g. "http://127.0.0.1:9010/"
+    audience: str  # the API identifier user tokens are issued for
+    management_client_id: str = "dev-management-client"
+    management_client_secret: str = "dev-management-secret"  # noqa: S105 - emulator default
+    roles_claim: str = "https://biocommons.org.au/roles"
+    management_token_ttl_s: int = 86400
+    access_token_ttl_s: int = 3600
+
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_order: list[str] = field(default_factory=list)
+    passwords: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    user_roles: dict[str, set[str]] = field(default_factory=dict)
+    role_members: dict[str, list[str]] = field(default_factory=dict)  # sorted user ids
+    jobs: dict[str, ExportJob] = field(default_factory=dict)
+    keys: list[SigningKey] = field(default_factory=lambda: [SigningKey.generate()])
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)  # emails Auth0 would send
+    revoked_refresh_tokens: dict[str, int] = field(default_factory=dict)
+    management_tokens_issued: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    _email_index: dict[str, str] = field(default_factory=dict)
+    _username_index: dict[str, str] = field(default_factory=dict)
+    _role_names: dict[str, str] = field(default_factory=dict)
+
+    # ---- keys and tokens -------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self.issuer.rstrip("/")
+
+    @property
+    def management_audience(self) -> str:
+        return f"{self.base_url}/api/v2/"
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return self.keys[-1]
+
+    def rotate_keys(self, *, keep_old: bool = True) -> SigningKey:
+        key = SigningKey.generate()
+        self.keys = [*self.keys, key] if keep_old else [key]
+        return key
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [key.public_jwk() for key in self.keys]}
+
+    def sign(self, claims: dict[str, Any], *, key: SigningKey | None = None) -> str:
+        key = key or self.signing_key
+        return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+
+    def decode(self, token: str, audience: str | list[str]) -> dict[str, Any]:
+        header = jwt.get_unverified_header(token)
+        key = next((k for k in self.keys if k.kid == header.get("kid")), None)
+        if key is None:
+            raise jwt.InvalidTokenError("unknown kid")
+        return jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=["RS256"],
+            audience=audience,
+            issuer=self.issuer,
+        )
+
+    def issue_management_token(
+        self, client_id: str, *, ttl_s: int | None = None
+    ) -> tuple[str, int]:
+        ttl = ttl_s or self.management_token_ttl_s
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": f"{client_id}@clients",
+            "aud": self.management_audience,
+            "iat": now,
+            "exp": now + ttl,
+            "gty": "client-credentials",
+            "azp": client_id,
+            "scope": "read:users update:users create:users delete:users read:roles create:roles "
+            "delete:roles update:roles read:users_app_metadata create:user_tickets",
+        }
+        with self.lock:
+            self.management_tokens_issued += 1
+        return self.sign(claims), ttl
+
+    def mint_access_token(
+        self,
+        user_id: str,
+        *,
+        roles: list[str] | None = None,
+        audience: str | list[str] | None = None,
+        expires_in: int | None = None,
+        scope: str = "openid profile email",
+        extra_claims: dict[str, Any] | None = None,
+        include_roles_claim: bool = True,
+        key: SigningKey | None = None,
+    ) -> str:
+        """An RS256 access token as Auth0 issues it after login (roles from the tenant by default)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user_id,
+            "aud": audience if audience is not None else [self.audience, f"{self.issuer}userinfo"],
+            "iat": now,
+            "exp": now + (expires_in if expires_in is not None else self.access_token_ttl_s),
+            "scope": scope,
+            "azp": self.management_client_id,
+        }
+        if include_roles_claim:
+            claims[self.roles_claim] = roles if roles is not None else self.role_names_of(user_id)
+        claims.update(extra_claims or {})
+        return self.sign(claims, key=key)
+
+    # ---- users -----------------------------------------------------------------
+
+    def _check_unique(self, email: str | None, username: str | None, exclude: str | None) -> None:
+        if email and self._email_index.get(email.lower(), exclude) != exclude:
+            raise TenantError(409, "The user already exists.", "auth0_idp_error")
+        if username and self._username_index.get(username.lower(), exclude) != exclude:
+            raise TenantError(409, "The username provided is in use already.", "auth0_idp_error")
+
+    def create_user(self, data: dict[str, Any]) -> dict[str, Any]:
+        connection = data.get("connection")
+        if not connection:
+            raise TenantError(
+                400,
+                "Payload validation error: 'Missing required property: connection'.",
+                "invalid_body",
+            )
+        email = data.get("email")
+        if connection == DEFAULT_CONNECTION and not email:
+            raise TenantError(
+                400, "Payload validation error: 'Missing required property: email'.", "invalid_body"
+            )
+        password = data.get("password")
+        if connection == DEFAULT_CONNECTION and "user_id" not in data:
+            if not password:
+                raise TenantError(
+                    400,
+                    "Payload validation error: 'Missing required property: password'.",
+                    "invalid_body",
+                )
+            if len(password) < 8:
+                raise TenantError(
+                    400, "PasswordStrengthError: Password is too weak", "invalid_body"
+                )
+        email = email.lower() if email else None
+        username = data.get("username")
+        with self.lock:
+            self._check_unique(email, username, None)
+            provider = (
+                "auth0" if connection == DEFAULT_CONNECTION else connection.split("-")[0].lower()
+            )
+            local_id = data.get("user_id") or uuid.uuid4().hex[:24]
+            user_id = local_id if "|" in str(local_id) else f"{provider}|{local_id}"
+            if user_id in self.users:
+                raise TenantError(409, "The user already exists.", "auth0_idp_error")
+            now = iso_now()
+            user = {
+                "user_id": user_id,
+                "email": email,
+                "email_verified": bool(data.get("email_verified", False)),
+                "username": username,
+                "name": data.get("name") or email or username or user_id,
+                "nickname": data.get("nickname") or (email.split("@")[0] if email else username),
+                "given_name": data.get("given_name"),
+                "family_name": data.get("family_name"),
+                "picture": data.get("picture") or "https://cdn.auth0.com/avatars/default.png",
+                "blocked": bool(data.get("blocked", False)),
+                "created_at": data.get("created_at") or now,
+                "updated_at": now,
+                "last_login": data.get("last_login"),
+                "logins_count": data.get("logins_count", 0),
+                "identities": [
+                    {
+                        "connection": connection,
+                        "provider": provider,
+                        "user_id": user_id.split("|", 1)[1],
+                        "isSocial": provider != "auth0",
+                    }
+                ],
+                "app_metadata": dict(data.get("app_metadata") or {}),
+                "user_metadata": dict(data.get("user_metadata") or {}),
+            }
+            self.users[user_id] = user
+            self.user_order.append(user_id)
+            if email:
+                self._email_index[email] = user_id
+            if username:
+                self._username_index[username.lower()] = user_id
+            if password:
+                self.passwords[user_id] = password
+        return user
+
+    def get_user(self, user_id: str) -> dict[str, Any]:
+        user = self.users.get(user_id)
+        if user is None:
+            raise TenantError(404, "The user does not exist.", "inexistent_user")
+        return user
+
+    def update_user(self, user_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            user = self.get_user(user_id)
+            email = data.get("email")
+            email = email.lower() if isinstance(email, str) else None
+            username = data.get("username")
+            self._check_unique(email, username if isinstance(username, str) else None, user_id)
+            if "password" in data:
+                if len(data["password"] or "") < 8:
+                    raise TenantError(
+                        400, "PasswordStrengthError: Password is too weak", "invalid_body"
+                    )
+                self.passwords[user_id] = data["password"]
+            if email and email != user["email"]:
+                if user["email"]:
+                    self._email_index.pop(user["email"], None)
+                self._email_index[email] = user_id
+                user["email"] = email
+                user["email_verified"] = bool(data.get("email_verified", False))
+            if "username" in data and username != user["username"]:
+                if user["username"]:
+                    self._username_index.pop(user["username"].lower(), None)
+                if username:
+                    self._username_index[username.lower()] = user_id
+                user["username"] = username
+            for key in (
+                "email_verified",
+                "blocked",
+                "name",
+                "nickname",
+                "given_name",
+                "family_name",
+                "picture",
+            ):
+                if key in data and key != "email":
+                    user[key] = data[key]
+            for key in ("app_metadata", "user_metadata"):
+                if key in data:
+                    # Auth0 merges metadata one level deep; null removes a key.
+                    merged = {**user[key], **(data[key] or {})}
+                    user[key] = {k: v for k, v in merged.items() if v is not None}
+            user["updated_at"] = iso_now()
+        return user
+
+    def delete_user(self, user_id: str) -> None:
+        with self.lock:
+            user = self.users.pop(user_id, None)
+            if user is None:
+                return
+            self.user_order.remove(user_id)
+            if user["email"]:
+                self._email_index.pop(user["email"], None)
+            if user["username"]:
+                self._username_index.pop(user["username"].lower(), None)
+            for role_id in self.user_roles.pop(user_id, set()):
+                self._remove_member(role_id, user_id)
+            self.passwords.pop(user_id, None)
+
+    def users_by_email(self, email: str) -> list[dict[str, Any]]:
+        user_id = self._email_index.get(email.lower())
+        return [self.users[user_id]] if user_id else []
+
+    def find_user(self, hint: str) -> dict[str, Any] | None:
+        if hint in self.users:
+            return self.users[hint]
+        found = self.users_by_email(hint)
+        if found:
+            return found[0]
+        user_id = self._username_index.get(hint.lower())
+        return self.users.get(user_id) if user_id else None
+
+    # ---- roles -----------------------------------------------------------------
+
+    def create_role(
+        self, name: str, description: str | None = None, role_id: str | None = None
+    ) -> dict[str, Any]:
+        with self.lock:
+            if name in self._role_names:
+                raise TenantError(409, "Role name already exists", "conflict")
+            role_id = (
+                role_id or f"rol_{secrets.token_urlsafe(12).replace('-', 'x').replace('_', 'y')}"
+            )
+            role = {"id": role_id, "name": name, "description": description or name}
+            self.roles[role_id] = role
+            self._role_names[name] = role_id
+            self.role_members[role_id] = []
+        return role
+
+    def get_role(self, role_id: str) -> dict[str, Any]:
+        role = self.roles.get(role_id)
+        if role is None:
+            raise TenantError(404, "The role does not exist.", "inexistent_role")
+        return role
+
+    def role_by_name(self, name: str) -> dict[str, Any] | None:
+        role_id = self._role_names.get(name)
+        return self.roles.get(role_id) if role_id else None
+
+    def update_role(self, role_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            role = self.get_role(role_id)
+            name = data.get("name")
+            if name and name != role["name"]:
+                if name in self._role_names:
+                    raise TenantError(409, "Role name already exists", "conflict")
+                self._role_names.pop(role["name"])
+                self._role_names[name] = role_id
+                role["name"] = name
+            if "description" in data:
+                role["description"] = data["description"]
+        return role
+
+    def delete_role(self, role_id: str) -> None:
+        with self.lock:
+            role = self.get_role(role_id)
+            self._role_names.pop(role["name"], None)
+            del self.roles[role_id]
+            for user_id in self.role_members.pop(role_id, []):
+                self.user_roles.get(user_id, set()).discard(role_id)
+
+    def _remove_member(self, role_id: str, user_id: str) -> None:
+        members = self.role_members.get(role_id)
+        if members is None:
+            return
+        index = bisect.bisect_left(members, user_id)
+        if index < len(members) and members[index] == user_id:
+            members.pop(index)
+
+    def assign_roles(self, user_id: str, role_ids: list[str]) -> None:
+        with self.lock:
+            self.get_user(user_id)
+            for role_id in role_ids:
+                if role_id not in self.roles:
+                    raise TenantError(404, f"Role {role_id} not found", "inexistent_role")
+            held = self.user_roles.setdefault(user_id, set())
+            for role_id in role_ids:
+                if role_id not in held:
+                    held.add(role_id)
+                    bisect.insort(self.role_members[role_id], user_id)
+
+    def remove_roles(self, user_id: str, role_ids: list[str]) -> None:
+        with self.lock:
+            self.get_user(user_id)
+            held = self.user_roles.get(user_id, set())
+            for role_id in role_ids:
+                if role_id in held:
+                    held.discard(role_id)
+                    self._remove_member(role_id, user_id)
+
+    def roles_of(self, user_id: str) -> list[dict[str, Any]]:
+        return sorted(
+            (self.roles[r] for r in self.user_roles.get(user_id, ())), key=lambda r: r["name"]
+        )
+
+    def role_names_of(self, user_id: str) -> list[str]:
+        return [role["name"] for role in self.roles_of(user_id)]
+
+    def role_members_after(
+        self, role_id: str, after: str | None, take: int
+    ) -> tuple[list[str], str | None]:
+        members = self.role_members.get(role_id)
+        if members is None:
+            raise TenantError(404, "The role does not exist.", "inexistent_role")
+        start = bisect.bisect_right(members, after) if after else 0
+        page = members[start : start + take]
+        has_more = start + take < len(members)
+        return page, (page[-1] if page and has_more else None)
+
+    # ---- export jobs -----------------------------------------------------------
+
+    def create_export(self, body: dict[str, Any], *, fail: bool) -> ExportJob:
+        job = ExportJob(
+            id=f"job_{secrets.token_hex(8)}",
+            created=time.monotonic(),
+            connection_id=body.get("connection_id"),
+            format=body.get("format", "json"),
+            fields=body.get("fields"),
+            limit=body.get("limit"),
+            fail=fail,
+        )
+        with self.lock:
+            self.jobs[job.id] = job
+        return job
