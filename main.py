@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -13,7 +14,9 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import health
+from routers import health, me
+from services.auth import JwksCache, TokenValidator
+from services.auth0 import Auth0Gateway
 from services.errors import AppError
 from services.settings import ConfigError, Settings, get_settings
 from services.version import app_version
@@ -38,6 +41,22 @@ def _lifespan(settings: Settings) -> Any:
             # The embedded default migrates itself; Postgres is migrated by the
             # `migrate` step before the API starts, never by API workers racing.
             await upgrade_head(url)
+        auth0 = Auth0Gateway(
+            base_url=settings.auth0_base_url,
+            client_id=settings.auth0_management_id,
+            client_secret=settings.auth0_management_secret.get_secret_value(),
+            rps=settings.auth0_mgmt_rps,
+            max_retries=settings.auth0_max_retries,
+            timeout_s=settings.auth0_timeout_s,
+            max_wait_s=settings.auth0_max_wait_s,
+        )
+        jwks_http = httpx.AsyncClient(timeout=settings.auth0_timeout_s)
+        jwks = JwksCache(
+            jwks_http,
+            f"{settings.auth0_base_url}/.well-known/jwks.json",
+            ttl_s=settings.auth0_jwks_ttl_s,
+            cooldown_s=settings.auth0_jwks_cooldown_s,
+        )
         engine = create_engine(
             url,
             process="api",
@@ -52,9 +71,13 @@ def _lifespan(settings: Settings) -> Any:
                 "engine": engine,
                 "session_factory": create_session_factory(engine),
                 "expected_heads": head_revisions(),
+                "auth0": auth0,
+                "token_validator": TokenValidator(settings, jwks),
             }
         finally:
             await engine.dispose()
+            await auth0.aclose()
+            await jwks_http.aclose()
 
     return lifespan
 
@@ -114,4 +137,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unhandled)
 
     app.include_router(health.router)
+    app.include_router(me.router)
     return app

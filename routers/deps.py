@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
+from services.auth import CurrentUser, authenticate
+from services.auth0 import Auth0Gateway
 from services.settings import Settings
 
 
@@ -30,6 +33,25 @@ def get_app_settings(request: Request) -> Settings:
     return request.state.settings
 
 
+def get_auth0(request: Request) -> Auth0Gateway:
+    return request.state.auth0
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+Auth0Dep = Annotated[Auth0Gateway, Depends(get_auth0)]
+
+_bearer = HTTPBearer(auto_error=False, description="An Auth0 access token for this API")
+
+
+async def get_current_user(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    header = f"Bearer {credentials.credentials}" if credentials else None
+    return await authenticate(session, request.state.token_validator, request.state.settings, header)
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

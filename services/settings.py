@@ -104,6 +104,13 @@ class Settings(BaseSettings):
     auth0_roles_claim: str = "https://biocommons.org.au/roles"
     auth0_role_namespace: str = "biocommons"
     admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    auth0_mgmt_rps: float = Field(default=10.0, gt=0)
+    auth0_max_retries: int = Field(default=4, ge=0, le=10)
+    auth0_timeout_s: float = Field(default=10.0, gt=0)
+    auth0_max_wait_s: float = Field(default=30.0, ge=0)
+    auth0_jwks_ttl_s: float = Field(default=600.0, gt=0)
+    auth0_jwks_cooldown_s: float = Field(default=30.0, ge=0)
+    auth0_token_leeway_s: int = Field(default=30, ge=0, le=300)
 
     # Web
     jwt_secret_key: SecretStr = SecretStr(DEV_JWT_SECRET)

@@ -1,0 +1,74 @@
+"""Client-credentials tokens for the Management API, fetched without blocking the loop.
+
+auth0-python's own providers are synchronous (or unused by the async client) and
+hard-code https, so this one is ours: one fetch at a time, cached until shortly
+before expiry, invalidated when Auth0 rejects it.
+"""
+
+import asyncio
+import time
+
+import httpx
+
+from services.errors import ServiceUnavailable, UpstreamError
+
+REFRESH_MARGIN_S = 60.0
+
+
+class ManagementTokenProvider:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        audience: str,
+    ) -> None:
+        self._http = http
+        self._token_url = token_url
+        self._form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "audience": audience,
+        }
+        self._token: str | None = None
+        self._expires_at = 0.0
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    def _valid(self) -> bool:
+        return self._token is not None and time.monotonic() < self._expires_at
+
+    async def get(self) -> str:
+        if self._valid():
+            return self._token  # type: ignore[return-value]
+        async with self._lock:
+            # Another waiter may have refreshed it while this one queued.
+            if not self._valid():
+                await self._fetch()
+            return self._token  # type: ignore[return-value]
+
+    def invalidate(self) -> None:
+        self._token = None
+        self._expires_at = 0.0
+
+    async def _fetch(self) -> None:
+        try:
+            response = await self._http.post(self._token_url, data=self._form)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(
+                f"Auth0 token endpoint unreachable ({type(exc).__name__})"
+            ) from exc
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ServiceUnavailable(f"Auth0 token endpoint answered {response.status_code}")
+        if response.status_code != 200:
+            raise UpstreamError(
+                f"Auth0 refused the management client credentials ({response.status_code})"
+            )
+        body = response.json()
+        self.fetches += 1
+        expires_in = float(body.get("expires_in", 86400))
+        self._token = str(body["access_token"])
+        self._expires_at = time.monotonic() + max(expires_in - REFRESH_MARGIN_S, expires_in / 2)
