@@ -9,7 +9,7 @@ server cannot be reached the run stops with a clear message; nothing is silently
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -26,8 +26,12 @@ from db.engine import create_engine, unit_of_work
 from db.migrations import alembic_config, upgrade_head
 from main import create_app
 from routers.deps import get_session
+from scripts.auth0_emulator.limits import Faults
+from scripts.auth0_emulator.seed import seed_roles
+from scripts.auth0_emulator.server import EmulatorServer
 from services.settings import Settings, load_settings, to_async_url
 
+TEST_AUDIENCE = "https://api.aai-backend.test"
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVER_URL_KEY = pytest.StashKey[URL]()
 PG_URL_KEY = pytest.StashKey[URL]()
@@ -135,9 +139,37 @@ def make_settings(db_url: URL | str, **overrides: object) -> Settings:
     return load_settings(_env_file=None, db_url=db_url, db_host=None, **overrides)
 
 
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[EmulatorServer]:
+    """One Auth0 emulator on loopback for the whole run, seeded with the catalog roles."""
+    with EmulatorServer(audience=TEST_AUDIENCE) as server:
+        seed_roles(server.tenant)
+        yield server
+
+
 @pytest.fixture
-def settings(pg_url: URL) -> Settings:
-    return make_settings(pg_url)
+def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
+    """The shared emulator with its default behaviour restored after the test."""
+    yield emulator_server
+    emulator_server.state.set_rate_limit("off")
+    emulator_server.state.faults = Faults()
+    emulator_server.tenant.management_token_ttl_s = 86400
+
+
+def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:
+    return {
+        "auth0_domain": emulator.base_url,
+        "auth0_audience": TEST_AUDIENCE,
+        "auth0_management_id": emulator.tenant.management_client_id,
+        "auth0_management_secret": emulator.tenant.management_client_secret,
+        "admin_roles": '["Admin"]',
+        "auth0_mgmt_rps": 1000,
+    }
+
+
+@pytest.fixture
+def settings(pg_url: URL, emulator: EmulatorServer) -> Settings:
+    return make_settings(pg_url, **emulator_settings(emulator))
 
 
 @pytest.fixture
