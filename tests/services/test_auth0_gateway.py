@@ -202,7 +202,8 @@ class TestRateLimits:
         finally:
             await gateway.aclose()
         assert caught.value.status_code == 503
-        assert caught.value.headers and "Retry-After" in caught.value.headers
+        assert caught.value.headers is not None
+        assert "Retry-After" in caught.value.headers
 
 
 class TestRetries:
