@@ -250,7 +250,7 @@ class TestRefused:
     ):
         token = jwt.encode(
             claims_for(emulator),
-            "secret",
+            "secret-" * 8,
             algorithm="HS256",
             headers={"kid": emulator.tenant.signing_key.kid},
         )
