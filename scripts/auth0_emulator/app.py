@@ -474,10 +474,17 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
                 "invalid_paging",
             )
         query = request.query_params
-        users = [tenant.users[user_id] for user_id in tenant.user_order]
-        if query.get("q"):
-            clauses = compile_query(query["q"])
-            users = [user for user in users if user_matches(user, clauses)]
+        clauses = compile_query(query["q"]) if query.get("q") else []
+        exact_email = [
+            v.strip('"') for f, v in clauses if f == "email" and "*" not in v and "?" not in v
+        ]
+        if exact_email:
+            # The common lookup; answer it from the index instead of scanning every user.
+            users = [u for u in tenant.users_by_email(exact_email[0]) if user_matches(u, clauses)]
+        else:
+            users = [tenant.users[user_id] for user_id in tenant.user_order]
+            if clauses:
+                users = [user for user in users if user_matches(user, clauses)]
         if query.get("connection"):
             users = [
                 u

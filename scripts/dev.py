@@ -1,0 +1,67 @@
+"""The local run: an Auth0 emulator with a demo tenant plus the API, no credentials needed.
+
+    uv run python -m scripts.dev   (what scripts/run does)
+
+When AUTH0_DOMAIN points somewhere else (a real tenant), only the API is started.
+"""
+
+import os
+import socket
+import sys
+
+import uvicorn
+
+from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_demo
+from scripts.auth0_emulator.server import EmulatorServer
+from services.settings import DEV_AUTH0_DOMAIN, ConfigError, get_settings
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def main() -> int:
+    # The demo tenant's general admins hold the "Admin" role.
+    os.environ.setdefault("ADMIN_ROLES", '["Admin"]')
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(f"aai-backend: {exc}", file=sys.stderr)
+        return 2
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    emulator: EmulatorServer | None = None
+    if settings.auth0_base_url == DEV_AUTH0_DOMAIN and not settings.is_production:
+        if _port_in_use("127.0.0.1", 9010):
+            print("Auth0 emulator: something already listens on 127.0.0.1:9010; using it")
+        else:
+            emulator = EmulatorServer(
+                port=9010,
+                audience=settings.auth0_audience,
+                management_client_id=settings.auth0_management_id,
+                management_client_secret=settings.auth0_management_secret.get_secret_value(),
+                roles_claim=settings.auth0_roles_claim,
+            )
+            summary = seed_demo(emulator.tenant, users=int(os.environ.get("DEMO_USERS", "200")))
+            emulator.start()
+            token = emulator.tenant.mint_access_token(
+                str(summary["admin"]), roles=["Admin"], expires_in=86400
+            )
+            print(
+                f"Auth0 emulator: {emulator.base_url} ({summary['users']} demo users, password {DEMO_PASSWORD})"
+            )
+            print(f"Demo admin access token (24h):\n  {token}")
+    print(f"API: http://{host}:{port}/docs   readiness: http://{host}:{port}/health/ready")
+    print(f"Database: {settings.database_url.render_as_string(hide_password=True)}")
+    sys.stdout.flush()
+    try:
+        uvicorn.run("main:create_app", factory=True, host=host, port=port, proxy_headers=True)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
