@@ -51,7 +51,9 @@ async def get_current_user(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
     header = f"Bearer {credentials.credentials}" if credentials else None
-    return await authenticate(session, request.state.token_validator, request.state.settings, header)
+    return await authenticate(
+        session, request.state.token_validator, request.state.settings, header
+    )
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]

@@ -29,6 +29,15 @@ from scripts.auth0_emulator.tenant import (
 )
 
 MAX_PAGED_RESULTS = 1000
+FAULT_SETTINGS = (
+    "error_rate",
+    "error_status",
+    "latency_ms",
+    "fail_exports",
+    "exports_enabled",
+    "export_delay_s",
+    "down",
+)
 
 
 def auth0_error(
@@ -750,31 +759,12 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
         body = await request.json()
         if "rate_limit" in body:
             state.set_rate_limit(body["rate_limit"])
-        for key in (
-            "error_rate",
-            "error_status",
-            "latency_ms",
-            "fail_exports",
-            "exports_enabled",
-            "export_delay_s",
-            "down",
-        ):
+        for key in FAULT_SETTINGS:
             if key in body:
                 setattr(state.faults, key, body[key])
         return {
             "rate_limit": state.rate_limit,
-            "faults": {
-                k: getattr(state.faults, k)
-                for k in (
-                    "error_rate",
-                    "error_status",
-                    "latency_ms",
-                    "fail_exports",
-                    "exports_enabled",
-                    "export_delay_s",
-                    "down",
-                )
-            },
+            "faults": {key: getattr(state.faults, key) for key in FAULT_SETTINGS},
         }
 
     @app.post("/_emulator/tokens")
