@@ -70,9 +70,23 @@ class User(TableBase, table=True):
     )
 
 
-# Emails and usernames are unique regardless of case, enforced by the database.
-sa.Index("uq_app_user_email_lower", sa.func.lower(User.__table__.c.email), unique=True)
-sa.Index("uq_app_user_username_lower", sa.func.lower(User.__table__.c.username), unique=True)
+# Emails and usernames are unique regardless of case among live users, enforced by the
+# database. A user deleted in Auth0 gives its email up for whoever signs up with it next.
+_live = sa.not_(User.__table__.c.is_deleted)
+sa.Index(
+    "uq_app_user_email_lower",
+    sa.func.lower(User.__table__.c.email),
+    unique=True,
+    postgresql_where=_live,
+    sqlite_where=_live,
+)
+sa.Index(
+    "uq_app_user_username_lower",
+    sa.func.lower(User.__table__.c.username),
+    unique=True,
+    postgresql_where=_live,
+    sqlite_where=_live,
+)
 # Admin lists: the default order, and the "unverified" / "deleted" filters.
 sa.Index("ix_app_user_created_at_id", User.__table__.c.created_at, User.__table__.c.id)
 sa.Index(

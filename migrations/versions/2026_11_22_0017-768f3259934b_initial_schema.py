@@ -64,10 +64,18 @@ def upgrade() -> None:
             "ix_app_user_is_deleted_email_verified", ["is_deleted", "email_verified"], unique=False
         )
         batch_op.create_index(
-            "uq_app_user_email_lower", [sa.literal_column("lower(email)")], unique=True
+            "uq_app_user_email_lower",
+            [sa.literal_column("lower(email)")],
+            unique=True,
+            postgresql_where=sa.text("NOT is_deleted"),
+            sqlite_where=sa.text("NOT is_deleted"),
         )
         batch_op.create_index(
-            "uq_app_user_username_lower", [sa.literal_column("lower(username)")], unique=True
+            "uq_app_user_username_lower",
+            [sa.literal_column("lower(username)")],
+            unique=True,
+            postgresql_where=sa.text("NOT is_deleted"),
+            sqlite_where=sa.text("NOT is_deleted"),
         )
 
     op.create_table(
@@ -90,8 +98,15 @@ def upgrade() -> None:
         ),
         sa.Column("last_synced_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_auth0_role")),
-        sa.UniqueConstraint("name", name=op.f("uq_auth0_role_name")),
     )
+    with op.batch_alter_table("auth0_role", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_auth0_role_name_live",
+            ["name"],
+            unique=True,
+            postgresql_where=sa.text("removed_at IS NULL"),
+            sqlite_where=sa.text("removed_at IS NULL"),
+        )
     op.create_table(
         "email_notification",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -723,6 +738,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_email_notification_created_at")
 
     op.drop_table("email_notification")
+    with op.batch_alter_table("auth0_role", schema=None) as batch_op:
+        batch_op.drop_index("uq_auth0_role_name_live")
+
     op.drop_table("auth0_role")
     with op.batch_alter_table("app_user", schema=None) as batch_op:
         batch_op.drop_index("uq_app_user_username_lower")

@@ -82,6 +82,11 @@ class TestUser:
         db_session.add(User(id="auth0|2", email="b@example.org", username="alice"))
         await expect_integrity_error(db_session)
 
+    async def test_a_deleted_user_gives_up_its_email_and_username(self, db_session: AsyncSession):
+        await add_user(db_session, "auth0|old", "Reused@example.org", username="reused", is_deleted=True)
+        await add_user(db_session, "auth0|new", "reused@example.org", username="Reused")
+        assert (await db_session.get_one(User, "auth0|new")).email == "reused@example.org"
+
     async def test_users_without_username_or_email_do_not_collide(self, db_session: AsyncSession):
         db_session.add_all([User(id="sms|1"), User(id="sms|2")])
         await db_session.flush()

@@ -11,4 +11,4 @@ def test_diagram_shows_every_table_and_relationship():
     content = render()
     assert "app_user {" in content
     assert 'app_user ||--o{ platform_membership : "user_id"' in content
-    assert "unique, case-insensitive" in content
+    assert "unique case-insensitive where NOT app_user.is_deleted" in content
