@@ -39,17 +39,14 @@ def _unique_notes(table: sa.Table) -> dict[str, list[str]]:
         if not index.unique:
             continue
         expression = index.expressions[0]
+        where = index.dialect_options["postgresql"]["where"]
+        suffix = f" where {where}" if where is not None else ""
         if isinstance(expression, sa.Column):
-            label = (
-                "unique where active"
-                if index.dialect_options["postgresql"]["where"] is not None
-                else "unique"
-            )
-            notes.setdefault(expression.name, []).append(label)
+            notes.setdefault(expression.name, []).append(f"unique{suffix}")
         else:
             for element in visitors.iterate(expression):
                 if isinstance(element, sa.Column):
-                    notes.setdefault(element.name, []).append("unique, case-insensitive")
+                    notes.setdefault(element.name, []).append(f"unique case-insensitive{suffix}")
     return notes
 
 
