@@ -122,6 +122,20 @@ class Settings(BaseSettings):
     aai_portal_url: str | None = None
     recaptcha_secret: SecretStr | None = None
 
+    # Scheduler (run_scheduler.py)
+    sync_user_source: Literal["auto", "export", "list"] = "auto"
+    sync_max_delete_fraction: float = Field(default=0.05, ge=0, le=1)
+    sync_roles_interval_s: int = Field(default=900, ge=10)
+    sync_users_full_interval_s: int = Field(default=3600, ge=60)
+    sync_users_incremental_interval_s: int = Field(default=300, ge=10)
+    sync_memberships_interval_s: int = Field(default=900, ge=10)
+    sync_outbox_interval_s: int = Field(default=30, ge=1)
+    sync_otp_cleanup_interval_s: int = Field(default=3600, ge=10)
+    sync_misfire_grace_s: int = Field(default=900, ge=1)
+    sync_role_concurrency: int = Field(default=4, ge=1, le=32)
+    outbox_max_attempts: int = Field(default=10, ge=1)
+    catalog_short_names: dict[str, str] = Field(default_factory=dict)
+
     # Email
     no_reply_email_sender: str = "no-reply@aai.localhost"
 

@@ -86,6 +86,9 @@ _CLAUSE = re.compile(r'^(?P<field>[\w.]+):(?P<value>"[^"]*"|\[[^\]]*\]|\S+)$')
 def _lookup(user: dict[str, Any], path: str) -> Any:
     if path == "identities.connection":
         return [identity["connection"] for identity in user.get("identities", [])]
+    if path.startswith("identities[0]."):
+        identities = user.get("identities") or [{}]
+        return identities[0].get(path.removeprefix("identities[0]."))
     value: Any = user
     for part in path.split("."):
         if not isinstance(value, dict):

@@ -83,7 +83,9 @@ class TestUser:
         await expect_integrity_error(db_session)
 
     async def test_a_deleted_user_gives_up_its_email_and_username(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|old", "Reused@example.org", username="reused", is_deleted=True)
+        await add_user(
+            db_session, "auth0|old", "Reused@example.org", username="reused", is_deleted=True
+        )
         await add_user(db_session, "auth0|new", "reused@example.org", username="Reused")
         assert (await db_session.get_one(User, "auth0|new")).email == "reused@example.org"
 

@@ -1,0 +1,180 @@
+"""The scheduler process: keeps Postgres in step with Auth0 and delivers the outbox.
+
+    uv run python run_scheduler.py                 # run until SIGTERM/SIGINT
+    uv run python run_scheduler.py --immediate     # every job once, in order, then exit
+    uv run python run_scheduler.py --job sync.users.full --dry-run
+
+One scheduler per deployment is intended; a second one started by accident does no harm:
+every job takes a Postgres advisory lock and skips when another process holds it.
+"""
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from db.engine import create_engine, create_session_factory
+from db.models import SyncRun
+from db.types import SyncRunStatus
+from services.auth0 import Auth0Gateway
+from services.settings import ConfigError, Settings, get_settings
+from services.sync.jobs import Job, select_jobs
+from services.sync.runs import JobContext, run_job
+
+logger = logging.getLogger("aai.scheduler")
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
+    engine = create_engine(
+        settings.database_url,
+        process="scheduler",
+        pool_size=3,
+        max_overflow=2,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        # Bulk sync statements on 100k rows need more than a request's budget.
+        statement_timeout_s=max(settings.db_statement_timeout_s, 600),
+    )
+    gateway = Auth0Gateway(
+        base_url=settings.auth0_base_url,
+        client_id=settings.auth0_management_id,
+        client_secret=settings.auth0_management_secret.get_secret_value(),
+        rps=settings.auth0_mgmt_rps,
+        max_retries=max(settings.auth0_max_retries, 6),
+        timeout_s=max(settings.auth0_timeout_s, 30),
+        max_wait_s=120,
+    )
+    return JobContext(
+        settings=settings,
+        engine=engine,
+        sessions=create_session_factory(engine),
+        auth0=gateway,
+        dry_run=dry_run,
+    )
+
+
+async def close_context(ctx: JobContext) -> None:
+    await ctx.auth0.aclose()
+    await ctx.engine.dispose()
+
+
+async def run_once(ctx: JobContext, jobs: Sequence[Job]) -> list[SyncRun]:
+    runs = []
+    for job in jobs:
+        runs.append(await run_job(ctx, job.name, job.body))
+    return runs
+
+
+async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    running: set[asyncio.Task[SyncRun]] = set()
+
+    async def fire(job: Job) -> None:
+        # Each job gets its own context copy: counts are per run.
+        job_ctx = JobContext(ctx.settings, ctx.engine, ctx.sessions, ctx.auth0, ctx.dry_run)
+        task = asyncio.ensure_future(run_job(job_ctx, job.name, job.body))
+        running.add(task)
+        try:
+            await task
+        finally:
+            running.discard(task)
+
+    for job in jobs:
+        scheduler.add_job(
+            fire,
+            "interval",
+            args=[job],
+            id=job.name,
+            name=job.name,
+            seconds=job.interval_s(ctx.settings),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=ctx.settings.sync_misfire_grace_s,
+            replace_existing=True,
+            next_run_time=None if job.full_sync else _soon(),
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    scheduler.start()
+    logger.info(
+        "scheduler started: %s",
+        ", ".join(f"{j.name} every {j.interval_s(ctx.settings)}s" for j in jobs),
+    )
+    await stop.wait()
+    logger.info("stopping: no new runs; waiting up to 30s for %d running job(s)", len(running))
+    scheduler.shutdown(wait=False)
+    if running:
+        _done, pending = await asyncio.wait(running, timeout=30)
+        for task in pending:
+            # Abandoned mid-run: its transaction rolls back, and the next run converges.
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _soon() -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=1)
+
+
+@app.command()
+def main(
+    immediate: Annotated[
+        bool, typer.Option("--immediate", help="Run every job once, in order, then exit.")
+    ] = False,
+    skip_full_sync: Annotated[
+        bool, typer.Option("--skip-full-sync", help="Leave out the user and membership syncs.")
+    ] = False,
+    email_only: Annotated[bool, typer.Option("--email-only", help="Only the email jobs.")] = False,
+    job: Annotated[
+        str | None, typer.Option("--job", help="Run this one job once, then exit.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Compute and print what would change; write nothing.")
+    ] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
+    )
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        typer.echo(f"run_scheduler: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        jobs = select_jobs(
+            only=job,
+            skip_full_sync=skip_full_sync,
+            email_only=email_only,
+            immediate=immediate or job is not None,
+        )
+    except KeyError as exc:
+        typer.echo(f"run_scheduler: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from None
+
+    async def go() -> int:
+        ctx = build_context(settings, dry_run=dry_run)
+        try:
+            if immediate or job is not None or dry_run:
+                runs = await run_once(ctx, jobs)
+                for run in runs:
+                    typer.echo(
+                        f"{run.job:<24} {run.status.value:<9} {run.counts}{'  ' + run.error if run.error else ''}"
+                    )
+                return 1 if any(run.status is SyncRunStatus.FAILED for run in runs) else 0
+            await run_forever(ctx, jobs)
+            return 0
+        finally:
+            await close_context(ctx)
+
+    raise typer.Exit(asyncio.run(go()))
+
+
+if __name__ == "__main__":
+    sys.exit(app())

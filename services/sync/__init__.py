@@ -1,0 +1,1 @@
+"""The scheduler's use cases: keeping Postgres in step with Auth0, and the outbox."""

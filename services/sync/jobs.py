@@ -1,0 +1,63 @@
+"""The scheduler's jobs, in dependency order, with the settings that space them."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.settings import Settings
+from services.sync.catalog import sync_roles
+from services.sync.memberships import sync_memberships
+from services.sync.otp import cleanup_codes
+from services.sync.outbox import deliver_outbox
+from services.sync.runs import JobBody
+from services.sync.users import FULL_JOB, INCREMENTAL_JOB, sync_users_full, sync_users_incremental
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    body: JobBody
+    interval_s: Callable[[Settings], int]
+    full_sync: bool = False  # skipped by --skip-full-sync
+    email: bool = False  # the only jobs run by --email-only
+    immediate: bool = True  # part of `--immediate`
+
+
+JOBS: tuple[Job, ...] = (
+    Job("sync.roles", sync_roles, lambda s: s.sync_roles_interval_s),
+    Job(FULL_JOB, sync_users_full, lambda s: s.sync_users_full_interval_s, full_sync=True),
+    # After a full sync the incremental one has nothing to add, so --immediate leaves it out.
+    Job(
+        INCREMENTAL_JOB,
+        sync_users_incremental,
+        lambda s: s.sync_users_incremental_interval_s,
+        immediate=False,
+    ),
+    Job(
+        "sync.memberships",
+        sync_memberships,
+        lambda s: s.sync_memberships_interval_s,
+        full_sync=True,
+    ),
+    Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s),
+    Job("otp.cleanup", cleanup_codes, lambda s: s.sync_otp_cleanup_interval_s, email=True),
+)
+JOBS_BY_NAME = {job.name: job for job in JOBS}
+
+
+def select_jobs(
+    *,
+    only: str | None = None,
+    skip_full_sync: bool = False,
+    email_only: bool = False,
+    immediate: bool = False,
+) -> list[Job]:
+    if only is not None:
+        if only not in JOBS_BY_NAME:
+            raise KeyError(f"unknown job {only!r}; jobs: {', '.join(JOBS_BY_NAME)}")
+        return [JOBS_BY_NAME[only]]
+    chosen = [job for job in JOBS if not (immediate and not job.immediate)]
+    if email_only:
+        return [job for job in chosen if job.email]
+    if skip_full_sync:
+        return [job for job in chosen if not job.full_sync]
+    return chosen

@@ -1,0 +1,56 @@
+"""Small set-based helpers that work on both PostgreSQL and SQLite."""
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+BATCH = 5000
+
+
+def dialect_insert(session: AsyncSession, table: sa.Table) -> Any:
+    name = session.get_bind().dialect.name
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+def changed(table: sa.Table, excluded: Any, columns: Iterable[str]) -> sa.ColumnElement[bool]:
+    """True when any of `columns` differs from the incoming row (NULL-safe)."""
+    return sa.or_(*(table.c[name].is_distinct_from(excluded[name]) for name in columns))
+
+
+async def upsert(
+    session: AsyncSession,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+    extra_set: dict[str, Any] | None = None,
+) -> int:
+    """Insert rows, updating only those whose `update` columns changed; returns rows written."""
+    written = 0
+    for start in range(0, len(rows), BATCH):
+        statement = dialect_insert(session, table).values(list(rows[start : start + BATCH]))
+        excluded = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={**{name: excluded[name] for name in update}, **(extra_set or {})},
+            where=changed(table, excluded, update),
+        )
+        result = await session.execute(statement)
+        written += max(result.rowcount or 0, 0)
+    return written
+
+
+async def insert_rows(
+    session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    for start in range(0, len(rows), BATCH):
+        await session.execute(sa.insert(table), list(rows[start : start + BATCH]))
+
+
+def new_uuid() -> uuid.UUID:
+    return uuid.uuid4()
