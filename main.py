@@ -46,6 +46,7 @@ def _lifespan(settings: Settings) -> Any:
             client_id=settings.auth0_management_id,
             client_secret=settings.auth0_management_secret.get_secret_value(),
             rps=settings.auth0_mgmt_rps,
+            burst=settings.auth0_mgmt_burst,
             max_retries=settings.auth0_max_retries,
             timeout_s=settings.auth0_timeout_s,
             max_wait_s=settings.auth0_max_wait_s,

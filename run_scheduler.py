@@ -46,6 +46,7 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
         client_id=settings.auth0_management_id,
         client_secret=settings.auth0_management_secret.get_secret_value(),
         rps=settings.auth0_mgmt_rps,
+        burst=settings.auth0_mgmt_burst,
         max_retries=max(settings.auth0_max_retries, 6),
         timeout_s=max(settings.auth0_timeout_s, 30),
         max_wait_s=120,

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     auth0_role_namespace: str = "biocommons"
     admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auth0_mgmt_rps: float = Field(default=10.0, gt=0)
+    auth0_mgmt_burst: int = Field(default=10, ge=1)
     auth0_max_retries: int = Field(default=4, ge=0, le=10)
     auth0_timeout_s: float = Field(default=10.0, gt=0)
     auth0_max_wait_s: float = Field(default=30.0, ge=0)

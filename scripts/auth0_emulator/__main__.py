@@ -7,7 +7,7 @@ import sys
 import threading
 
 from scripts.auth0_emulator.limits import PRESETS, Faults
-from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_demo, seed_roles
+from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_bench, seed_demo, seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
 
 
@@ -20,8 +20,10 @@ def main() -> int:
         action="store_true",
         help="serve a non-loopback address (never in production)",
     )
-    parser.add_argument("--seed", choices=["none", "roles", "demo"], default="demo")
-    parser.add_argument("--users", type=int, default=200, help="ordinary users in the demo tenant")
+    parser.add_argument("--seed", choices=["none", "roles", "demo", "bench"], default="demo")
+    parser.add_argument(
+        "--users", type=int, default=200, help="ordinary users in the demo or bench tenant"
+    )
     parser.add_argument("--rate-limit", choices=sorted(PRESETS), default="off")
     parser.add_argument(
         "--error-rate",
@@ -64,6 +66,9 @@ def main() -> int:
         seed_roles(server.tenant)
     elif args.seed == "demo":
         summary = seed_demo(server.tenant, users=args.users)
+    elif args.seed == "bench":
+        bench = seed_bench(server.tenant, users=args.users)
+        print(f"  bench tenant: {bench['users']} users, role members {bench['members']}")
     server.start()
     print(
         f"Auth0 emulator at {server.base_url} (issuer {server.tenant.issuer}, rate limit {args.rate_limit})"

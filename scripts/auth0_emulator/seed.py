@@ -106,3 +106,47 @@ def seed_demo(
         "tsi_admin": tsi_admin,
         "users": len(tenant.users),
     }
+
+
+def seed_bench(
+    tenant: Tenant,
+    *,
+    users: int,
+    namespace: str = "biocommons",
+    platform_share: float = 0.7,
+    group_share: float = 0.2,
+    seed: int = 11,
+) -> dict[str, Any]:
+    """The benchmark tenant: 3 platform roles each on ~70% of users, 2 group roles each on ~20%."""
+    rng = random.Random(seed)
+    roles = seed_roles(tenant, namespace)
+    extra = tenant.role_by_name(f"{namespace}/group/bpa_cohort") or tenant.create_role(
+        f"{namespace}/group/bpa_cohort", "BPA Cohort Study"
+    )
+    platform_roles = [roles[f"{namespace}/platform/{p}"] for p in PLATFORMS]
+    group_roles = [roles[f"{namespace}/group/tsi"], extra["id"]]
+    base = datetime(2023, 1, 1, tzinfo=UTC)
+    for index in range(users):
+        created = tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "user_id": f"{index:07d}bench",
+                "email": f"bench{index:07d}@example.org",
+                "username": f"bench{index:07d}",
+                "password": DEMO_PASSWORD,
+                "email_verified": rng.random() > 0.05,
+                "given_name": "Bench",
+                "family_name": f"User {index}",
+                "created_at": (base + timedelta(seconds=index * 30))
+                .isoformat()
+                .replace("+00:00", "Z"),
+            }
+        )
+        assigned = [role for role in platform_roles if rng.random() < platform_share]
+        assigned += [role for role in group_roles if rng.random() < group_share]
+        if assigned:
+            tenant.assign_roles(created["user_id"], assigned)
+    members = {
+        role_id: len(tenant.role_members[role_id]) for role_id in platform_roles + group_roles
+    }
+    return {"users": len(tenant.users), "members": members}

@@ -73,19 +73,26 @@ class Auth0Stats:
 
 
 class Pacer:
-    """Spaces requests at most `rps` per second and holds everyone back after a 429."""
+    """A client-side token bucket matching the tenant's (`rps` sustained, `burst` at once),
+    which also holds everyone back after a 429."""
 
-    def __init__(self, rps: float) -> None:
-        self._interval = 1.0 / rps if rps > 0 else 0.0
-        self._next = 0.0
+    def __init__(self, rps: float, burst: int = 1) -> None:
+        self._rate = rps
+        self._capacity = float(max(burst, 1))
+        self._tokens = self._capacity
+        self._updated = time.monotonic()
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
 
     async def wait(self) -> None:
         async with self._lock:
             now = time.monotonic()
-            start = max(now, self._next, self._blocked_until)
-            self._next = start + self._interval
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
+            # A negative balance is a queue of reservations, each 1/rate apart.
+            ready_at = now + max(0.0, (1.0 - self._tokens) / self._rate)
+            self._tokens -= 1.0
+            start = max(ready_at, self._blocked_until)
         if start > now:
             await asyncio.sleep(start - now)
 
@@ -131,6 +138,7 @@ class Auth0Gateway:
         client_id: str,
         client_secret: str,
         rps: float = 10.0,
+        burst: int = 10,
         max_retries: int = 4,
         timeout_s: float = 10.0,
         max_wait_s: float = 30.0,
@@ -142,7 +150,7 @@ class Auth0Gateway:
         self.max_retries = max_retries
         self.max_wait_s = max_wait_s
         self.backoff_base_s = backoff_base_s
-        self._pacer = Pacer(rps)
+        self._pacer = Pacer(rps, burst)
         self._http = httpx.AsyncClient(
             timeout=timeout_s,
             transport=transport,
@@ -417,7 +425,7 @@ class Auth0Gateway:
         fields: list[str],
         *,
         connection_id: str | None = None,
-        poll_interval_s: float = 2.0,
+        poll_interval_s: float = 0.5,
         timeout_s: float = 3600.0,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run a user export job and stream its NDJSON lines."""
@@ -437,6 +445,8 @@ class Auth0Gateway:
                     f"Auth0 export job {job.id} did not finish within {timeout_s:.0f}s"
                 )
             await asyncio.sleep(poll_interval_s)
+            # Small exports finish in a second; large ones take minutes: back off.
+            poll_interval_s = min(poll_interval_s * 1.5, 10.0)
             job = await self.call("jobs.get", lambda c, job_id=job.id: c.jobs.get(job_id))
         if job.status == "failed" or not job.location:
             raise UpstreamError(

@@ -35,7 +35,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxStatus
 from services.errors import AppError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import dialect_insert, insert_rows
+from services.sync.sql import analyze, dialect_insert, insert_rows
 
 ROLE_REMOVED = "role removed in Auth0"
 
@@ -78,28 +78,18 @@ async def load_targets(session: AsyncSession) -> list[Target]:
     return sorted(targets, key=lambda t: (t.kind, t.id))
 
 
-async def read_members(ctx: JobContext, targets: list[Target]) -> None:
-    semaphore = asyncio.Semaphore(ctx.settings.sync_role_concurrency)
-    progress = Progress("role members read")
-
-    async def read(target: Target) -> None:
-        async with semaphore:
-            read_at = utcnow()
-            members: set[str] = set()
-            try:
-                async for member in ctx.auth0.iter_role_members(target.role_id, take=100):
-                    members.add(member["user_id"])
-                    progress.advance()
-            except AppError as exc:
-                ctx.count("roles_unreadable")
-                ctx.counts.setdefault("errors", []).append(
-                    f"{target.kind} {target.id}: {exc.detail}"
-                )
-                return
-            target.members, target.read_at = members, read_at
-
-    await asyncio.gather(*(read(target) for target in targets))
-    progress.close()
+async def read_members(ctx: JobContext, target: Target, progress: Progress) -> None:
+    read_at = utcnow()
+    members: set[str] = set()
+    try:
+        async for member in ctx.auth0.iter_role_members(target.role_id, take=100):
+            members.add(member["user_id"])
+            progress.advance()
+    except AppError as exc:
+        ctx.count("roles_unreadable")
+        ctx.counts.setdefault("errors", []).append(f"{target.kind} {target.id}: {exc.detail}")
+        return
+    target.members, target.read_at = members, read_at
 
 
 def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.ColumnElement[bool]:
@@ -140,32 +130,51 @@ async def _history(
     )
 
 
-async def apply_target(
-    ctx: JobContext, session: AsyncSession, target: Target, known_users: set[str]
-) -> None:
+MEMBER_STAGE = sa.Table(
+    "sync_member_stage",
+    sa.MetaData(),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("new_id", sa.Uuid, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -> None:
     assert target.members is not None
     assert target.read_at is not None
     tables = TABLES[target.kind]
-    membership = tables.membership
+    membership, users, stage = tables.membership, User.__table__, MEMBER_STAGE
     now = utcnow()
-    unknown = target.members - known_users
-    ctx.count("members_without_user", len(unknown))
-    members = sorted(target.members & known_users)
+    read_at = sa.literal(target.read_at, UTCDateTime())
+    at_now = sa.literal(now, UTCDateTime())
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
+    await connection.run_sync(lambda sync: stage.create(sync))
+    try:
+        await insert_rows(
+            session, stage, [{"user_id": u, "new_id": uuid.uuid4()} for u in target.members]
+        )
+        await analyze(session, stage)
+        unknown = (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(stage)
+                .where(~sa.exists().where(users.c.id == stage.c.user_id))
+            )
+        ).scalar_one()
+        ctx.count("members_without_user", unknown)
 
-    approved: list[sa.Row] = []
-    for start in range(0, len(members), 5000):
-        values = [
-            {
-                "id": uuid.uuid4(),
-                tables.target_column: target.id,
-                "user_id": user_id,
-                "approval_status": ApprovalStatus.APPROVED,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for user_id in members[start : start + 5000]
-        ]
-        insert = dialect_insert(session, membership).values(values)
+        insert = dialect_insert(session, membership).from_select(
+            ["id", tables.target_column, "user_id", "approval_status", "created_at", "updated_at"],
+            sa.select(
+                stage.c.new_id,
+                sa.literal(target.id),
+                stage.c.user_id,
+                sa.literal(ApprovalStatus.APPROVED, membership.c.approval_status.type),
+                at_now,
+                at_now,
+            ).join(users, users.c.id == stage.c.user_id),
+        )
         insert = insert.on_conflict_do_update(
             index_elements=[tables.target_column, "user_id"],
             set_={
@@ -176,33 +185,21 @@ async def apply_target(
             },
             where=sa.and_(
                 membership.c.approval_status != ApprovalStatus.APPROVED,
-                membership.c.updated_at < sa.literal(target.read_at, UTCDateTime()),
+                membership.c.updated_at < read_at,
                 ~_outbox_blocks(membership, target.role_id, target.read_at),
             ),
         ).returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
-        approved.extend((await session.execute(insert)).all())
-    await _history(session, tables, target, approved, now, None)
-    ctx.count(f"{target.kind}_approved", len(approved))
+        approved = (await session.execute(insert)).all()
+        await _history(session, tables, target, approved, now, None)
+        ctx.count(f"{target.kind}_approved", len(approved))
 
-    # The members are staged so the revoke is one statement, not a query per user.
-    stage = sa.Table(
-        f"sync_member_stage_{target.kind}",
-        sa.MetaData(),
-        sa.Column("user_id", sa.String(255), primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
-    await connection.run_sync(lambda sync: stage.create(sync))
-    try:
-        await insert_rows(session, stage, [{"user_id": user_id} for user_id in members])
         revoked = (
             await session.execute(
                 sa.update(membership)
                 .where(
                     membership.c[tables.target_column] == target.id,
                     membership.c.approval_status == ApprovalStatus.APPROVED,
-                    membership.c.updated_at < sa.literal(target.read_at, UTCDateTime()),
+                    membership.c.updated_at < read_at,
                     ~sa.exists().where(stage.c.user_id == membership.c.user_id),
                     ~_outbox_blocks(membership, target.role_id, target.read_at),
                 )
@@ -215,22 +212,32 @@ async def apply_target(
                 .returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
             )
         ).all()
+        await _history(session, tables, target, revoked, now, ROLE_REMOVED)
+        ctx.count(f"{target.kind}_revoked", len(revoked))
     finally:
         await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
-    await _history(session, tables, target, revoked, now, ROLE_REMOVED)
-    ctx.count(f"{target.kind}_revoked", len(revoked))
 
 
 async def sync_memberships(ctx: JobContext) -> None:
+    """Each role is applied in its own transaction as soon as its members are read, so
+    the database work overlaps the (rate-limited) reading of the other roles."""
     async with ctx.sessions() as session:
         targets = await load_targets(session)
     ctx.count("roles", len(targets))
-    await read_members(ctx, targets)
-    async with ctx.transaction() as session:
-        known_users = set((await session.exec(select(User.id))).all())
-        for target in targets:
-            if target.members is not None:
-                await apply_target(ctx, session, target, known_users)
+    semaphore = asyncio.Semaphore(ctx.settings.sync_role_concurrency)
+    writer = asyncio.Lock()
+    progress = Progress("role members read")
+
+    async def handle(target: Target) -> None:
+        async with semaphore:
+            await read_members(ctx, target, progress)
+        if target.members is None:
+            return
+        async with writer, ctx.transaction() as session:
+            await apply_target(ctx, session, target)
+
+    await asyncio.gather(*(handle(target) for target in targets))
+    progress.close()
     if ctx.counts.get("roles_unreadable"):
         raise SyncAborted(
             f"{ctx.counts['roles_unreadable']} role(s) could not be read; their memberships were left as they were"

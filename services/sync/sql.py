@@ -54,3 +54,9 @@ async def insert_rows(
 
 def new_uuid() -> uuid.UUID:
     return uuid.uuid4()
+
+
+async def analyze(session: AsyncSession, table: sa.Table) -> None:
+    """Autovacuum never analyzes temporary tables; without statistics the planner guesses badly."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(sa.text(f"ANALYZE {table.name}"))

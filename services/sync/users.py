@@ -25,7 +25,7 @@ from db.types import SyncRunStatus, UserChange
 from services.auth0.gateway import USERS_LIST_CAP
 from services.errors import AppError, NotFound, UpstreamError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import changed, dialect_insert, insert_rows
+from services.sync.sql import analyze, changed, dialect_insert, insert_rows
 
 EXPORT_FIELDS = [
     "user_id",
@@ -78,6 +78,9 @@ USER_STAGE = sa.Table(
     sa.Column("skip_reason", sa.String(255)),
     prefixes=["TEMPORARY"],
 )
+# Conflict checks compare values case-insensitively against the stage itself.
+sa.Index("ix_sync_user_stage_email", sa.func.lower(USER_STAGE.c.email))
+sa.Index("ix_sync_user_stage_username", sa.func.lower(USER_STAGE.c.username))
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -228,6 +231,7 @@ async def _create_stage(session: AsyncSession, rows: list[dict[str, Any]]) -> No
     await connection.run_sync(lambda sync: USER_STAGE.drop(sync, checkfirst=True))
     await connection.run_sync(lambda sync: USER_STAGE.create(sync))
     await insert_rows(session, USER_STAGE, [{**row, "skip_reason": None} for row in rows])
+    await analyze(session, USER_STAGE)
 
 
 async def _drop_stage(session: AsyncSession) -> None:
