@@ -106,9 +106,8 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
                 )
             )
 
-            time.sleep(
-                ENTERPRISE_BURST / ENTERPRISE_RPS + 1
-            )  # start with a full bucket, as a real run would
+            # Start with a full bucket, as a real run would.
+            await asyncio.sleep(ENTERPRISE_BURST / ENTERPRISE_RPS + 1)
             enterprise = build_context(
                 settings.model_copy(
                     update={"auth0_mgmt_rps": ENTERPRISE_RPS, "auth0_mgmt_burst": ENTERPRISE_BURST}
