@@ -88,8 +88,10 @@ class Tenant:
     revoked_refresh_tokens: dict[str, int] = field(default_factory=dict)
     management_tokens_issued: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
-    _email_index: dict[str, str] = field(default_factory=dict)
-    _username_index: dict[str, str] = field(default_factory=dict)
+    # Auth0 keeps emails and usernames unique per connection, not per tenant.
+    _email_index: dict[tuple[str, str], str] = field(default_factory=dict)
+    _username_index: dict[tuple[str, str], str] = field(default_factory=dict)
+    _by_email: dict[str, list[str]] = field(default_factory=dict)
     _role_names: dict[str, str] = field(default_factory=dict)
 
     # ---- keys and tokens -------------------------------------------------------
@@ -181,11 +183,40 @@ class Tenant:
 
     # ---- users -----------------------------------------------------------------
 
-    def _check_unique(self, email: str | None, username: str | None, exclude: str | None) -> None:
-        if email and self._email_index.get(email.lower(), exclude) != exclude:
+    def _check_unique(
+        self, connection: str, email: str | None, username: str | None, exclude: str | None
+    ) -> None:
+        if email and self._email_index.get((connection, email.lower()), exclude) != exclude:
             raise TenantError(409, "The user already exists.", "auth0_idp_error")
-        if username and self._username_index.get(username.lower(), exclude) != exclude:
+        if (
+            username
+            and self._username_index.get((connection, username.lower()), exclude) != exclude
+        ):
             raise TenantError(409, "The username provided is in use already.", "auth0_idp_error")
+
+    @staticmethod
+    def connection_of(user: dict[str, Any]) -> str:
+        return str(user["identities"][0]["connection"])
+
+    def _index(self, user: dict[str, Any]) -> None:
+        connection = self.connection_of(user)
+        if user["email"]:
+            self._email_index[(connection, user["email"])] = user["user_id"]
+            self._by_email.setdefault(user["email"], []).append(user["user_id"])
+        if user["username"]:
+            self._username_index[(connection, user["username"].lower())] = user["user_id"]
+
+    def _unindex(self, user: dict[str, Any]) -> None:
+        connection = self.connection_of(user)
+        if user["email"]:
+            self._email_index.pop((connection, user["email"]), None)
+            holders = self._by_email.get(user["email"], [])
+            if user["user_id"] in holders:
+                holders.remove(user["user_id"])
+            if not holders:
+                self._by_email.pop(user["email"], None)
+        if user["username"]:
+            self._username_index.pop((connection, user["username"].lower()), None)
 
     def create_user(self, data: dict[str, Any]) -> dict[str, Any]:
         connection = data.get("connection")
@@ -215,10 +246,8 @@ class Tenant:
         email = email.lower() if email else None
         username = data.get("username")
         with self.lock:
-            self._check_unique(email, username, None)
-            provider = (
-                "auth0" if connection == DEFAULT_CONNECTION else connection.split("-")[0].lower()
-            )
+            self._check_unique(connection, email, username, None)
+            provider = "auth0" if connection == DEFAULT_CONNECTION else connection
             local_id = data.get("user_id") or uuid.uuid4().hex[:24]
             user_id = local_id if "|" in str(local_id) else f"{provider}|{local_id}"
             if user_id in self.users:
@@ -252,10 +281,7 @@ class Tenant:
             }
             self.users[user_id] = user
             self.user_order.append(user_id)
-            if email:
-                self._email_index[email] = user_id
-            if username:
-                self._username_index[username.lower()] = user_id
+            self._index(user)
             if password:
                 self.passwords[user_id] = password
         return user
@@ -272,25 +298,28 @@ class Tenant:
             email = data.get("email")
             email = email.lower() if isinstance(email, str) else None
             username = data.get("username")
-            self._check_unique(email, username if isinstance(username, str) else None, user_id)
+            self._check_unique(
+                self.connection_of(user),
+                email,
+                username if isinstance(username, str) else None,
+                user_id,
+            )
             if "password" in data:
                 if len(data["password"] or "") < 8:
                     raise TenantError(
                         400, "PasswordStrengthError: Password is too weak", "invalid_body"
                     )
                 self.passwords[user_id] = data["password"]
-            if email and email != user["email"]:
-                if user["email"]:
-                    self._email_index.pop(user["email"], None)
-                self._email_index[email] = user_id
-                user["email"] = email
-                user["email_verified"] = bool(data.get("email_verified", False))
-            if "username" in data and username != user["username"]:
-                if user["username"]:
-                    self._username_index.pop(user["username"].lower(), None)
-                if username:
-                    self._username_index[username.lower()] = user_id
-                user["username"] = username
+            email_changes = bool(email and email != user["email"])
+            username_changes = "username" in data and username != user["username"]
+            if email_changes or username_changes:
+                self._unindex(user)
+                if email_changes:
+                    user["email"] = email
+                    user["email_verified"] = bool(data.get("email_verified", False))
+                if username_changes:
+                    user["username"] = username
+                self._index(user)
             for key in (
                 "email_verified",
                 "blocked",
@@ -316,17 +345,13 @@ class Tenant:
             if user is None:
                 return
             self.user_order.remove(user_id)
-            if user["email"]:
-                self._email_index.pop(user["email"], None)
-            if user["username"]:
-                self._username_index.pop(user["username"].lower(), None)
+            self._unindex(user)
             for role_id in self.user_roles.pop(user_id, set()):
                 self._remove_member(role_id, user_id)
             self.passwords.pop(user_id, None)
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
-        user_id = self._email_index.get(email.lower())
-        return [self.users[user_id]] if user_id else []
+        return [self.users[user_id] for user_id in self._by_email.get(email.lower(), [])]
 
     def find_user(self, hint: str) -> dict[str, Any] | None:
         if hint in self.users:
@@ -334,7 +359,7 @@ class Tenant:
         found = self.users_by_email(hint)
         if found:
             return found[0]
-        user_id = self._username_index.get(hint.lower())
+        user_id = self._username_index.get((DEFAULT_CONNECTION, hint.lower()))
         return self.users.get(user_id) if user_id else None
 
     # ---- roles -----------------------------------------------------------------

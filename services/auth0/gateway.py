@@ -76,9 +76,13 @@ class Pacer:
     """A client-side token bucket matching the tenant's (`rps` sustained, `burst` at once),
     which also holds everyone back after a 429."""
 
+    # Requests reach Auth0 with a few milliseconds of jitter; running a hair under the
+    # tenant's bucket keeps that jitter from turning into 429s and full-bucket waits.
+    SAFETY = 0.97
+
     def __init__(self, rps: float, burst: int = 1) -> None:
-        self._rate = rps
-        self._capacity = float(max(burst, 1))
+        self._rate = rps * self.SAFETY
+        self._capacity = float(max(burst - 1, 1))
         self._tokens = self._capacity
         self._updated = time.monotonic()
         self._blocked_until = 0.0

@@ -175,7 +175,7 @@ async def fetch_changed_users(ctx: JobContext, since: datetime) -> dict[str, dic
             page=0, per_page=100, q=query, sort="updated_at:1"
         )
         upper = high or now
-        if total > USERS_LIST_CAP and upper - low > timedelta(seconds=1):
+        if total > USERS_LIST_CAP and upper - low > timedelta(milliseconds=2):
             middle = low + (upper - low) / 2
             ctx.count("windows_split")
             await window(low, middle)

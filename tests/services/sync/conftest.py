@@ -1,0 +1,125 @@
+"""Sync fixtures: a fresh emulated tenant per test, and job contexts whose database work
+stays inside the test's rolled-back transaction (or a scratch database, across processes)."""
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.admin import create_database, drop_database
+from db.engine import create_engine, create_session_factory
+from db.migrations import upgrade_head
+from scripts.auth0_emulator.seed import seed_roles
+from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION, Tenant
+from services.auth0 import Auth0Gateway
+from services.settings import Settings
+from services.sync.runs import JobContext
+from tests.conftest import TEST_AUDIENCE, make_settings
+
+
+@pytest.fixture
+def tenant_server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(audience=TEST_AUDIENCE) as server:
+        server.state.faults.export_delay_s = 0.0
+        seed_roles(server.tenant)
+        yield server
+
+
+def sync_settings(db_url: URL, server: EmulatorServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "auth0_domain": server.base_url,
+        "auth0_audience": TEST_AUDIENCE,
+        "auth0_mgmt_rps": 1000,
+        "auth0_mgmt_burst": 1000,
+        "sync_max_delete_fraction": 1.0,
+        **overrides,
+    }
+    return make_settings(db_url, **values)
+
+
+def make_gateway(server: EmulatorServer, **options: Any) -> Auth0Gateway:
+    defaults: dict[str, Any] = {
+        "rps": 1000.0,
+        "burst": 1000,
+        "max_retries": 6,
+        "backoff_base_s": 0.01,
+        "max_wait_s": 10.0,
+    }
+    return Auth0Gateway(
+        base_url=server.base_url,
+        client_id=server.tenant.management_client_id,
+        client_secret=server.tenant.management_client_secret,
+        **{**defaults, **options},
+    )
+
+
+@pytest.fixture
+async def sync_ctx(
+    session: AsyncSession, pg_engine: AsyncEngine, pg_url: URL, tenant_server: EmulatorServer
+) -> AsyncIterator[JobContext]:
+    """Jobs commit as they would in production; here each commit is a savepoint of the test."""
+    connection = await session.connection()
+    sessions = async_sessionmaker(
+        bind=connection,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+    )
+    gateway = make_gateway(tenant_server)
+    yield JobContext(
+        settings=sync_settings(pg_url, tenant_server),
+        engine=pg_engine,
+        sessions=sessions,
+        auth0=gateway,
+    )
+    await gateway.aclose()
+
+
+@pytest.fixture
+async def scratch_db(pg_server_url: URL) -> AsyncIterator[URL]:
+    """A migrated database of its own, for tests where several processes or engines meet."""
+    name = f"aai_sync_{secrets.token_hex(4)}"
+    url = await create_database(pg_server_url, name)
+    await upgrade_head(url)
+    yield url
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def scratch_ctx(scratch_db: URL, tenant_server: EmulatorServer) -> AsyncIterator[JobContext]:
+    engine = create_engine(scratch_db, process="tests")
+    gateway = make_gateway(tenant_server)
+    yield JobContext(
+        settings=sync_settings(scratch_db, tenant_server),
+        engine=engine,
+        sessions=create_session_factory(engine),
+        auth0=gateway,
+    )
+    await gateway.aclose()
+    await engine.dispose()
+
+
+def add_user(tenant: Tenant, local_id: str, *, roles: list[str] = (), **fields: Any) -> str:  # type: ignore[assignment]
+    user = tenant.create_user(
+        {
+            "connection": DEFAULT_CONNECTION,
+            "user_id": local_id,
+            "email": fields.pop("email", f"{local_id}@example.org"),
+            "username": fields.pop("username", local_id),
+            "password": "long-enough-1",
+            **fields,
+        }
+    )
+    role_ids = []
+    for name in roles:
+        role = tenant.role_by_name(name)
+        assert role is not None, name
+        role_ids.append(role["id"])
+    if role_ids:
+        tenant.assign_roles(user["user_id"], role_ids)
+    return str(user["user_id"])

@@ -1,0 +1,43 @@
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import GroupMembership, PlatformMembership, SyncRun, User
+from db.types import ApprovalStatus
+from services.sync.jobs import JOBS_BY_NAME
+from services.sync.runs import JobContext, run_job
+
+
+async def sync(ctx: JobContext, *jobs: str) -> list[SyncRun]:
+    return [await run_job(ctx, job, JOBS_BY_NAME[job].body) for job in jobs]
+
+
+async def full_sync(ctx: JobContext) -> list[SyncRun]:
+    return await sync(ctx, "sync.roles", "sync.users.full", "sync.memberships")
+
+
+async def live_users(session: AsyncSession) -> dict[str, dict[str, Any]]:
+    session.expire_all()
+    users = (await session.exec(select(User).where(User.is_deleted == False))).all()  # noqa: E712
+    return {u.id: {"email": u.email, "username": u.username, "blocked": u.blocked} for u in users}
+
+
+async def approved(session: AsyncSession) -> set[tuple[str, str]]:
+    """(role name, user id) for every approved membership."""
+    session.expire_all()
+    platforms = (
+        await session.exec(
+            select(PlatformMembership.platform_id, PlatformMembership.user_id).where(
+                PlatformMembership.approval_status == ApprovalStatus.APPROVED
+            )
+        )
+    ).all()
+    groups = (
+        await session.exec(
+            select(GroupMembership.group_id, GroupMembership.user_id).where(
+                GroupMembership.approval_status == ApprovalStatus.APPROVED
+            )
+        )
+    ).all()
+    return {(f"biocommons/platform/{p}", u) for p, u in platforms} | {(g, u) for g, u in groups}

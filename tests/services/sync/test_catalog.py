@@ -1,0 +1,68 @@
+from sqlalchemy.orm import selectinload
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import Auth0Role, Group, Platform
+from scripts.auth0_emulator.server import EmulatorServer
+from services.sync.runs import JobContext
+from tests.services.sync.helpers import sync
+
+
+async def test_platforms_and_groups_come_from_role_names(
+    sync_ctx: JobContext, session: AsyncSession
+):
+    (run,) = await sync(sync_ctx, "sync.roles")
+    assert run.status.value == "succeeded"
+    platforms = (
+        await session.exec(
+            select(Platform).options(selectinload(Platform.admin_roles)).order_by(Platform.id)
+        )
+    ).all()
+    assert [(p.id, p.name) for p in platforms] == [
+        ("bpa_data_portal", "Bioplatforms Australia Data Portal"),
+        ("galaxy", "Galaxy Australia"),
+        ("sbp", "Structural Biology Platform"),
+    ]
+    assert [r.name for r in platforms[1].admin_roles] == ["biocommons/role/galaxy/admin"]
+    group = (await session.exec(select(Group).options(selectinload(Group.admin_roles)))).one()
+    assert (group.id, group.name, group.short_name) == (
+        "biocommons/group/tsi",
+        "Threatened Species Initiative",
+        "TSI",
+    )
+    assert [r.name for r in group.admin_roles] == ["biocommons/role/tsi/admin"]
+
+
+async def test_adding_and_removing_roles_in_auth0_changes_the_catalog(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    await sync(sync_ctx, "sync.roles")
+    tenant = tenant_server.tenant
+    tenant.create_role("biocommons/platform/nextflow", "Nextflow Tower")
+    tenant.create_role("biocommons/role/nextflow/admin", "Nextflow admins")
+    sbp = tenant.role_by_name("biocommons/platform/sbp")
+    assert sbp is not None
+    tenant.delete_role(sbp["id"])
+    (run,) = await sync(sync_ctx, "sync.roles")
+    assert run.counts["roles_removed"] == 1
+    assert run.counts["platforms_removed"] == 1
+    session.expire_all()
+    nextflow = await session.get_one(Platform, "nextflow")
+    assert (nextflow.name, nextflow.removed_at) == ("Nextflow Tower", None)
+    assert (await session.get_one(Platform, "sbp")).removed_at is not None
+    assert (await session.get_one(Auth0Role, sbp["id"])).removed_at is not None
+
+
+async def test_a_role_recreated_under_the_same_name_takes_it_over(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    await sync(sync_ctx, "sync.roles")
+    tenant = tenant_server.tenant
+    old = tenant.role_by_name("biocommons/group/tsi")
+    assert old is not None
+    tenant.delete_role(old["id"])
+    new = tenant.create_role("biocommons/group/tsi", "Threatened Species Initiative")
+    (run,) = await sync(sync_ctx, "sync.roles")
+    assert run.status.value == "succeeded", run.error
+    session.expire_all()
+    assert (await session.get_one(Group, "biocommons/group/tsi")).access_role_id == new["id"]

@@ -1,0 +1,192 @@
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import User, UserHistory
+from scripts.auth0_emulator.server import EmulatorServer
+from services.sync.runs import JobContext
+from tests.services.sync.conftest import add_user
+from tests.services.sync.helpers import live_users, sync
+
+
+async def history(session: AsyncSession, user_id: str) -> list[tuple[str, str | None, str | None]]:
+    rows = (
+        await session.exec(
+            select(UserHistory).where(UserHistory.user_id == user_id).order_by(UserHistory.id)
+        )
+    ).all()
+    return [(h.change.value, h.previous_value, h.new_value) for h in rows]
+
+
+async def test_first_sync_creates_and_second_changes_nothing(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    for index in range(5):
+        add_user(tenant_server.tenant, f"u{index}", given_name=f"G{index}")
+    (first,) = await sync(sync_ctx, "sync.users.full")
+    assert (first.counts["created"], first.counts["source"]) == (5, "list")
+    user = await session.get_one(User, "auth0|u3")
+    assert (user.email, user.given_name, user.connection) == (
+        "u3@example.org",
+        "G3",
+        "Username-Password-Authentication",
+    )
+    (second,) = await sync(sync_ctx, "sync.users.full")
+    assert second.counts["created"] == 0
+    assert second.counts["updated"] == 0
+
+
+async def test_email_and_username_changes_write_history(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    user_id = add_user(tenant_server.tenant, "changer")
+    await sync(sync_ctx, "sync.users.full")
+    tenant_server.tenant.update_user(user_id, {"email": "new@example.org", "username": "renamed"})
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.counts["updated"] == 1
+    session.expire_all()
+    assert (await session.get_one(User, user_id)).email == "new@example.org"
+    assert await history(session, user_id) == [
+        ("email_update", "changer@example.org", "new@example.org"),
+        ("username_update", "changer", "renamed"),
+    ]
+
+
+async def test_blocked_is_soft_deleted_and_unblocked_restored(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    user_id = add_user(tenant_server.tenant, "blocky")
+    await sync(sync_ctx, "sync.users.full")
+    tenant_server.tenant.update_user(user_id, {"blocked": True})
+    (blocked,) = await sync(sync_ctx, "sync.users.full")
+    assert blocked.counts["blocked"] == 1
+    session.expire_all()
+    row = await session.get_one(User, user_id)
+    assert (row.is_deleted, row.blocked, row.deletion_reason) == (True, True, "blocked in Auth0")
+    tenant_server.tenant.update_user(user_id, {"blocked": False})
+    (unblocked,) = await sync(sync_ctx, "sync.users.full")
+    assert unblocked.counts["restored"] == 1
+    session.expire_all()
+    row = await session.get_one(User, user_id)
+    assert (row.is_deleted, row.blocked, row.deleted_at) == (False, False, None)
+    assert [change for change, *_ in await history(session, user_id)] == ["blocked", "unblocked"]
+
+
+async def test_colliding_email_is_skipped_and_reported_without_aborting(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    tenant = tenant_server.tenant
+    add_user(tenant, "first", email="shared@example.org")
+    add_user(tenant, "bystander")
+    await sync(sync_ctx, "sync.users.full")
+    # Another connection (a social login) with the same address, in other case.
+    tenant.create_user(
+        {"connection": "google-oauth2", "user_id": "g123", "email": "Shared@Example.org"}
+    )
+    add_user(tenant, "latecomer")
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.status.value == "succeeded"
+    assert run.counts["conflicts"] == 1
+    assert run.counts["conflict_examples"] == ["google-oauth2|g123: email held by auth0|first"]
+    users = await live_users(session)
+    assert "auth0|latecomer" in users
+    assert "google-oauth2|g123" not in users
+
+
+async def test_users_gone_from_auth0_are_soft_deleted_after_a_404(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    ids = [add_user(tenant_server.tenant, f"d{index}") for index in range(4)]
+    await sync(sync_ctx, "sync.users.full")
+    tenant_server.tenant.delete_user(ids[0])
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert (run.counts["absent"], run.counts["deleted"]) == (1, 1)
+    session.expire_all()
+    gone = await session.get_one(User, ids[0])
+    assert (gone.is_deleted, gone.deletion_reason) == (True, "deleted in Auth0")
+    assert (
+        tenant_server.state.requests.get("GET /api/v2/users/{id}") == 1
+    )  # one confirmation, not one per user
+
+
+async def test_too_many_absent_users_stops_and_deletes_nobody(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    ids = [add_user(tenant_server.tenant, f"m{index}") for index in range(10)]
+    await sync(sync_ctx, "sync.users.full")
+    for user_id in ids[:5]:
+        tenant_server.tenant.delete_user(user_id)
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_max_delete_fraction": 0.05})
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.status.value == "failed"
+    assert "5 of 10 users are missing" in (run.error or "")
+    assert len(await live_users(session)) == 10
+
+
+async def test_failed_export_changes_nothing(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    ids = [add_user(tenant_server.tenant, f"e{index}") for index in range(3)]
+    await sync(sync_ctx, "sync.users.full")
+    tenant_server.tenant.delete_user(ids[0])
+    tenant_server.state.faults.fail_exports = True
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_user_source": "export"})
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.status.value == "failed"
+    assert "export is unavailable" in (run.error or "")
+    assert len(await live_users(session)) == 3
+
+
+async def test_free_plan_without_export_uses_the_listing(
+    sync_ctx: JobContext, tenant_server: EmulatorServer
+):
+    tenant_server.state.faults.exports_enabled = False
+    add_user(tenant_server.tenant, "free")
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert (run.status.value, run.counts["source"], run.counts["created"]) == (
+        "succeeded",
+        "list",
+        1,
+    )
+
+
+async def test_export_is_used_when_asked(sync_ctx: JobContext, tenant_server: EmulatorServer):
+    add_user(tenant_server.tenant, "exported")
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_user_source": "export"})
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert (run.counts["source"], run.counts["created"]) == ("export", 1)
+    assert tenant_server.state.requests["POST /api/v2/jobs/users-exports"] == 1
+
+
+async def test_incremental_picks_up_recent_changes(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    user_id = add_user(tenant_server.tenant, "inc")
+    await sync(sync_ctx, "sync.users.full")
+    tenant_server.tenant.update_user(user_id, {"given_name": "Changed"})
+    newcomer = add_user(tenant_server.tenant, "newcomer")
+    (run,) = await sync(sync_ctx, "sync.users.incremental")
+    assert run.status.value == "succeeded", run.error
+    assert run.counts["fetched"] == 2
+    session.expire_all()
+    assert (await session.get_one(User, user_id)).given_name == "Changed"
+    assert (await session.get_one(User, newcomer)).email == "newcomer@example.org"
+
+
+async def test_incremental_splits_windows_over_the_1000_cap(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    add_user(tenant_server.tenant, "seed")
+    await sync(sync_ctx, "sync.users.full")
+    for index in range(1100):
+        add_user(tenant_server.tenant, f"bulk{index:05d}")
+    (run,) = await sync(sync_ctx, "sync.users.incremental")
+    assert run.status.value == "succeeded", run.error
+    assert run.counts["windows_split"] >= 1
+    assert run.counts["created"] == 1100
+    assert "window_overflow" not in run.counts
+
+
+async def test_incremental_waits_for_a_first_full_sync(sync_ctx: JobContext):
+    (run,) = await sync(sync_ctx, "sync.users.incremental")
+    assert run.status.value == "succeeded"
+    assert "waiting for the full sync" in run.counts["note"]
