@@ -62,7 +62,9 @@ class ManagementTokenProvider:
                 f"Auth0 token endpoint unreachable ({type(exc).__name__})"
             ) from exc
         if response.status_code >= 500 or response.status_code == 429:
-            raise ServiceUnavailable(f"Auth0 token endpoint answered {response.status_code}")
+            raise ServiceUnavailable(
+                f"Auth0 token endpoint is unavailable ({response.status_code})"
+            )
         if response.status_code != 200:
             raise UpstreamError(
                 f"Auth0 refused the management client credentials ({response.status_code})"

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,6 +91,21 @@ async def _save_run(sessions: SessionFactory, run: SyncRun) -> SyncRun:
         return merged
 
 
+async def _close_abandoned(sessions: SessionFactory, job: str) -> None:
+    """Runs still marked running while we hold the job's lock died with their process."""
+    async with sessions() as session:
+        await session.execute(
+            update(SyncRun)
+            .where(SyncRun.job == job, SyncRun.status == SyncRunStatus.RUNNING)
+            .values(
+                status=SyncRunStatus.FAILED,
+                finished_at=utcnow(),
+                error="abandoned: the scheduler stopped mid-run",
+            )
+        )
+        await session.commit()
+
+
 JobBody = Callable[[JobContext], Awaitable[None]]
 
 
@@ -111,6 +126,7 @@ async def run_job(ctx: JobContext, name: str, body: JobBody) -> SyncRun:
                     error="another scheduler holds this job's lock",
                 ),
             )
+        await _close_abandoned(ctx.sessions, name)
         run = await _save_run(
             ctx.sessions,
             SyncRun(job=name, status=SyncRunStatus.RUNNING, dry_run=ctx.dry_run, host=host),

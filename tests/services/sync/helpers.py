@@ -1,5 +1,6 @@
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,25 +20,33 @@ async def full_sync(ctx: JobContext) -> list[SyncRun]:
 
 async def live_users(session: AsyncSession) -> dict[str, dict[str, Any]]:
     session.expire_all()
-    users = (await session.exec(select(User).where(User.is_deleted == False))).all()  # noqa: E712
+    users = (await session.exec(select(User).where(sa.not_(User.is_deleted)))).all()
     return {u.id: {"email": u.email, "username": u.username, "blocked": u.blocked} for u in users}
 
 
-async def approved(session: AsyncSession) -> set[tuple[str, str]]:
-    """(role name, user id) for every approved membership."""
+async def memberships_in(session: AsyncSession, status: ApprovalStatus) -> set[tuple[str, str]]:
+    """(role name, user id) for every membership in `status`."""
     session.expire_all()
     platforms = (
         await session.exec(
             select(PlatformMembership.platform_id, PlatformMembership.user_id).where(
-                PlatformMembership.approval_status == ApprovalStatus.APPROVED
+                PlatformMembership.approval_status == status
             )
         )
     ).all()
     groups = (
         await session.exec(
             select(GroupMembership.group_id, GroupMembership.user_id).where(
-                GroupMembership.approval_status == ApprovalStatus.APPROVED
+                GroupMembership.approval_status == status
             )
         )
     ).all()
     return {(f"biocommons/platform/{p}", u) for p, u in platforms} | {(g, u) for g, u in groups}
+
+
+async def approved(session: AsyncSession) -> set[tuple[str, str]]:
+    return await memberships_in(session, ApprovalStatus.APPROVED)
+
+
+async def revoked(session: AsyncSession) -> set[tuple[str, str]]:
+    return await memberships_in(session, ApprovalStatus.REVOKED)
