@@ -151,6 +151,67 @@ def export_line(user: dict[str, Any], fields: list[dict[str, Any]] | None) -> di
     return {f.get("export_as") or f["name"]: _lookup(user, f["name"]) for f in fields}
 
 
+_ID_SEGMENT = re.compile(r"/(auth0|google-oauth2|sms|email|rol|job)[|_%][^/]*")
+
+
+class LimitsAndFaults:
+    """Counts requests, injects latency and failures, and applies the rate limit.
+
+    Plain ASGI rather than Starlette's BaseHTTPMiddleware: at thousands of Management API
+    calls per benchmark run the emulator must not be the bottleneck.
+    """
+
+    def __init__(self, app: Any, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state, path = self.state, scope["path"]
+        is_management = path.startswith("/api/v2/")
+        key = f"{scope['method']} {_ID_SEGMENT.sub('/{id}', path)}"
+        state.requests[key] = state.requests.get(key, 0) + 1
+        faults = state.faults
+        if faults.latency_ms and (is_management or path == "/oauth/token"):
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if (is_management or path == "/oauth/token") and faults.should_fail():
+            await auth0_error(faults.error_status, "Injected failure", "emulator_fault")(
+                scope, receive, send
+            )
+            return
+        if not is_management or state.bucket is None:
+            await self.app(scope, receive, send)
+            return
+        allowed, remaining, reset = state.bucket.take()
+        headers = [
+            (b"x-ratelimit-limit", str(state.bucket.capacity).encode()),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
+            (b"x-ratelimit-reset", str(reset).encode()),
+        ]
+        if not allowed:
+            state.throttled += 1
+            response = auth0_error(429, "Global limit has been reached", "too_many_requests")
+            response.raw_headers.extend(headers)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def fast_json(body: Any, status: int = 200) -> Response:
+    """Serialise straight to bytes, skipping FastAPI's response-model encoding."""
+    return Response(
+        json.dumps(body, separators=(",", ":")), status_code=status, media_type="application/json"
+    )
+
+
 def create_emulator_app(state: EmulatorState) -> FastAPI:
     tenant = state.tenant
     app = FastAPI(
@@ -162,33 +223,7 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
     async def _tenant_error(_request: Request, exc: TenantError) -> JSONResponse:
         return auth0_error(exc.status, exc.message, exc.error_code)
 
-    @app.middleware("http")
-    async def limits_and_faults(request: Request, call_next: Any) -> Response:
-        path = request.url.path
-        is_management = path.startswith("/api/v2/")
-        key = f"{request.method} {re.sub(r'/(auth0|google-oauth2|sms|email|rol|job)[|_%][^/]*', '/{id}', path)}"
-        state.requests[key] = state.requests.get(key, 0) + 1
-        faults = state.faults
-        if faults.latency_ms and (is_management or path == "/oauth/token"):
-            await asyncio.sleep(faults.latency_ms / 1000)
-        if (is_management or path == "/oauth/token") and faults.should_fail():
-            return auth0_error(faults.error_status, "Injected failure", "emulator_fault")
-        if not is_management or state.bucket is None:
-            return await call_next(request)
-        allowed, remaining, reset = state.bucket.take()
-        headers = {
-            "X-RateLimit-Limit": str(state.bucket.capacity),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(reset),
-        }
-        if not allowed:
-            state.throttled += 1
-            return auth0_error(
-                429, "Global limit has been reached", "too_many_requests", headers=headers
-            )
-        response = await call_next(request)
-        response.headers.update(headers)
-        return response
+    app.add_middleware(LimitsAndFaults, state=state)
 
     # ---- Authentication API -------------------------------------------------------
 
@@ -420,18 +455,29 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
 
     # ---- Management API -----------------------------------------------------------
 
+    verified_tokens: dict[str, tuple[float, tuple[str, ...]]] = {}
+
     async def management_token(request: Request) -> None:
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             raise TenantError(401, "Missing authentication", "missing_authentication")
+        token = auth[7:].strip()
+        keys = tuple(key.kid for key in tenant.keys)
+        cached = verified_tokens.get(token)
+        if cached is not None and cached[0] > time.time() and cached[1] == keys:
+            return
         try:
-            tenant.decode(auth[7:].strip(), audience=tenant.management_audience)
+            claims = tenant.decode(token, audience=tenant.management_audience)
         except jwt.ExpiredSignatureError:
             raise TenantError(
                 401, "Expired token received for JSON Web Token validation", "invalid_token"
             ) from None
         except jwt.InvalidTokenError:
             raise TenantError(401, "Invalid token", "invalid_token") from None
+        if len(verified_tokens) > 1000:
+            verified_tokens.clear()
+        # Valid only with the same signing keys: rotating them must invalidate old tokens.
+        verified_tokens[token] = (float(claims["exp"]), keys)
 
     router = APIRouter(dependencies=[Depends(management_token)])
 
@@ -606,7 +652,7 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
                     raise TenantError(400, "Invalid checkpoint", "invalid_query_string") from None
             members, last = tenant.role_members_after(role_id, after, take)
             users = [_role_user(tenant.users[user_id]) for user_id in members]
-            return {"users": users, **({"next": last.encode().hex()} if last else {})}
+            return fast_json({"users": users, **({"next": last.encode().hex()} if last else {})})
         tenant.get_role(role_id)
         page, per_page, include_totals = page_params(request)
         if page * per_page >= MAX_PAGED_RESULTS:

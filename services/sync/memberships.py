@@ -35,7 +35,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxStatus
 from services.errors import AppError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import analyze, dialect_insert, insert_rows
+from services.sync.sql import analyze, bulk_load, dialect_insert, insert_rows
 
 ROLE_REMOVED = "role removed in Auth0"
 
@@ -151,7 +151,7 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
     await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
     await connection.run_sync(lambda sync: stage.create(sync))
     try:
-        await insert_rows(
+        await bulk_load(
             session, stage, [{"user_id": u, "new_id": uuid.uuid4()} for u in target.members]
         )
         await analyze(session, stage)
@@ -173,7 +173,16 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
                 sa.literal(ApprovalStatus.APPROVED, membership.c.approval_status.type),
                 at_now,
                 at_now,
-            ).join(users, users.c.id == stage.c.user_id),
+            )
+            .join(users, users.c.id == stage.c.user_id)
+            # Members already approved need nothing; only the rest reach the upsert.
+            .where(
+                ~sa.exists().where(
+                    membership.c[tables.target_column] == target.id,
+                    membership.c.user_id == stage.c.user_id,
+                    membership.c.approval_status == ApprovalStatus.APPROVED,
+                )
+            ),
         )
         insert = insert.on_conflict_do_update(
             index_elements=[tables.target_column, "user_id"],

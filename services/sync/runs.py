@@ -41,6 +41,16 @@ class JobContext:
         self.counts[name] = self.counts.get(name, 0) + value
 
     @asynccontextmanager
+    async def timed(self, step: str) -> AsyncIterator[None]:
+        """Adds the step's wall time to counts["timings_ms"], so slow runs explain themselves."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings = self.counts.setdefault("timings_ms", {})
+            timings[step] = timings.get(step, 0) + round(1000 * (time.perf_counter() - started))
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """The job's unit of work: committed, or rolled back on error and in a dry run."""
         async with self.sessions() as session:

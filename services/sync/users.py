@@ -25,7 +25,7 @@ from db.types import SyncRunStatus, UserChange
 from services.auth0.gateway import USERS_LIST_CAP
 from services.errors import AppError, NotFound, UpstreamError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import analyze, changed, dialect_insert, insert_rows
+from services.sync.sql import analyze, bulk_load, changed, dialect_insert, insert_rows
 
 EXPORT_FIELDS = [
     "user_id",
@@ -76,6 +76,7 @@ USER_STAGE = sa.Table(
     sa.Column("created_at", UTCDateTime()),
     sa.Column("last_login", UTCDateTime()),
     sa.Column("skip_reason", sa.String(255)),
+    sa.Column("state", sa.String(8)),  # new | changed | NULL (same as in app_user)
     prefixes=["TEMPORARY"],
 )
 # Conflict checks compare values case-insensitively against the stage itself.
@@ -230,8 +231,20 @@ async def _create_stage(session: AsyncSession, rows: list[dict[str, Any]]) -> No
     connection = await session.connection()
     await connection.run_sync(lambda sync: USER_STAGE.drop(sync, checkfirst=True))
     await connection.run_sync(lambda sync: USER_STAGE.create(sync))
-    await insert_rows(session, USER_STAGE, [{**row, "skip_reason": None} for row in rows])
+    await bulk_load(session, USER_STAGE, rows)
     await analyze(session, USER_STAGE)
+    stage, users = USER_STAGE, User.__table__
+    # Most rows of a full sync are unchanged; marking the others lets every later
+    # statement touch only what differs.
+    await session.execute(
+        sa.update(stage).where(~sa.exists().where(users.c.id == stage.c.id)).values(state="new")
+    )
+    differs = sa.or_(*(users.c[c].is_distinct_from(stage.c[c]) for c in PROFILE_COLUMNS))
+    await session.execute(
+        sa.update(stage)
+        .where(sa.exists().where(users.c.id == stage.c.id, differs))
+        .values(state="changed")
+    )
 
 
 async def _drop_stage(session: AsyncSession) -> None:
@@ -282,7 +295,12 @@ async def _soft_delete(
 async def _mark_conflicts(session: AsyncSession, column: str) -> None:
     stage, users = USER_STAGE, User.__table__
     value = sa.func.lower(stage.c[column])
-    live = stage.c.skip_reason.is_(None) & sa.not_(stage.c.blocked) & stage.c[column].is_not(None)
+    live = (
+        stage.c.state.is_not(None)
+        & stage.c.skip_reason.is_(None)
+        & sa.not_(stage.c.blocked)
+        & stage.c[column].is_not(None)
+    )
     other_stage = USER_STAGE.alias("other_stage")
     holder = (
         sa.select(users.c.id)
@@ -337,7 +355,8 @@ async def apply_users(
         ctx.count(
             "deleted", await _soft_delete(session, gone, GONE_REASON, UserChange.USER_DELETION, now)
         )
-    await _create_stage(session, rows)
+    async with ctx.timed("stage"):
+        await _create_stage(session, rows)
     try:
         blocked_ids = list(
             (
@@ -368,7 +387,7 @@ async def apply_users(
                 f"{row.id}: {row.skip_reason}" for row in skipped[:20]
             ]
 
-        ok = stage.c.skip_reason.is_(None)
+        ok = stage.c.skip_reason.is_(None) & stage.c.state.is_not(None)
         joined = stage.join(users, users.c.id == stage.c.id)
         for column, change in (
             ("email", UserChange.EMAIL_UPDATE),
@@ -452,7 +471,11 @@ async def apply_users(
                     .where(
                         users.c.is_deleted,
                         users.c.deletion_reason == BLOCKED_REASON,
-                        users.c.id.in_(sa.select(stage.c.id).where(ok, sa.not_(stage.c.blocked))),
+                        users.c.id.in_(
+                            sa.select(stage.c.id).where(
+                                stage.c.skip_reason.is_(None), sa.not_(stage.c.blocked)
+                            )
+                        ),
                     )
                     .values(
                         is_deleted=False,
@@ -476,7 +499,8 @@ async def apply_users(
 
 
 async def sync_users_full(ctx: JobContext) -> None:
-    fetched, _source = await fetch_all_users(ctx)
+    async with ctx.timed("fetch"):
+        fetched, _source = await fetch_all_users(ctx)
     async with ctx.sessions() as session:
         live = set((await session.exec(select(User.id).where(sa.not_(User.is_deleted)))).all())
     absent = sorted(live - fetched.keys())
