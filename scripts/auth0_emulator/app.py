@@ -554,11 +554,21 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
             users = sorted(
                 users, key=lambda u: str(_lookup(u, field) or ""), reverse=direction == "-1"
             )
+        # Page first, then project: a 100k-user tenant must not copy every user per call.
+        total = len(users)
         window = [
             project(u, query.get("fields"), bool_param(query.get("include_fields"), True))
-            for u in users
+            for u in users[page * per_page : (page + 1) * per_page]
         ]
-        return paged(window, "users", page, per_page, include_totals)
+        if not include_totals:
+            return window
+        return {
+            "start": page * per_page,
+            "limit": per_page,
+            "length": len(window),
+            "total": total,
+            "users": window,
+        }
 
     @router.post("/users", status_code=201)
     async def create_user(request: Request) -> dict[str, Any]:

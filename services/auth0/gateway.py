@@ -381,7 +381,8 @@ class Auth0Gateway:
                 lambda c, f=cursor: c.roles.users.list(role_id, from_=f, take=take),
             )
             for user in pager.items or []:
-                yield user.model_dump(mode="json", exclude_none=True)
+                # Attribute reads, not model_dump: this loop runs for every member of every role.
+                yield {"user_id": user.user_id, "email": user.email}
             cursor = getattr(pager.response, "next", None)
             if not cursor or not pager.items:
                 return
@@ -429,7 +430,7 @@ class Auth0Gateway:
         fields: list[str],
         *,
         connection_id: str | None = None,
-        poll_interval_s: float = 0.5,
+        poll_interval_s: float = 0.25,
         timeout_s: float = 3600.0,
     ) -> AsyncIterator[dict[str, Any]]:
         """Run a user export job and stream its NDJSON lines."""

@@ -35,7 +35,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxStatus
 from services.errors import AppError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import analyze, bulk_load, dialect_insert, insert_rows
+from services.sync.sql import analyze, bulk_load, dialect_insert
 
 ROLE_REMOVED = "role removed in Auth0"
 
@@ -112,7 +112,7 @@ async def _history(
     now: datetime,
     reason: str | None,
 ) -> None:
-    await insert_rows(
+    await bulk_load(
         session,
         tables.history,
         [
@@ -238,11 +238,11 @@ async def sync_memberships(ctx: JobContext) -> None:
     progress = Progress("role members read")
 
     async def handle(target: Target) -> None:
-        async with semaphore:
+        async with semaphore, ctx.timed("read"):
             await read_members(ctx, target, progress)
         if target.members is None:
             return
-        async with writer, ctx.transaction() as session:
+        async with writer, ctx.timed("apply"), ctx.transaction() as session:
             await apply_target(ctx, session, target)
 
     await asyncio.gather(*(handle(target) for target in targets))

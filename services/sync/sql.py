@@ -64,10 +64,13 @@ async def analyze(session: AsyncSession, table: sa.Table) -> None:
 
 async def bulk_load(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
     """Fill a (stage) table as fast as the backend allows: COPY on PostgreSQL."""
+    if not rows:
+        return
     if session.get_bind().dialect.name != "postgresql":
         await insert_rows(session, table, rows)
         return
-    columns = [column.name for column in table.columns]
+    # The columns the rows carry; the others take their defaults (identity ids, NULLs).
+    columns = [column.name for column in table.columns if column.name in rows[0]]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     records = [tuple(row.get(name) for name in columns) for row in rows]
