@@ -22,15 +22,18 @@ import sys
 import time
 
 import httpx
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL
 
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
+from db.models import GroupMembership, PlatformMembership
+from db.types import ApprovalStatus
 from run_scheduler import build_context, close_context
 from scripts.auth0_emulator.server import free_port
 from services.settings import load_settings, to_async_url
 from services.sync.jobs import JOBS_BY_NAME
-from services.sync.runs import run_job
+from services.sync.runs import JobContext, run_job
 
 ENTERPRISE_RPS, ENTERPRISE_BURST = 16.0, 50
 
@@ -140,12 +143,7 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
     return rows
 
 
-async def _member_counts(ctx) -> list[int]:  # type: ignore[no-untyped-def]
-    from sqlalchemy import func, select
-
-    from db.models import GroupMembership, PlatformMembership
-    from db.types import ApprovalStatus
-
+async def _member_counts(ctx: JobContext) -> list[int]:
     counts = []
     async with ctx.sessions() as session:
         for model, column in (

@@ -5,6 +5,7 @@ Adding a platform or a group is creating its roles in Auth0; the next run picks 
 
 import sqlalchemy as sa
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminRole
@@ -134,8 +135,11 @@ async def sync_roles(ctx: JobContext) -> None:
 
 
 async def _sync_admin_links(
-    session, model, target_column: str, desired: set[tuple[str, str]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: AsyncSession,
+    model: type[PlatformAdminRole] | type[GroupAdminRole],
+    target_column: str,
+    desired: set[tuple[str, str]],
+) -> None:
     table = model.__table__
     rows = (await session.exec(select(getattr(model, target_column), model.role_id))).all()
     current = {(row[0], row[1]) for row in rows}
