@@ -12,9 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from collections.abc import Coroutine, Sequence
+from typing import Annotated, Any
 
 import typer
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -73,55 +72,58 @@ async def run_once(ctx: JobContext, jobs: Sequence[Job]) -> list[SyncRun]:
 
 
 async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
+    """Once through every job in dependency order, then each on its own interval."""
     scheduler = AsyncIOScheduler(timezone="UTC")
-    running: set[asyncio.Task[SyncRun]] = set()
+    running: set[asyncio.Task[object]] = set()
+
+    def track(coroutine: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task = asyncio.ensure_future(coroutine)
+        running.add(task)
+        task.add_done_callback(running.discard)
+        return task
 
     async def fire(job: Job) -> None:
-        # Each job gets its own context copy: counts are per run.
+        # Each run gets its own context: counts are per run.
         job_ctx = JobContext(ctx.settings, ctx.engine, ctx.sessions, ctx.auth0, ctx.dry_run)
-        task = asyncio.ensure_future(run_job(job_ctx, job.name, job.body))
-        running.add(task)
-        try:
-            await task
-        finally:
-            running.discard(task)
+        await track(run_job(job_ctx, job.name, job.body))
 
-    for job in jobs:
-        scheduler.add_job(
-            fire,
-            "interval",
-            args=[job],
-            id=job.name,
-            name=job.name,
-            seconds=job.interval_s(ctx.settings),
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=ctx.settings.sync_misfire_grace_s,
-            replace_existing=True,
-            next_run_time=None if job.full_sync else _soon(),
-        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    scheduler.start()
-    logger.info(
-        "scheduler started: %s",
-        ", ".join(f"{j.name} every {j.interval_s(ctx.settings)}s" for j in jobs),
-    )
+
+    async def start() -> None:
+        await run_once(ctx, jobs)
+        for job in jobs:
+            scheduler.add_job(
+                fire,
+                "interval",
+                args=[job],
+                id=job.name,
+                name=job.name,
+                seconds=job.interval_s(ctx.settings),
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=ctx.settings.sync_misfire_grace_s,
+                replace_existing=True,
+            )
+        scheduler.start()
+        logger.info(
+            "scheduler started: %s",
+            ", ".join(f"{j.name} every {j.interval_s(ctx.settings)}s" for j in jobs),
+        )
+
+    track(start())
     await stop.wait()
     logger.info("stopping: no new runs; waiting up to 30s for %d running job(s)", len(running))
-    scheduler.shutdown(wait=False)
+    if scheduler.running:
+        scheduler.shutdown(wait=False)
     if running:
-        _done, pending = await asyncio.wait(running, timeout=30)
+        _done, pending = await asyncio.wait(set(running), timeout=30)
         for task in pending:
             # Abandoned mid-run: its transaction rolls back, and the next run converges.
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-def _soon() -> datetime:
-    return datetime.now(UTC) + timedelta(seconds=1)
 
 
 @app.command()

@@ -1,0 +1,151 @@
+"""run_scheduler.py as ops run it: a real process against Postgres and the emulator."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+from sqlmodel import select
+
+from db.engine import create_engine, create_session_factory
+from db.models import SyncRun, User
+from db.types import SyncRunStatus
+from scripts.auth0_emulator.server import EmulatorServer
+from tests.conftest import TEST_AUDIENCE
+from tests.services.sync.conftest import add_user
+
+
+def environment(db: URL, server: EmulatorServer, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DB_URL": db.render_as_string(hide_password=False),
+        "AUTH0_DOMAIN": server.base_url,
+        "AUTH0_AUDIENCE": TEST_AUDIENCE,
+        "AUTH0_MGMT_RPS": "1000",
+        "AUTH0_MGMT_BURST": "1000",
+        **extra,
+    }
+
+
+async def run_cli(repo_root: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "run_scheduler.py",
+        *args,
+        cwd=repo_root,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output.decode()
+
+
+async def runs_of(db: URL) -> list[SyncRun]:
+    engine = create_engine(db, process="tests")
+    try:
+        async with create_session_factory(engine)() as session:
+            return list((await session.exec(select(SyncRun).order_by(SyncRun.id))).all())
+    finally:
+        await engine.dispose()
+
+
+async def test_immediate_runs_every_job_in_order(
+    scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
+):
+    add_user(tenant_server.tenant, "cli", roles=["biocommons/platform/galaxy"])
+    code, output = await run_cli(repo_root, environment(scratch_db, tenant_server), "--immediate")
+    assert code == 0, output
+    assert [run.job for run in await runs_of(scratch_db)] == [
+        "sync.roles",
+        "sync.users.full",
+        "sync.memberships",
+        "sync.outbox",
+        "otp.cleanup",
+    ]
+    assert "sync.memberships         succeeded" in output
+
+
+async def test_immediate_exits_non_zero_when_a_job_fails(
+    scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
+):
+    tenant_server.state.faults.down = True
+    code, output = await run_cli(
+        repo_root,
+        environment(scratch_db, tenant_server, AUTH0_MAX_RETRIES="0"),
+        "--immediate",
+        "--skip-full-sync",
+    )
+    assert code == 1
+    assert "sync.roles               failed" in output
+
+
+async def test_dry_run_prints_and_writes_nothing(
+    scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
+):
+    add_user(tenant_server.tenant, "dry")
+    code, output = await run_cli(
+        repo_root, environment(scratch_db, tenant_server), "--job", "sync.users.full", "--dry-run"
+    )
+    assert code == 0, output
+    assert "'created': 1" in output
+    engine = create_engine(scratch_db, process="tests")
+    try:
+        async with create_session_factory(engine)() as session:
+            assert (await session.exec(select(User))).all() == []
+    finally:
+        await engine.dispose()
+
+
+async def test_unknown_job_is_a_usage_error(
+    scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
+):
+    code, output = await run_cli(
+        repo_root, environment(scratch_db, tenant_server), "--job", "sync.nothing"
+    )
+    assert code == 2
+    assert "unknown job" in output
+
+
+async def test_scheduler_runs_on_its_own_and_stops_on_sigterm(
+    scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
+):
+    env = environment(
+        scratch_db, tenant_server, SYNC_ROLES_INTERVAL_S="10", SYNC_OUTBOX_INTERVAL_S="1"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "run_scheduler.py",
+        cwd=repo_root,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            runs = await runs_of(scratch_db)
+            if (
+                sum(
+                    run.job == "sync.outbox" and run.status is SyncRunStatus.SUCCEEDED
+                    for run in runs
+                )
+                >= 2
+            ):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the scheduler never ran the outbox job twice")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=40)
+    assert code == 0
+    assert {run.job for run in await runs_of(scratch_db)} == {
+        "sync.roles",
+        "sync.users.full",
+        "sync.users.incremental",
+        "sync.memberships",
+        "sync.outbox",
+        "otp.cleanup",
+    }
