@@ -40,6 +40,10 @@ T = TypeVar("T")
 USERS_LIST_CAP = 1000  # Auth0 never pages past the first 1000 results of a search
 
 
+class ExportUnavailable(UpstreamError):
+    """The tenant refuses user export jobs (Auth0's Free plan)."""
+
+
 @dataclass
 class Auth0Stats:
     requests: int = 0
@@ -438,11 +442,16 @@ class Auth0Gateway:
         options: dict[str, Any] = {"format": "json", "fields": export_fields}
         if connection_id:
             options["connection_id"] = connection_id
-        job = await self.call(
-            "jobs.users_exports.create",
-            lambda c: c.jobs.users_exports.create(**options),
-            idempotent=False,
-        )
+        try:
+            job = await self.call(
+                "jobs.users_exports.create",
+                lambda c: c.jobs.users_exports.create(**options),
+                idempotent=False,
+            )
+        except UpstreamError as exc:
+            if "(403)" in exc.detail:
+                raise ExportUnavailable(exc.detail) from exc
+            raise
         deadline = time.monotonic() + timeout_s
         while job.status not in ("completed", "failed"):
             if time.monotonic() > deadline:

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import UTCDateTime, utcnow
 from db.models import SyncRun, User, UserHistory
 from db.types import SyncRunStatus, UserChange
-from services.auth0.gateway import USERS_LIST_CAP
+from services.auth0.gateway import USERS_LIST_CAP, ExportUnavailable
 from services.errors import AppError, NotFound, UpstreamError
 from services.sync.runs import JobContext, Progress, SyncAborted
 from services.sync.sql import analyze, bulk_load, changed, dialect_insert, insert_rows
@@ -126,36 +126,43 @@ def user_row(raw: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def fetch_all_users(ctx: JobContext) -> tuple[dict[str, dict[str, Any]], str]:
-    """Every Auth0 user, by export job or paged listing; raises if it cannot be complete."""
+    """Every Auth0 user: by export job (the fewest requests), or by paged listing when the
+    tenant refuses exports (Free plan) or SYNC_USER_SOURCE=list. Raises if it cannot be
+    complete, so nothing is deleted on a partial answer."""
     source = ctx.settings.sync_user_source
-    total: int | None = None
-    if source in ("auto", "list"):
-        _, total = await ctx.auth0.list_users_page(page=0, per_page=1)
-        if source == "auto":
-            source = "list" if total <= USERS_LIST_CAP else "export"
-        elif total > USERS_LIST_CAP:
-            raise SyncAborted(
-                f"SYNC_USER_SOURCE=list but the tenant has {total} users; Auth0 lists {USERS_LIST_CAP} at most"
-            )
     rows: dict[str, dict[str, Any]] = {}
-    progress = Progress("users fetched", total)
-    if source == "export":
+    progress = Progress("users fetched")
+
+    def keep(raw: dict[str, Any]) -> None:
+        row = user_row(raw)
+        if row:
+            rows[row["id"]] = row
+        progress.advance()
+
+    if source in ("auto", "export"):
         try:
             async for raw in ctx.auth0.export_users(EXPORT_FIELDS):
-                row = user_row(raw)
-                if row:
-                    rows[row["id"]] = row
-                progress.advance()
+                keep(raw)
+        except ExportUnavailable:
+            if source == "export":
+                raise SyncAborted(
+                    "SYNC_USER_SOURCE=export but this tenant refuses export jobs"
+                ) from None
+            source = "list"
         except UpstreamError as exc:
             raise SyncAborted(
                 f"the user export is unavailable ({exc.detail}); nothing was changed"
             ) from exc
-    else:
-        async for raw in ctx.auth0.iter_users():
-            row = user_row(raw)
-            if row:
-                rows[row["id"]] = row
-            progress.advance()
+        else:
+            source = "export"
+    if source == "list":
+        try:
+            async for raw in ctx.auth0.iter_users():
+                keep(raw)
+        except UpstreamError as exc:
+            raise SyncAborted(
+                f"the user listing cannot be complete: {exc.detail}; nothing was changed"
+            ) from exc
     progress.close()
     ctx.counts["source"] = source
     ctx.count("fetched", len(rows))

@@ -216,7 +216,7 @@ async def _run_and_kill(ctx: JobContext, repo_root: Path, env: dict[str, str], j
             await asyncio.sleep(0.05)
         else:
             raise AssertionError(f"{job} never started")
-        await asyncio.sleep(0.4)  # into the job: Auth0 answers take 150 ms each
+        await asyncio.sleep(0.4)  # into the job: its first Auth0 answers take 300 ms each
     finally:
         process.send_signal(signal.SIGKILL)
         assert await process.wait() == -signal.SIGKILL
@@ -246,7 +246,7 @@ async def test_scheduler_killed_mid_run_loses_nothing_and_the_next_run_converges
             "AUTH0_MGMT_BURST": "1000",
             "SYNC_MAX_DELETE_FRACTION": "1",
         }
-        tenant_server.state.faults.latency_ms = 150  # slow enough to be mid-run when killed
+        tenant_server.state.faults.latency_ms = 300  # slow enough to be mid-run when killed
         for job in ("sync.users.full", "sync.memberships"):
             killed = await _run_and_kill(ctx, repo_root, env, job)
             async with ctx.sessions() as session:

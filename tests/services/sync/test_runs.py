@@ -99,7 +99,7 @@ async def test_two_schedulers_run_each_job_body_once(
             before = sum(
                 tenant_server.state.requests.get(k, 0)
                 for k in tenant_server.state.requests
-                if k.startswith("GET /api/v2")
+                if " /api/v2/" in k
             )
             runs = await asyncio.gather(
                 *(run_job(ctx, job, JOBS_BY_NAME[job].body) for ctx in contexts)
@@ -110,7 +110,7 @@ async def test_two_schedulers_run_each_job_body_once(
                 sum(
                     tenant_server.state.requests.get(k, 0)
                     for k in tenant_server.state.requests
-                    if k.startswith("GET /api/v2")
+                    if " /api/v2/" in k
                 )
                 - before
             )

@@ -23,7 +23,8 @@ async def test_first_sync_creates_and_second_changes_nothing(
     for index in range(5):
         add_user(tenant_server.tenant, f"u{index}", given_name=f"G{index}")
     (first,) = await sync(sync_ctx, "sync.users.full")
-    assert (first.counts["created"], first.counts["source"]) == (5, "list")
+    assert (first.counts["created"], first.counts["source"]) == (5, "export")
+    assert first.counts["auth0_requests"] == 1  # the export job, finished at once by the emulator
     user = await session.get_one(User, "auth0|u3")
     assert (user.email, user.given_name, user.connection) == (
         "u3@example.org",
@@ -149,12 +150,24 @@ async def test_free_plan_without_export_uses_the_listing(
     )
 
 
-async def test_export_is_used_when_asked(sync_ctx: JobContext, tenant_server: EmulatorServer):
-    add_user(tenant_server.tenant, "exported")
-    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_user_source": "export"})
+async def test_listing_is_used_when_asked(sync_ctx: JobContext, tenant_server: EmulatorServer):
+    add_user(tenant_server.tenant, "listed")
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_user_source": "list"})
     (run,) = await sync(sync_ctx, "sync.users.full")
-    assert (run.counts["source"], run.counts["created"]) == ("export", 1)
-    assert tenant_server.state.requests["POST /api/v2/jobs/users-exports"] == 1
+    assert (run.counts["source"], run.counts["created"]) == ("list", 1)
+    assert "POST /api/v2/jobs/users-exports" not in tenant_server.state.requests
+
+
+async def test_a_tenant_too_big_to_list_without_export_stops(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    for index in range(1001):
+        add_user(tenant_server.tenant, f"big{index:04d}")
+    tenant_server.state.faults.exports_enabled = False
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.status.value == "failed"
+    assert "cannot be complete" in (run.error or "")
+    assert await live_users(session) == {}
 
 
 async def test_incremental_picks_up_recent_changes(
