@@ -38,6 +38,7 @@ from services.sync.runs import JobContext, Progress, SyncAborted
 from services.sync.sql import analyze, bulk_load, dialect_insert
 
 ROLE_REMOVED = "role removed in Auth0"
+ANALYZE_AFTER = 1000  # rows written before refreshing the planner's statistics
 
 
 @dataclass
@@ -198,12 +199,13 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
                 ~_outbox_blocks(membership, target.role_id, target.read_at),
             ),
         ).returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
-        approved = (await session.execute(insert)).all()
+        async with ctx.timed("apply.approve"):
+            approved = (await session.execute(insert)).all()
         await _history(session, tables, target, approved, now, None)
         ctx.count(f"{target.kind}_approved", len(approved))
 
-        revoked = (
-            await session.execute(
+        async with ctx.timed("apply.revoke"):
+            revoked_result = await session.execute(
                 sa.update(membership)
                 .where(
                     membership.c[tables.target_column] == target.id,
@@ -220,9 +222,12 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
                 )
                 .returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
             )
-        ).all()
+            revoked = revoked_result.all()
         await _history(session, tables, target, revoked, now, ROLE_REMOVED)
         ctx.count(f"{target.kind}_revoked", len(revoked))
+        if len(approved) + len(revoked) > ANALYZE_AFTER:
+            # Autovacuum analyzes later; the next role's anti-joins need the statistics now.
+            await analyze(session, membership)
     finally:
         await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
 

@@ -470,6 +470,9 @@ async def apply_users(
         written = max((await session.execute(insert)).rowcount or 0, 0)
         ctx.count("created", new_count)
         ctx.count("updated", written - new_count)
+        if written > 1000:
+            # Autovacuum analyzes later; the next statements need the statistics now.
+            await analyze(session, users)
 
         restored = list(
             (
