@@ -5,20 +5,36 @@
 When AUTH0_DOMAIN points somewhere else (a real tenant), only the API is started.
 """
 
+import asyncio
 import os
 import socket
 import sys
 
 import uvicorn
 
+from db.migrations import upgrade_head
+from run_scheduler import build_context, close_context, run_once
 from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_demo
 from scripts.auth0_emulator.server import EmulatorServer
-from services.settings import DEV_AUTH0_DOMAIN, ConfigError, get_settings
+from services.settings import DEV_AUTH0_DOMAIN, ConfigError, Settings, get_settings
+from services.sync.jobs import select_jobs
 
 
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((host, port)) == 0
+
+
+async def initial_sync(settings: Settings) -> None:
+    """Migrate and fill the local database once, so the API shows the demo tenant at once."""
+    if settings.database_url.get_backend_name() == "sqlite":
+        await upgrade_head(settings.database_url)
+    ctx = build_context(settings, dry_run=False)
+    try:
+        for run in await run_once(ctx, select_jobs(immediate=True)):
+            print(f"  sync {run.job}: {run.status.value} {run.counts.get('created', '')}".rstrip())
+    finally:
+        await close_context(ctx)
 
 
 def main() -> int:
@@ -45,6 +61,7 @@ def main() -> int:
             )
             summary = seed_demo(emulator.tenant, users=int(os.environ.get("DEMO_USERS", "200")))
             emulator.start()
+            asyncio.run(initial_sync(settings))
             token = emulator.tenant.mint_access_token(
                 str(summary["admin"]), roles=["Admin"], expires_in=86400
             )
