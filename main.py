@@ -41,16 +41,7 @@ def _lifespan(settings: Settings) -> Any:
             # The embedded default migrates itself; Postgres is migrated by the
             # `migrate` step before the API starts, never by API workers racing.
             await upgrade_head(url)
-        auth0 = Auth0Gateway(
-            base_url=settings.auth0_base_url,
-            client_id=settings.auth0_management_id,
-            client_secret=settings.auth0_management_secret.get_secret_value(),
-            rps=settings.auth0_mgmt_rps,
-            burst=settings.auth0_mgmt_burst,
-            max_retries=settings.auth0_max_retries,
-            timeout_s=settings.auth0_timeout_s,
-            max_wait_s=settings.auth0_max_wait_s,
-        )
+        auth0 = Auth0Gateway.from_settings(settings)
         jwks_http = httpx.AsyncClient(timeout=settings.auth0_timeout_s)
         jwks = JwksCache(
             jwks_http,

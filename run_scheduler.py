@@ -40,12 +40,9 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
         # Bulk sync statements on 100k rows need more than a request's budget.
         statement_timeout_s=max(settings.db_statement_timeout_s, 600),
     )
-    gateway = Auth0Gateway(
-        base_url=settings.auth0_base_url,
-        client_id=settings.auth0_management_id,
-        client_secret=settings.auth0_management_secret.get_secret_value(),
-        rps=settings.auth0_mgmt_rps,
-        burst=settings.auth0_mgmt_burst,
+    # Jobs can afford to wait longer for Auth0 than a request can.
+    gateway = Auth0Gateway.from_settings(
+        settings,
         max_retries=max(settings.auth0_max_retries, 6),
         timeout_s=max(settings.auth0_timeout_s, 30),
         max_wait_s=120,

@@ -32,6 +32,7 @@ from services.errors import (
     ServiceUnavailable,
     UpstreamError,
 )
+from services.settings import Settings
 
 logger = logging.getLogger("aai.auth0")
 
@@ -180,6 +181,20 @@ class Auth0Gateway:
             max_retries=0,
             timeout=timeout_s,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> "Auth0Gateway":
+        options: dict[str, Any] = {
+            "base_url": settings.auth0_base_url,
+            "client_id": settings.auth0_management_id,
+            "client_secret": settings.auth0_management_secret.get_secret_value(),
+            "rps": settings.auth0_mgmt_rps,
+            "burst": settings.auth0_mgmt_burst,
+            "max_retries": settings.auth0_max_retries,
+            "timeout_s": settings.auth0_timeout_s,
+            "max_wait_s": settings.auth0_max_wait_s,
+        }
+        return cls(**{**options, **overrides})
 
     async def _on_response(self, response: httpx.Response) -> None:
         if response.request.url.path.startswith("/api/v2/"):
