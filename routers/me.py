@@ -1,11 +1,118 @@
-from fastapi import APIRouter
+"""The signed-in user's endpoints. Reads are served from Postgres."""
 
-from routers.deps import CurrentUserDep
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+
+from db.types import ApprovalStatus
+from routers.deps import Auth0Dep, CurrentUserDep, SessionDep
+from schemas.me import (
+    AdminGroup,
+    AdminPlatform,
+    GroupMembershipBrief,
+    GroupRequestCreate,
+    GroupRequestResult,
+    PendingPublic,
+    PlatformMembershipBrief,
+    ProfilePublic,
+)
+from services import me as me_service
+from services import memberships as memberships_service
 
 router = APIRouter(prefix="/me", tags=["me"])
+
+APPROVED = {ApprovalStatus.APPROVED}
+PENDING = {ApprovalStatus.PENDING}
+
+
+@router.get("/profile")
+async def get_profile(
+    session: SessionDep, auth0: Auth0Dep, caller: CurrentUserDep
+) -> ProfilePublic:
+    """The caller's profile and memberships (revoked ones left out)."""
+    return await me_service.profile(session, auth0, caller.id)
+
+
+@router.get("/platforms")
+async def list_platforms(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[PlatformMembershipBrief]:
+    """All of the caller's platform memberships."""
+    return await memberships_service.platform_memberships(session, caller.id)
+
+
+@router.get("/platforms/approved")
+async def list_approved_platforms(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[PlatformMembershipBrief]:
+    return await memberships_service.platform_memberships(session, caller.id, statuses=APPROVED)
+
+
+@router.get("/platforms/pending")
+async def list_pending_platforms(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[PlatformMembershipBrief]:
+    return await memberships_service.platform_memberships(session, caller.id, statuses=PENDING)
+
+
+@router.get("/platforms/admin-roles")
+async def list_administered_platforms(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[AdminPlatform]:
+    """Platforms the caller administers (every platform for a general admin)."""
+    return await memberships_service.administered_platforms(session, caller.permissions)
+
+
+@router.get("/groups")
+async def list_groups(session: SessionDep, caller: CurrentUserDep) -> list[GroupMembershipBrief]:
+    """All of the caller's group memberships."""
+    return await memberships_service.group_memberships(session, caller.id)
+
+
+@router.get("/groups/approved")
+async def list_approved_groups(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[GroupMembershipBrief]:
+    return await memberships_service.group_memberships(session, caller.id, statuses=APPROVED)
+
+
+@router.get("/groups/pending")
+async def list_pending_groups(
+    session: SessionDep, caller: CurrentUserDep
+) -> list[GroupMembershipBrief]:
+    return await memberships_service.group_memberships(session, caller.id, statuses=PENDING)
+
+
+@router.get("/groups/admin-roles")
+async def list_administered_groups(session: SessionDep, caller: CurrentUserDep) -> list[AdminGroup]:
+    """Groups the caller administers (every group for a general admin)."""
+    return await memberships_service.administered_groups(session, caller.permissions)
+
+
+@router.post(
+    "/groups/request",
+    responses={
+        404: {"description": "No such group"},
+        409: {"description": "Already requested, a member, or revoked"},
+    },
+)
+async def request_groups(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    caller: CurrentUserDep,
+    body: Annotated[GroupRequestCreate, Body()],
+) -> list[GroupRequestResult]:
+    """Ask to join one group or several; each gets its own result."""
+    return await memberships_service.request_groups(session, auth0, caller.id, body.items())
 
 
 @router.get("/is-general-admin")
 async def is_general_admin(caller: CurrentUserDep) -> bool:
     """Whether the caller may open the admin pages: a general, platform or group admin."""
     return caller.permissions.is_any_admin
+
+
+@router.get("/all/pending")
+async def list_all_pending(session: SessionDep, caller: CurrentUserDep) -> PendingPublic:
+    """The caller's pending platform and group memberships."""
+    return await me_service.pending(session, caller.id)

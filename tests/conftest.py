@@ -206,5 +206,15 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def scratch_db(pg_server_url: URL) -> AsyncIterator[URL]:
+    """A migrated database of its own, for tests where several processes or engines meet."""
+    name = f"aai_sync_{secrets.token_hex(4)}"
+    url = await create_database(pg_server_url, name)
+    await upgrade_head(url)
+    yield url
+    await drop_database(pg_server_url, name)
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent

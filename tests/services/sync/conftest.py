@@ -1,7 +1,6 @@
 """Sync fixtures: a fresh emulated tenant per test, and job contexts whose database work
 stays inside the test's rolled-back transaction (or a scratch database, across processes)."""
 
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -10,9 +9,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.admin import create_database, drop_database
 from db.engine import create_engine, create_session_factory
-from db.migrations import upgrade_head
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION, Tenant
@@ -78,16 +75,6 @@ async def sync_ctx(
         auth0=gateway,
     )
     await gateway.aclose()
-
-
-@pytest.fixture
-async def scratch_db(pg_server_url: URL) -> AsyncIterator[URL]:
-    """A migrated database of its own, for tests where several processes or engines meet."""
-    name = f"aai_sync_{secrets.token_hex(4)}"
-    url = await create_database(pg_server_url, name)
-    await upgrade_head(url)
-    yield url
-    await drop_database(pg_server_url, name)
 
 
 @pytest.fixture

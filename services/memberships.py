@@ -1,0 +1,205 @@
+"""A user's own platform and group memberships: reading them and requesting groups.
+
+Reads come from Postgres only (no Auth0 call). A group request inserts with
+`ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
+"""
+
+import uuid
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import (
+    Group,
+    GroupMembership,
+    GroupMembershipHistory,
+    Platform,
+    PlatformMembership,
+    User,
+)
+from db.types import ApprovalStatus
+from schemas.me import (
+    AdminGroup,
+    AdminPlatform,
+    GroupMembershipBrief,
+    GroupRequestItem,
+    GroupRequestResult,
+    PlatformMembershipBrief,
+)
+from services.auth0 import Auth0Gateway
+from services.errors import Conflict, NotFound
+from services.roles import Permissions
+from services.sync.sql import dialect_insert
+from services.users import ensure_user
+
+CONFLICT_MESSAGES = {
+    ApprovalStatus.PENDING: "a request for this group is already waiting for approval",
+    ApprovalStatus.APPROVED: "you are already a member of this group",
+    ApprovalStatus.REVOKED: "your access to this group was revoked; contact support to have it restored",
+}
+
+
+async def platform_memberships(
+    session: AsyncSession, user_id: str, *, statuses: set[ApprovalStatus] | None = None
+) -> list[PlatformMembershipBrief]:
+    statement = (
+        select(PlatformMembership.platform_id, Platform.name, PlatformMembership.approval_status)
+        .join(Platform, Platform.id == PlatformMembership.platform_id)
+        .where(PlatformMembership.user_id == user_id)
+        .order_by(PlatformMembership.platform_id)
+    )
+    if statuses is not None:
+        statement = statement.where(PlatformMembership.approval_status.in_(statuses))
+    rows = (await session.exec(statement)).all()
+    return [
+        PlatformMembershipBrief(platform_id=p, platform_name=n, approval_status=s)
+        for p, n, s in rows
+    ]
+
+
+async def group_memberships(
+    session: AsyncSession, user_id: str, *, statuses: set[ApprovalStatus] | None = None
+) -> list[GroupMembershipBrief]:
+    statement = (
+        select(
+            GroupMembership.group_id, Group.name, Group.short_name, GroupMembership.approval_status
+        )
+        .join(Group, Group.id == GroupMembership.group_id)
+        .where(GroupMembership.user_id == user_id)
+        .order_by(GroupMembership.group_id)
+    )
+    if statuses is not None:
+        statement = statement.where(GroupMembership.approval_status.in_(statuses))
+    rows = (await session.exec(statement)).all()
+    return [
+        GroupMembershipBrief(group_id=g, group_name=n, group_short_name=s, approval_status=a)
+        for g, n, s, a in rows
+    ]
+
+
+VISIBLE = {ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.REJECTED}
+
+
+async def administered_platforms(
+    session: AsyncSession, permissions: Permissions
+) -> list[AdminPlatform]:
+    statement = (
+        select(Platform.id, Platform.name)
+        .where(Platform.removed_at.is_(None))
+        .order_by(Platform.id)
+    )
+    if not permissions.general_admin:
+        statement = statement.where(Platform.id.in_(permissions.admin_of_platforms))
+    return [AdminPlatform(id=i, name=n) for i, n in (await session.exec(statement)).all()]
+
+
+async def administered_groups(session: AsyncSession, permissions: Permissions) -> list[AdminGroup]:
+    statement = (
+        select(Group.id, Group.name, Group.short_name)
+        .where(Group.removed_at.is_(None))
+        .order_by(Group.id)
+    )
+    if not permissions.general_admin:
+        statement = statement.where(Group.id.in_(permissions.admin_of_groups))
+    return [
+        AdminGroup(id=i, name=n, short_name=s) for i, n, s in (await session.exec(statement)).all()
+    ]
+
+
+async def request_groups(
+    session: AsyncSession, auth0: Auth0Gateway, user_id: str, items: list[GroupRequestItem]
+) -> list[GroupRequestResult]:
+    """Request each group; raises when none of them could be requested."""
+    user = await ensure_user(session, auth0, user_id)
+    results = []
+    for item in items:
+        results.append(await _request_group(session, user, item))
+    if any(result.status == "pending" for result in results):
+        return results
+    detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
+    body = [r.model_dump() for r in results]
+    if all(result.status == "not_found" for result in results):
+        raise NotFound(detail, results=body)
+    raise Conflict(detail, results=body)
+
+
+async def _request_group(
+    session: AsyncSession, user: User, item: GroupRequestItem
+) -> GroupRequestResult:
+    group = await session.get(Group, item.group_id)
+    if group is None or group.removed_at is not None:
+        return GroupRequestResult(
+            group_id=item.group_id, status="not_found", message="no such group"
+        )
+    now = utcnow()
+    table = GroupMembership.__table__
+    inserted = (
+        await session.execute(
+            dialect_insert(session, table)
+            .values(
+                id=uuid.uuid4(),
+                group_id=group.id,
+                user_id=user.id,
+                approval_status=ApprovalStatus.PENDING,
+                request_reason=item.request_reason,
+                updated_by_id=user.id,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["group_id", "user_id"])
+            .returning(table.c.id)
+        )
+    ).scalar_one_or_none()
+    if inserted is not None:
+        await _history(
+            session, inserted, group.id, user.id, ApprovalStatus.PENDING, item.request_reason
+        )
+        return GroupRequestResult(
+            group_id=group.id,
+            status="pending",
+            message="request sent to the group's administrators",
+        )
+
+    membership = (
+        await session.exec(
+            select(GroupMembership)
+            .where(GroupMembership.group_id == group.id, GroupMembership.user_id == user.id)
+            .with_for_update()
+        )
+    ).one()
+    if membership.approval_status is ApprovalStatus.REJECTED:
+        membership.approval_status = ApprovalStatus.PENDING
+        membership.request_reason = item.request_reason
+        membership.rejection_reason = None
+        membership.updated_by_id = user.id
+        membership.updated_at = now
+        await session.flush()
+        await _history(
+            session, membership.id, group.id, user.id, ApprovalStatus.PENDING, item.request_reason
+        )
+        return GroupRequestResult(group_id=group.id, status="pending", message="request sent again")
+    return GroupRequestResult(
+        group_id=group.id, status="conflict", message=CONFLICT_MESSAGES[membership.approval_status]
+    )
+
+
+async def _history(
+    session: AsyncSession,
+    membership_id: uuid.UUID,
+    group_id: str,
+    user_id: str,
+    status: ApprovalStatus,
+    reason: str | None,
+) -> None:
+    session.add(
+        GroupMembershipHistory(
+            membership_id=membership_id,
+            group_id=group_id,
+            user_id=user_id,
+            approval_status=status,
+            reason=reason,
+            updated_by_id=user_id,
+        )
+    )
+    await session.flush()

@@ -1,0 +1,44 @@
+"""The signed-in user's own record."""
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import User
+from services.auth0 import Auth0Gateway
+from services.errors import Conflict, NotFound, Unauthorized
+from services.sync.sql import dialect_insert
+from services.sync.users import BLOCKED_REASON, user_row
+
+
+async def ensure_user(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> User:
+    """The caller's row; a user who signed up moments ago (before the sync saw them) is
+    fetched from Auth0 and created, rather than failing."""
+    user = await session.get(User, user_id)
+    if user is not None:
+        return user
+    try:
+        profile = await auth0.get_user(user_id)
+    except NotFound:
+        raise Unauthorized("this account no longer exists") from None
+    row = user_row(profile)
+    assert row is not None
+    now = utcnow()
+    values = {
+        **row,
+        "created_at": row["created_at"] or now,
+        "updated_at": now,
+        "last_synced_at": now,
+        "is_deleted": row["blocked"],
+        "deleted_at": now if row["blocked"] else None,
+        "deletion_reason": BLOCKED_REASON if row["blocked"] else None,
+    }
+    # A concurrent request may create the same row; any conflict is settled by re-reading.
+    await session.execute(
+        dialect_insert(session, User.__table__).values(values).on_conflict_do_nothing()
+    )
+    user = await session.get(User, user_id)
+    if user is None:
+        raise Conflict("another account already uses this email or username; contact support")
+    if user.is_deleted:
+        raise Unauthorized("this account is deactivated")
+    return user
