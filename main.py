@@ -14,10 +14,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import health, me
+from routers import health, me, registration, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.errors import AppError
+from services.ratelimit import RateLimiter
+from services.recaptcha import RecaptchaVerifier
 from services.settings import ConfigError, Settings, get_settings
 from services.version import app_version
 
@@ -42,9 +44,9 @@ def _lifespan(settings: Settings) -> Any:
             # `migrate` step before the API starts, never by API workers racing.
             await upgrade_head(url)
         auth0 = Auth0Gateway.from_settings(settings)
-        jwks_http = httpx.AsyncClient(timeout=settings.auth0_timeout_s)
+        outbound = httpx.AsyncClient(timeout=settings.auth0_timeout_s)
         jwks = JwksCache(
-            jwks_http,
+            outbound,
             f"{settings.auth0_base_url}/.well-known/jwks.json",
             ttl_s=settings.auth0_jwks_ttl_s,
             cooldown_s=settings.auth0_jwks_cooldown_s,
@@ -65,11 +67,19 @@ def _lifespan(settings: Settings) -> Any:
                 "expected_heads": head_revisions(),
                 "auth0": auth0,
                 "token_validator": TokenValidator(settings, jwks),
+                "recaptcha": RecaptchaVerifier(
+                    outbound,
+                    secret=settings.recaptcha_secret.get_secret_value()
+                    if settings.recaptcha_secret
+                    else None,
+                    verify_url=settings.recaptcha_verify_url,
+                ),
+                "rate_limiter": RateLimiter(settings.public_rate_limit_per_minute),
             }
         finally:
             await engine.dispose()
             await auth0.aclose()
-            await jwks_http.aclose()
+            await outbound.aclose()
 
     return lifespan
 
@@ -130,4 +140,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(registration.router)
+    app.include_router(utils.router)
     return app

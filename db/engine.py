@@ -4,7 +4,8 @@ with `create_engine`, names it, and disposes it on shutdown.
 SQLAlchemy asyncio: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
 """
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
+logger = logging.getLogger("aai.db")
 
 
 def create_engine(
@@ -80,15 +82,39 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
+Compensation = Callable[[], Awaitable[object]]
+
+
+def on_rollback(session: AsyncSession, compensation: Compensation) -> None:
+    """Undo something outside the database (an Auth0 user created) if this unit of work
+    does not commit."""
+    session.info.setdefault("compensations", []).append(compensation)
+
+
+async def _compensate(session: AsyncSession) -> None:
+    for compensation in reversed(session.info.pop("compensations", [])):
+        try:
+            await compensation()
+        except Exception:
+            logger.exception("compensation failed; the outside change needs a manual repair")
+
+
 @asynccontextmanager
 async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
-    """Commit when the block succeeds, roll back when it raises."""
+    """Commit when the block succeeds, roll back (and compensate) when it raises or the
+    commit fails."""
     try:
         yield session
     except BaseException:
         await session.rollback()
+        await _compensate(session)
         raise
-    await session.commit()
+    try:
+        await session.commit()
+    except BaseException:
+        await _compensate(session)
+        raise
+    session.info.pop("compensations", None)
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ if anything raised. Services only flush; routers never commit.
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +16,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import SessionFactory, session_scope
 from services.auth import CurrentUser, authenticate
 from services.auth0 import Auth0Gateway
+from services.ratelimit import RateLimiter
+from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
 
 
@@ -57,3 +59,25 @@ async def get_current_user(
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+def get_recaptcha(request: Request) -> RecaptchaVerifier:
+    return request.state.recaptcha
+
+
+RecaptchaDep = Annotated[RecaptchaVerifier, Depends(get_recaptcha)]
+
+
+def client_address(request: Request) -> str:
+    # Behind the load balancer uvicorn's proxy-headers mode has already applied X-Forwarded-For.
+    return request.client.host if request.client else "unknown"
+
+
+def rate_limited(scope: str) -> Any:
+    """A dependency allowing each client PUBLIC_RATE_LIMIT_PER_MINUTE calls to `scope`."""
+
+    def check(request: Request) -> None:
+        limiter: RateLimiter = request.state.rate_limiter
+        limiter.check(scope, client_address(request))
+
+    return Depends(check)

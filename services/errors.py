@@ -73,3 +73,24 @@ class ServiceUnavailable(AppError):
     def __init__(self, detail: str, *, retry_after_s: int = 5, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"Retry-After": str(retry_after_s)})
         super().__init__(detail, **kwargs)
+
+
+class InvalidFields(AppError):
+    """Bad form input, in the shape the portal's forms read."""
+
+    status_code = 400
+    code = "invalid_data"
+
+    def __init__(
+        self, field_errors: list[dict[str, str]], message: str = "Invalid data submitted"
+    ) -> None:
+        super().__init__(message)
+        self.field_errors = field_errors
+
+    def body(self) -> dict[str, object]:
+        return {
+            "message": self.detail,
+            "detail": self.detail,
+            "error": self.code,
+            "field_errors": self.field_errors,
+        }

@@ -137,6 +137,17 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(default=10, ge=1)
     catalog_short_names: dict[str, str] = Field(default_factory=dict)
 
+    # Registration
+    registration_default_platforms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["bpa_data_portal", "galaxy"]
+    )
+    # Bundle id → {"group": <short group id>, "platforms": [<platform ids granted with it>]}.
+    registration_bundles: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"tsi": {"group": "tsi", "platforms": []}}
+    )
+    recaptcha_verify_url: str = "https://www.google.com/recaptcha/api/siteverify"
+    public_rate_limit_per_minute: int = Field(default=30, ge=1)
+
     # Email
     no_reply_email_sender: str = "no-reply@aai.localhost"
 
@@ -163,7 +174,9 @@ class Settings(BaseSettings):
             return _ENVIRONMENT_ALIASES[key]
         return value
 
-    @field_validator("admin_roles", "cors_allowed_origins", mode="before")
+    @field_validator(
+        "admin_roles", "cors_allowed_origins", "registration_default_platforms", mode="before"
+    )
     @classmethod
     def _list_from_env(cls, value: Any) -> Any:
         return _split_list(value)

@@ -149,8 +149,12 @@ def emulator_server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
-    """The shared emulator with its default behaviour restored after the test."""
+    """The shared emulator; after the test its default behaviour is restored and the users
+    the test created are removed."""
+    existing = set(emulator_server.tenant.users)
     yield emulator_server
+    for user_id in set(emulator_server.tenant.users) - existing:
+        emulator_server.tenant.delete_user(user_id)
     emulator_server.state.set_rate_limit("off")
     emulator_server.state.faults = Faults()
     emulator_server.tenant.management_token_ttl_s = 86400
@@ -164,6 +168,10 @@ def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:
         "auth0_management_secret": emulator.tenant.management_client_secret,
         "admin_roles": '["Admin"]',
         "auth0_mgmt_rps": 1000,
+        "auth0_mgmt_burst": 1000,
+        "recaptcha_secret": "test-recaptcha-secret",
+        "recaptcha_verify_url": f"{emulator.base_url}/recaptcha/api/siteverify",
+        "public_rate_limit_per_minute": 1000,
     }
 
 

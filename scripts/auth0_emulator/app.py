@@ -801,6 +801,17 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
             gzip.compress(payload.encode(), compresslevel=1), media_type="application/gzip"
         )
 
+    @app.post("/recaptcha/api/siteverify")
+    async def recaptcha_siteverify(request: Request) -> dict[str, Any]:
+        """A stand-in for Google's endpoint: any token not starting with "bad" passes."""
+        form = await request.form()
+        token = str(form.get("response") or "")
+        if not form.get("secret"):
+            return {"success": False, "error-codes": ["missing-input-secret"]}
+        if not token or token.startswith("bad"):
+            return {"success": False, "error-codes": ["invalid-input-response"]}
+        return {"success": True, "hostname": "127.0.0.1"}
+
     @app.get("/_emulator/state")
     async def emulator_state() -> dict[str, Any]:
         return {

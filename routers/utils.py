@@ -1,0 +1,57 @@
+"""Public helpers of the registration pages. Each is rate limited per client."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from routers.deps import Auth0Dep, SessionDep, SettingsDep, rate_limited
+from schemas.registration import Availability
+from services import registration as registration_service
+
+router = APIRouter(prefix="/utils", tags=["utils"])
+
+
+class RegistrationInfo(BaseModel):
+    app: str | None
+
+
+class WelcomeEmailRequest(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+
+
+class Accepted(BaseModel):
+    message: str
+
+
+@router.get("/register/check-username-availability", dependencies=[rate_limited("availability")])
+async def check_username(
+    session: SessionDep, username: Annotated[str, Query(max_length=256)]
+) -> Availability:
+    """Whether a username may be registered (never used before, valid)."""
+    return await registration_service.username_availability(session, username)
+
+
+@router.get("/register/check-email-availability", dependencies=[rate_limited("availability")])
+async def check_email(
+    session: SessionDep, email: Annotated[str, Query(max_length=320)]
+) -> Availability:
+    """Whether an email address may be registered."""
+    return await registration_service.email_availability(session, email)
+
+
+@router.get("/register/registration-info", dependencies=[rate_limited("availability")])
+async def registration_info(
+    auth0: Auth0Dep, user_email: Annotated[str, Query(min_length=3, max_length=320)]
+) -> RegistrationInfo:
+    """The app an account was registered through, for the login page's hints."""
+    return RegistrationInfo(app=await registration_service.registration_app(auth0, user_email))
+
+
+@router.post("/send-welcome-email", dependencies=[rate_limited("welcome")])
+async def send_welcome_email(
+    session: SessionDep, settings: SettingsDep, body: WelcomeEmailRequest
+) -> Accepted:
+    """Queue the welcome email for a verified account (once); the same answer for anyone."""
+    await registration_service.send_welcome(session, settings, body.email)
+    return Accepted(message="If the account exists and is verified, a welcome email is on its way")

@@ -1,0 +1,93 @@
+"""Registration input. Messages are the ones the portal shows next to each field."""
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+USERNAME = re.compile(r"^[a-z0-9][-_a-z0-9]+$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+SPECIAL = re.compile(r"[^A-Za-z0-9]")
+
+
+class BundleChoice(BaseModel):
+    bundle_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(default=None, max_length=255)
+
+
+class RegistrationCreate(BaseModel):
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
+
+    first_name: str = Field(min_length=1, max_length=255)
+    last_name: str = Field(min_length=1, max_length=255)
+    email: str = Field(min_length=3, max_length=254)
+    username: str = Field(min_length=3, max_length=128)
+    password: str = Field(min_length=8, max_length=72)
+    recaptcha_token: str = Field(min_length=1, max_length=4096)
+    bundle: str | None = Field(default=None, max_length=64)
+    bundles: list[BundleChoice] | None = Field(default=None, max_length=10)
+    request_reason: str | None = Field(default=None, max_length=255)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL.match(value):
+            raise ValueError("Enter a valid email address")
+        return value.lower()
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not USERNAME.match(value):
+            raise ValueError(
+                "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
+            )
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        missing = [
+            label
+            for label, ok in (
+                ("an uppercase letter", any(c.isupper() for c in value)),
+                ("a lowercase letter", any(c.islower() for c in value)),
+                ("a digit", any(c.isdigit() for c in value)),
+                ("a special character", bool(SPECIAL.search(value))),
+            )
+            if not ok
+        ]
+        if missing:
+            raise ValueError("Password must contain " + ", ".join(missing))
+        return value
+
+    @model_validator(mode="after")
+    def _one_bundle_form(self) -> "RegistrationCreate":
+        if self.bundle is not None and self.bundles is not None:
+            raise ValueError("send either bundle or bundles, not both")
+        return self
+
+    def bundle_choices(self) -> list[BundleChoice]:
+        if self.bundles is not None:
+            return self.bundles
+        if self.bundle:
+            return [BundleChoice(bundle_id=self.bundle, reason=self.request_reason)]
+        return []
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class RegistrationPublic(BaseModel):
+    message: str
+    user_id: str
+    email: str
+    username: str
+    platforms: list[str]
+    groups_requested: list[str]
+
+
+class Availability(BaseModel):
+    available: bool
+    field_errors: list[FieldError]

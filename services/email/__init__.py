@@ -1,0 +1,1 @@
+"""Outgoing email: queued in the database with the change that causes it."""

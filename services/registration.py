@@ -1,0 +1,293 @@
+"""Sign-up: the Auth0 user, the local user, default platforms, bundle requests, email.
+
+The Auth0 user is created first (Auth0 decides what is taken); everything after it runs
+in the request's unit of work with a compensation registered, so if the database part
+fails or never commits the Auth0 user is deleted again: no half-registrations.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.engine import on_rollback
+from db.models import (
+    Auth0OutboxEntry,
+    Group,
+    GroupMembership,
+    GroupMembershipHistory,
+    Platform,
+    PlatformMembership,
+    PlatformMembershipHistory,
+    User,
+    UserHistory,
+)
+from db.types import ApprovalStatus, OutboxOperation, UserChange
+from schemas.registration import (
+    EMAIL,
+    USERNAME,
+    Availability,
+    FieldError,
+    RegistrationCreate,
+    RegistrationPublic,
+)
+from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue
+from services.errors import BadRequest, Conflict, InvalidFields
+from services.recaptcha import RecaptchaVerifier
+from services.roles import RoleScheme
+from services.settings import Settings
+
+
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    """Usernames stay reserved once used, by anyone, now or before."""
+    wanted = username.lower()
+    current = select(User.id).where(sa.func.lower(User.username) == wanted).limit(1)
+    past = select(UserHistory.id).where(sa.func.lower(UserHistory.username) == wanted).limit(1)
+    return (await session.exec(current)).first() is not None or (
+        await session.exec(past)
+    ).first() is not None
+
+
+async def email_registered(session: AsyncSession, email: str) -> bool:
+    statement = (
+        select(User.id)
+        .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def _requested_groups(
+    session: AsyncSession, settings: Settings, data: RegistrationCreate
+) -> list[tuple[Group, str | None]]:
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    chosen = []
+    for choice in data.bundle_choices():
+        spec = settings.registration_bundles.get(choice.bundle_id)
+        group = await session.get(Group, scheme.group_id(str(spec["group"]))) if spec else None
+        if group is None or group.removed_at is not None:
+            raise InvalidFields(
+                [{"field": "bundle", "message": f"Unknown bundle {choice.bundle_id!r}"}]
+            )
+        chosen.append((group, choice.reason or data.request_reason))
+    return chosen
+
+
+async def register(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    recaptcha: RecaptchaVerifier,
+    settings: Settings,
+    data: RegistrationCreate,
+    *,
+    remote_ip: str | None = None,
+) -> RegistrationPublic:
+    if not await recaptcha.verify(data.recaptcha_token, remote_ip):
+        raise InvalidFields(
+            [
+                {
+                    "field": "recaptcha_token",
+                    "message": "reCAPTCHA verification failed; please try again",
+                }
+            ]
+        )
+    if await username_taken(session, data.username):
+        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    groups = await _requested_groups(session, settings, data)
+    platforms = (
+        await session.exec(
+            select(Platform).where(
+                Platform.id.in_(settings.registration_default_platforms),
+                Platform.removed_at.is_(None),
+                Platform.access_role_id.is_not(None),
+            )
+        )
+    ).all()
+
+    try:
+        created = await auth0.create_user(
+            connection=settings.auth0_db_connection,
+            email=data.email,
+            username=data.username,
+            password=data.password,
+            given_name=data.first_name,
+            family_name=data.last_name,
+            name=f"{data.first_name} {data.last_name}",
+            app_metadata={"registration_from": "biocommons"},
+        )
+    except Conflict as exc:
+        field = str(exc.extra.get("field", "email"))
+        raise InvalidFields(
+            [{"field": field, "message": f"{field.capitalize()} is already taken"}]
+        ) from exc
+    except BadRequest as exc:
+        raise InvalidFields([{"field": "password", "message": exc.detail}]) from exc
+    user_id = str(created["user_id"])
+    on_rollback(session, lambda: auth0.delete_user(user_id))
+
+    now = utcnow()
+    try:
+        session.add(
+            User(
+                id=user_id,
+                email=data.email,
+                username=data.username,
+                email_verified=False,
+                name=f"{data.first_name} {data.last_name}",
+                given_name=data.first_name,
+                family_name=data.last_name,
+                connection=settings.auth0_db_connection,
+                last_synced_at=now,
+            )
+        )
+        await session.flush()
+        for platform in platforms:
+            membership = PlatformMembership(
+                platform_id=platform.id, user_id=user_id, approval_status=ApprovalStatus.APPROVED
+            )
+            session.add(membership)
+            await session.flush()
+            session.add(
+                PlatformMembershipHistory(
+                    membership_id=membership.id,
+                    platform_id=platform.id,
+                    user_id=user_id,
+                    approval_status=ApprovalStatus.APPROVED,
+                    reason="default platform",
+                )
+            )
+            assert platform.access_role_id is not None
+            session.add(
+                Auth0OutboxEntry(
+                    operation=OutboxOperation.GRANT_ROLE,
+                    user_id=user_id,
+                    role_id=platform.access_role_id,
+                )
+            )
+        for group, reason in groups:
+            request = GroupMembership(
+                group_id=group.id,
+                user_id=user_id,
+                approval_status=ApprovalStatus.PENDING,
+                request_reason=reason,
+                updated_by_id=user_id,
+            )
+            session.add(request)
+            await session.flush()
+            session.add(
+                GroupMembershipHistory(
+                    membership_id=request.id,
+                    group_id=group.id,
+                    user_id=user_id,
+                    approval_status=ApprovalStatus.PENDING,
+                    reason=reason,
+                    updated_by_id=user_id,
+                )
+            )
+        session.add(
+            UserHistory(
+                user_id=user_id,
+                change=UserChange.CREATED,
+                email=data.email,
+                username=data.username,
+                reason="registration",
+            )
+        )
+        await enqueue(
+            session,
+            to=data.email,
+            subject="Your BioCommons Access account",
+            body_text=f"Hello {data.first_name},\n\nyour account {data.username} was created. "
+            f"Please verify your email address, then sign in at {settings.portal_url}.",
+            body_html=f"<p>Hello {data.first_name},</p><p>your account <b>{data.username}</b> was created. "
+            f'Please verify your email address, then sign in at <a href="{settings.portal_url}">{settings.portal_url}</a>.</p>',
+            template="registration_received",
+            dedupe_key=f"registration:{user_id}",
+            sender=settings.no_reply_email_sender,
+        )
+        await session.flush()
+    except sa_exc.IntegrityError as exc:
+        raise Conflict(
+            "an account with this email or username already exists; contact support"
+        ) from exc
+    return RegistrationPublic(
+        message="User registered successfully",
+        user_id=user_id,
+        email=data.email,
+        username=data.username,
+        platforms=sorted(p.id for p in platforms),
+        groups_requested=[g.id for g, _ in groups],
+    )
+
+
+async def username_availability(session: AsyncSession, username: str) -> Availability:
+    problem = _username_problem(username)
+    if problem:
+        return Availability(
+            available=False, field_errors=[FieldError(field="username", message=problem)]
+        )
+    if await username_taken(session, username):
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="username", message="Username is already taken")],
+        )
+    return Availability(available=True, field_errors=[])
+
+
+def _username_problem(username: str) -> str | None:
+    if not 3 <= len(username) <= 128:
+        return "Username must be 3 to 128 characters long"
+    if not USERNAME.match(username):
+        return "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
+    return None
+
+
+async def email_availability(session: AsyncSession, email: str) -> Availability:
+    if not EMAIL.match(email) or len(email) > 254:
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="email", message="Enter a valid email address")],
+        )
+    if await email_registered(session, email):
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="email", message="Email is already registered")],
+        )
+    return Availability(available=True, field_errors=[])
+
+
+async def registration_app(auth0: Auth0Gateway, email: str) -> str | None:
+    """Which app the user registered through (Auth0 app_metadata.registration_from)."""
+    for user in await auth0.users_by_email(email):
+        app = (user.get("app_metadata") or {}).get("registration_from")
+        if app:
+            return str(app)
+    return None
+
+
+async def send_welcome(session: AsyncSession, settings: Settings, email: str) -> None:
+    """Queue the welcome email once, and only for a verified account; the answer is the
+    same either way so it reveals nothing about who has an account."""
+    user = (
+        await session.exec(
+            select(User)
+            .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+            .limit(1)
+        )
+    ).first()
+    if user is None or not user.email_verified or not user.email:
+        return
+    name = user.given_name or user.username or "there"
+    await enqueue(
+        session,
+        to=user.email,
+        subject="Welcome to BioCommons Access",
+        body_text=f"Hello {name},\n\nwelcome! Sign in at {settings.portal_url} to request access to platforms and groups.",
+        body_html=f'<p>Hello {name},</p><p>welcome! Sign in at <a href="{settings.portal_url}">{settings.portal_url}</a> '
+        "to request access to platforms and groups.</p>",
+        template="welcome",
+        dedupe_key=f"welcome:{user.id}",
+        sender=settings.no_reply_email_sender,
+    )

@@ -1,0 +1,302 @@
+from collections.abc import Callable
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import (
+    Auth0OutboxEntry,
+    EmailNotification,
+    GroupMembership,
+    PlatformMembership,
+    User,
+    UserHistory,
+)
+from db.types import ApprovalStatus, UserChange
+from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from services.settings import Settings
+from tests.routers.test_me import add_catalog
+
+GOOD = {
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "email": "Ada.Lovelace@Example.org",
+    "username": "ada_l",
+    "password": "Analytical-Engine-1",
+    "recaptcha_token": "ok-token",
+}
+
+
+async def register(client: httpx.AsyncClient, **changes: object) -> httpx.Response:
+    return await client.post("/biocommons/register", json={**GOOD, **changes})
+
+
+def field_errors(response: httpx.Response) -> dict[str, str]:
+    body = response.json()
+    assert body["message"] == "Invalid data submitted"
+    return {error["field"]: error["message"] for error in body["field_errors"]}
+
+
+class TestRegister:
+    async def test_creates_the_account_everywhere(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        await add_catalog(session)
+        response = await register(client, bundle="tsi", request_reason="I study quolls")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert (body["email"], body["username"], body["platforms"], body["groups_requested"]) == (
+            "ada.lovelace@example.org",
+            "ada_l",
+            ["bpa_data_portal", "galaxy"],
+            ["biocommons/group/tsi"],
+        )
+        (auth0_user,) = emulator.tenant.users_by_email("ada.lovelace@example.org")
+        assert auth0_user["app_metadata"] == {"registration_from": "biocommons"}
+        assert auth0_user["given_name"] == "Ada"
+        user = await session.get_one(User, body["user_id"])
+        assert (user.username, user.email_verified) == ("ada_l", False)
+        platforms = (
+            await session.exec(
+                select(PlatformMembership).where(PlatformMembership.user_id == user.id)
+            )
+        ).all()
+        assert {(p.platform_id, p.approval_status) for p in platforms} == {
+            ("galaxy", ApprovalStatus.APPROVED),
+            ("bpa_data_portal", ApprovalStatus.APPROVED),
+        }
+        grants = (
+            await session.exec(
+                select(Auth0OutboxEntry.role_id).where(Auth0OutboxEntry.user_id == user.id)
+            )
+        ).all()
+        assert sorted(grants) == ["rol_bpa", "rol_galaxy"]
+        group = (
+            await session.exec(select(GroupMembership).where(GroupMembership.user_id == user.id))
+        ).one()
+        assert (group.group_id, group.approval_status, group.request_reason) == (
+            "biocommons/group/tsi",
+            ApprovalStatus.PENDING,
+            "I study quolls",
+        )
+        email = (
+            await session.exec(
+                select(EmailNotification).where(
+                    EmailNotification.to_address == "ada.lovelace@example.org"
+                )
+            )
+        ).one()
+        assert email.template == "registration_received"
+        history = (
+            await session.exec(select(UserHistory.change).where(UserHistory.user_id == user.id))
+        ).all()
+        assert history == [UserChange.CREATED]
+
+    async def test_failed_recaptcha(self, client: httpx.AsyncClient, emulator: EmulatorServer):
+        response = await register(client, recaptcha_token="bad-token")
+        assert response.status_code == 400
+        assert "reCAPTCHA" in field_errors(response)["recaptcha_token"]
+        assert emulator.tenant.users_by_email(GOOD["email"]) == []
+
+    @pytest.mark.parametrize(
+        ("changes", "field", "fragment"),
+        [
+            ({"password": "short1!"}, "password", "at least 8"),
+            ({"password": "alllowercase1!"}, "password", "uppercase"),
+            ({"password": "NoDigits-Here"}, "password", "digit"),
+            ({"password": "NoSpecial123"}, "password", "special"),
+            ({"password": "A1!" + "a" * 70}, "password", "at most 72"),
+            ({"username": "Ada"}, "username", "lowercase"),
+            ({"username": "-ada"}, "username", "lowercase"),
+            ({"username": "ad"}, "username", "at least 3"),
+            ({"email": "not-an-email"}, "email", "valid email"),
+            ({"first_name": ""}, "first_name", "at least 1"),
+            ({"first_name": "x" * 300}, "first_name", "at most 255"),
+            ({"first_name": 12}, "first_name", "valid string"),
+            ({"nickname": "extra"}, "nickname", "not permitted"),
+            (
+                {"bundle": "tsi", "bundles": [{"bundle_id": "tsi"}]},
+                "body",
+                "either bundle or bundles",
+            ),
+        ],
+    )
+    async def test_invalid_fields(
+        self, client: httpx.AsyncClient, changes: dict[str, object], field: str, fragment: str
+    ):
+        response = await register(client, **changes)
+        assert response.status_code == 400, response.text
+        errors = field_errors(response)
+        assert fragment in errors[field], errors
+
+    async def test_missing_fields_and_non_json(self, client: httpx.AsyncClient):
+        response = await client.post("/biocommons/register", json={"email": "a@b.org"})
+        assert response.status_code == 400
+        assert {"first_name", "last_name", "username", "password", "recaptcha_token"} <= set(
+            field_errors(response)
+        )
+        garbage = await client.post(
+            "/biocommons/register", content=b"{nope", headers={"content-type": "application/json"}
+        )
+        assert garbage.status_code == 400
+        assert field_errors(garbage) == {"body": "The request body must be JSON"}
+
+    async def test_username_used_before_is_refused_without_asking_auth0(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        session.add(User(id="auth0|old", email="old@example.org", username="someone_else"))
+        await session.flush()
+        session.add(
+            UserHistory(user_id="auth0|old", change=UserChange.USERNAME_UPDATE, username="Ada_L")
+        )
+        await session.flush()
+        before = emulator.state.requests.get("POST /api/v2/users", 0)
+        response = await register(client)
+        assert response.status_code == 400
+        assert field_errors(response) == {"username": "Username is already taken"}
+        assert emulator.state.requests.get("POST /api/v2/users", 0) == before
+
+    async def test_auth0_conflict_names_the_field(
+        self, client: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        emulator.tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "email": "taken@example.org",
+                "password": "long-enough-1",
+            }
+        )
+        response = await register(client, email="taken@example.org")
+        assert response.status_code == 400
+        assert field_errors(response) == {"email": "Email is already taken"}
+
+    async def test_database_failure_after_auth0_removes_the_auth0_user(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        # A live local user Auth0 no longer has (deleted there, the sync not run yet).
+        session.add(User(id="auth0|stale", email="ada.lovelace@example.org", username="stale"))
+        await session.flush()
+        response = await register(client)
+        assert response.status_code == 409, response.text
+        assert emulator.state.requests.get("DELETE /api/v2/users/{id}", 0) >= 1
+        assert (
+            emulator.tenant.users_by_email("ada.lovelace@example.org") == []
+        )  # no orphan in Auth0
+        assert (await session.exec(select(User).where(User.username == "ada_l"))).first() is None
+
+    async def test_unknown_bundle(self, client: httpx.AsyncClient, session: AsyncSession):
+        await add_catalog(session)
+        response = await register(client, bundles=[{"bundle_id": "nope"}])
+        assert response.status_code == 400
+        assert field_errors(response) == {"bundle": "Unknown bundle 'nope'"}
+
+    async def test_rate_limited_per_client(
+        self, app_factory: Callable[[Settings], FastAPI], settings: Settings
+    ):
+        app = app_factory(settings.model_copy(update={"public_rate_limit_per_minute": 2}))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                codes = [
+                    (await register(client, recaptcha_token="bad")).status_code for _ in range(3)
+                ]
+                limited = await register(client, recaptcha_token="bad")
+        assert codes[:2] == [400, 400]
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+
+
+class TestUtils:
+    async def test_username_availability(self, client: httpx.AsyncClient, session: AsyncSession):
+        session.add(User(id="auth0|u", email="u@example.org", username="Taken_Name"))
+        await session.flush()
+        taken = (
+            await client.get(
+                "/utils/register/check-username-availability", params={"username": "taken_name"}
+            )
+        ).json()
+        assert taken == {
+            "available": False,
+            "field_errors": [{"field": "username", "message": "Username is already taken"}],
+        }
+        invalid = (
+            await client.get(
+                "/utils/register/check-username-availability", params={"username": "No Spaces"}
+            )
+        ).json()
+        assert invalid["available"] is False
+        free = (
+            await client.get(
+                "/utils/register/check-username-availability", params={"username": "free_name"}
+            )
+        ).json()
+        assert free == {"available": True, "field_errors": []}
+
+    async def test_email_availability(self, client: httpx.AsyncClient, session: AsyncSession):
+        session.add(User(id="auth0|e", email="here@example.org"))
+        await session.flush()
+        assert (
+            await client.get(
+                "/utils/register/check-email-availability", params={"email": "HERE@example.org"}
+            )
+        ).json()["available"] is False
+        assert (
+            await client.get(
+                "/utils/register/check-email-availability", params={"email": "new@example.org"}
+            )
+        ).json()["available"] is True
+        assert (
+            await client.get(
+                "/utils/register/check-email-availability", params={"email": "x" * 400}
+            )
+        ).status_code == 422
+
+    async def test_registration_info(self, client: httpx.AsyncClient, emulator: EmulatorServer):
+        emulator.tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "email": "sbp.person@example.org",
+                "password": "long-enough-1",
+                "app_metadata": {"registration_from": "sbp"},
+            }
+        )
+        response = await client.get(
+            "/utils/register/registration-info", params={"user_email": "sbp.person@example.org"}
+        )
+        assert response.json() == {"app": "sbp"}
+        unknown = await client.get(
+            "/utils/register/registration-info", params={"user_email": "nobody@example.org"}
+        )
+        assert unknown.json() == {"app": None}
+
+    async def test_welcome_email_once_and_only_when_verified(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ):
+        session.add_all(
+            [
+                User(id="auth0|v", email="verified@example.org", email_verified=True),
+                User(id="auth0|n", email="unverified@example.org", email_verified=False),
+            ]
+        )
+        await session.flush()
+        answers = set()
+        for email in (
+            "verified@example.org",
+            "verified@example.org",
+            "unverified@example.org",
+            "nobody@example.org",
+        ):
+            response = await client.post("/utils/send-welcome-email", json={"email": email})
+            assert response.status_code == 200
+            answers.add(response.json()["message"])
+        assert len(answers) == 1  # reveals nothing about the account
+        queued = (
+            await session.exec(
+                select(EmailNotification.to_address).where(EmailNotification.template == "welcome")
+            )
+        ).all()
+        assert queued == ["verified@example.org"]
