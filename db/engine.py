@@ -102,10 +102,15 @@ async def _compensate(session: AsyncSession) -> None:
 @asynccontextmanager
 async def unit_of_work(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """Commit when the block succeeds, roll back (and compensate) when it raises or the
-    commit fails."""
+    commit fails. An exception with `keep_changes = True` (an expected failure that must
+    still be recorded, like a wrong one-time code counting as an attempt) commits first."""
     try:
         yield session
-    except BaseException:
+    except BaseException as exc:
+        if getattr(exc, "keep_changes", False):
+            await session.commit()
+            session.info.pop("compensations", None)
+            raise
         await session.rollback()
         await _compensate(session)
         raise

@@ -5,17 +5,20 @@ handler returns and before the response is sent (`scope="function"`), and rolls 
 if anything raised. Services only flush; routers never commit.
 """
 
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
 from services.auth import CurrentUser, authenticate
 from services.auth0 import Auth0Gateway
+from services.errors import InvalidFields
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -38,6 +41,8 @@ def get_app_settings(request: Request) -> Settings:
 def get_auth0(request: Request) -> Auth0Gateway:
     return request.state.auth0
 
+
+FormT = TypeVar("FormT", bound=BaseModel)
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
@@ -81,3 +86,29 @@ def rate_limited(scope: str) -> Any:
         limiter.check(scope, client_address(request))
 
     return Depends(check)
+
+
+def form_body(model: type[FormT]) -> Any:
+    """Parse a JSON body into `model`, reporting problems as 400 field errors (the shape
+    the portal's forms show) rather than FastAPI's 422."""
+
+    async def parse(request: Request) -> FormT:
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidFields(
+                [{"field": "body", "message": "The request body must be JSON"}]
+            ) from None
+        try:
+            return model.model_validate(payload)
+        except ValidationError as exc:
+            errors = [
+                {
+                    "field": ".".join(str(part) for part in error["loc"]) or "body",
+                    "message": error["msg"].removeprefix("Value error, "),
+                }
+                for error in exc.errors()
+            ]
+            raise InvalidFields(errors) from None
+
+    return Depends(parse)

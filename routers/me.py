@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from db.types import ApprovalStatus
-from routers.deps import Auth0Dep, CurrentUserDep, SessionDep
+from routers.deps import Auth0Dep, CurrentUserDep, SessionDep, SettingsDep, form_body
 from schemas.me import (
     AdminGroup,
     AdminPlatform,
@@ -16,8 +16,10 @@ from schemas.me import (
     PlatformMembershipBrief,
     ProfilePublic,
 )
+from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
 from services import me as me_service
 from services import memberships as memberships_service
+from services import profile as profile_service
 
 router = APIRouter(prefix="/me", tags=["me"])
 
@@ -116,3 +118,67 @@ async def is_general_admin(caller: CurrentUserDep) -> bool:
 async def list_all_pending(session: SessionDep, caller: CurrentUserDep) -> PendingPublic:
     """The caller's pending platform and group memberships."""
     return await me_service.pending(session, caller.id)
+
+
+@router.post("/profile/name/update")
+async def update_name(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    caller: CurrentUserDep,
+    form: Annotated[NameUpdate, form_body(NameUpdate)],
+) -> Done:
+    """Change the caller's first and last name (in Auth0 and here)."""
+    return await profile_service.update_name(session, auth0, caller.id, form)
+
+
+@router.post("/profile/username/update")
+async def update_username(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    caller: CurrentUserDep,
+    form: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
+) -> Done:
+    """Change the caller's username; one never used by anyone before."""
+    return await profile_service.update_username(session, auth0, caller.id, form)
+
+
+@router.post("/profile/email/update")
+async def start_email_change(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    caller: CurrentUserDep,
+    form: Annotated[EmailUpdate, form_body(EmailUpdate)],
+) -> Done:
+    """Send a one-time code to the new address (10 minutes; a new code voids the old)."""
+    return await profile_service.start_email_change(session, auth0, settings, caller.id, form)
+
+
+@router.post("/profile/email/continue")
+async def finish_email_change(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    caller: CurrentUserDep,
+    form: Annotated[EmailCode, form_body(EmailCode)],
+) -> Done:
+    """Apply the new address after the right code."""
+    return await profile_service.finish_email_change(session, auth0, settings, caller.id, form)
+
+
+@router.post("/profile/password/update")
+async def update_password(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    caller: CurrentUserDep,
+    form: Annotated[PasswordUpdate, form_body(PasswordUpdate)],
+) -> Done:
+    """Change the password of a database-connection account after checking the current one."""
+    return await profile_service.update_password(session, auth0, settings, caller.id, form)
+
+
+@router.post("/profile/delete")
+async def delete_profile(session: SessionDep, auth0: Auth0Dep, caller: CurrentUserDep) -> Done:
+    """Delete the caller's account: blocked in Auth0, refresh tokens revoked, soft-deleted here."""
+    return await profile_service.delete_self(session, auth0, caller.id)

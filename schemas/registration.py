@@ -9,6 +9,36 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 SPECIAL = re.compile(r"[^A-Za-z0-9]")
 
 
+def check_username(value: str) -> str:
+    if not USERNAME.match(value):
+        raise ValueError(
+            "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
+        )
+    return value
+
+
+def check_email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError("Enter a valid email address")
+    return value.lower()
+
+
+def check_password(value: str) -> str:
+    missing = [
+        label
+        for label, ok in (
+            ("an uppercase letter", any(c.isupper() for c in value)),
+            ("a lowercase letter", any(c.islower() for c in value)),
+            ("a digit", any(c.isdigit() for c in value)),
+            ("a special character", bool(SPECIAL.search(value))),
+        )
+        if not ok
+    ]
+    if missing:
+        raise ValueError("Password must contain " + ", ".join(missing))
+    return value
+
+
 class BundleChoice(BaseModel):
     bundle_id: str = Field(min_length=1, max_length=64)
     reason: str | None = Field(default=None, max_length=255)
@@ -30,35 +60,17 @@ class RegistrationCreate(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if not EMAIL.match(value):
-            raise ValueError("Enter a valid email address")
-        return value.lower()
+        return check_email(value)
 
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
-        if not USERNAME.match(value):
-            raise ValueError(
-                "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
-            )
-        return value
+        return check_username(value)
 
     @field_validator("password")
     @classmethod
     def _password(cls, value: str) -> str:
-        missing = [
-            label
-            for label, ok in (
-                ("an uppercase letter", any(c.isupper() for c in value)),
-                ("a lowercase letter", any(c.islower() for c in value)),
-                ("a digit", any(c.isdigit() for c in value)),
-                ("a special character", bool(SPECIAL.search(value))),
-            )
-            if not ok
-        ]
-        if missing:
-            raise ValueError("Password must contain " + ", ".join(missing))
-        return value
+        return check_password(value)
 
     @model_validator(mode="after")
     def _one_bundle_form(self) -> "RegistrationCreate":

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 class AppError(Exception):
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
+    # True: the unit of work commits what was written before this was raised.
+    keep_changes: bool = False
 
     def __init__(
         self,

@@ -350,6 +350,35 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
                     "scope": grant_data["scope"],
                 }
             )
+        if grant in ("password", "http://auth0.com/oauth/grant-type/password-realm"):
+            user = tenant.find_user(str(body.get("username", "")))
+            realm = body.get("realm") or DEFAULT_CONNECTION
+            if (
+                user is None
+                or tenant.connection_of(user) != realm
+                or not secrets.compare_digest(
+                    tenant.passwords.get(user["user_id"], ""), str(body.get("password", ""))
+                )
+            ):
+                return JSONResponse(
+                    {"error": "invalid_grant", "error_description": "Wrong email or password."},
+                    status_code=403,
+                )
+            if user.get("blocked"):
+                return JSONResponse(
+                    {"error": "unauthorized", "error_description": "user is blocked"},
+                    status_code=401,
+                )
+            access_token = tenant.mint_access_token(
+                user["user_id"], audience=body.get("audience") or tenant.audience
+            )
+            return JSONResponse(
+                {
+                    "access_token": access_token,
+                    "token_type": "Bearer",
+                    "expires_in": tenant.access_token_ttl_s,
+                }
+            )
         return JSONResponse(
             {
                 "error": "unsupported_grant_type",

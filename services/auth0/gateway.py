@@ -361,6 +361,30 @@ class Auth0Gateway:
             if not users or seen >= total:
                 return
 
+    async def verify_password(self, username: str, password: str, *, realm: str) -> bool:
+        """Check a database-connection password with the Authentication API's
+        password-realm grant (the management client must allow that grant)."""
+        form = {
+            "grant_type": "http://auth0.com/oauth/grant-type/password-realm",
+            "username": username,
+            "password": password,
+            "realm": realm,
+            "client_id": self.tokens.client_id,
+            "client_secret": self.tokens.client_secret,
+            "scope": "openid",
+        }
+        try:
+            response = await self._http.post(f"{self.base_url}/oauth/token", data=form)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"Auth0 is unreachable ({type(exc).__name__})") from exc
+        if response.status_code == 200:
+            return True
+        if response.status_code in (401, 403):
+            return False
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ServiceUnavailable(f"Auth0 could not check the password ({response.status_code})")
+        raise UpstreamError(f"Auth0 refused the password check ({response.status_code})")
+
     # ---- roles ------------------------------------------------------------------------
 
     async def list_roles(self) -> list[dict[str, Any]]:

@@ -33,6 +33,8 @@ class ManagementTokenProvider:
             "client_secret": client_secret,
             "audience": audience,
         }
+        self.client_id = client_id
+        self.client_secret = client_secret
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()

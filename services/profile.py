@@ -1,0 +1,253 @@
+"""Changes a user makes to their own account.
+
+Auth0 is changed first, then the database in the request's unit of work; a compensation
+puts Auth0 back if the database part does not commit, so the two never disagree.
+"""
+
+import contextlib
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.engine import on_rollback
+from db.models import EmailChangeOtp, User, UserHistory
+from db.types import UserChange
+from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
+from services.auth0 import Auth0Gateway
+from services.email.queue import PRIORITY_CODE, enqueue
+from services.errors import AppError, BadRequest, Conflict, InvalidFields, TooManyRequests
+from services.registration import email_registered, username_taken
+from services.settings import Settings
+from services.users import ensure_user
+
+CODE_TTL = timedelta(minutes=10)
+MAX_CODE_ATTEMPTS = 5
+MAX_CODES_PER_HOUR = 5
+SELF_DELETION = "deleted by the user"
+
+
+def _code_hash(settings: Settings, user_id: str, email: str, code: str) -> str:
+    # Keyed, so a leaked table cannot be brute-forced over the million 6-digit codes.
+    key = settings.jwt_secret_key.get_secret_value().encode()
+    return hmac.new(key, f"{user_id}:{email}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _history(
+    user: User, change: UserChange, previous: str | None, new: str | None, reason: str | None = None
+) -> UserHistory:
+    return UserHistory(
+        user_id=user.id,
+        change=change,
+        email=user.email,
+        username=user.username,
+        previous_value=previous,
+        new_value=new,
+        changed_by_id=user.id,
+        reason=reason,
+    )
+
+
+async def update_name(
+    session: AsyncSession, auth0: Auth0Gateway, user_id: str, data: NameUpdate
+) -> Done:
+    user = await ensure_user(session, auth0, user_id)
+    old = {"given_name": user.given_name, "family_name": user.family_name, "name": user.name}
+    new = {
+        "given_name": data.first_name,
+        "family_name": data.last_name,
+        "name": f"{data.first_name} {data.last_name}",
+    }
+    await auth0.update_user(user.id, **new)
+    on_rollback(session, lambda: auth0.update_user(user.id, **{k: v for k, v in old.items() if v}))
+    user.given_name, user.family_name, user.name = (
+        new["given_name"],
+        new["family_name"],
+        new["name"],
+    )
+    user.updated_at = utcnow()
+    session.add(_history(user, UserChange.PROFILE_UPDATE, old["name"], new["name"]))
+    await session.flush()
+    return Done(message="Name updated")
+
+
+async def update_username(
+    session: AsyncSession, auth0: Auth0Gateway, user_id: str, data: UsernameUpdate
+) -> Done:
+    user = await ensure_user(session, auth0, user_id)
+    if user.username and user.username.lower() == data.username.lower():
+        raise InvalidFields([{"field": "username", "message": "This is already your username"}])
+    if await username_taken(session, data.username):
+        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    try:
+        await auth0.update_user(user.id, username=data.username)
+    except Conflict:
+        raise InvalidFields(
+            [{"field": "username", "message": "Username is already taken"}]
+        ) from None
+    previous = user.username
+    if previous:
+        on_rollback(session, lambda: auth0.update_user(user.id, username=previous))
+    user.username = data.username
+    user.updated_at = utcnow()
+    session.add(_history(user, UserChange.USERNAME_UPDATE, previous, data.username))
+    await session.flush()
+    return Done(message="Username updated")
+
+
+async def start_email_change(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, user_id: str, data: EmailUpdate
+) -> Done:
+    """Send a 6-digit code to the new address; a new code voids the previous one."""
+    user = await ensure_user(session, auth0, user_id)
+    if user.email and user.email.lower() == data.email:
+        raise InvalidFields([{"field": "email", "message": "This is already your email address"}])
+    if await email_registered(session, data.email):
+        raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
+    now = utcnow()
+    recent = (
+        await session.exec(
+            select(sa.func.count())
+            .select_from(EmailChangeOtp)
+            .where(
+                EmailChangeOtp.user_id == user.id,
+                EmailChangeOtp.created_at > now - timedelta(hours=1),
+            )
+        )
+    ).one()
+    if recent >= MAX_CODES_PER_HOUR:
+        raise TooManyRequests(
+            "too many codes requested; try again in an hour", headers={"Retry-After": "3600"}
+        )
+    await session.execute(
+        sa.update(EmailChangeOtp.__table__)
+        .where(EmailChangeOtp.__table__.c.user_id == user.id, EmailChangeOtp.__table__.c.is_active)
+        .values(is_active=False)
+    )
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    otp = EmailChangeOtp(
+        user_id=user.id,
+        target_email=data.email,
+        otp_hash=_code_hash(settings, user.id, data.email, code),
+        expires_at=now + CODE_TTL,
+    )
+    session.add(otp)
+    await session.flush()
+    await enqueue(
+        session,
+        to=data.email,
+        subject="Your email change code",
+        body_text=f"Your code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this email.",
+        body_html=f"<p>Your code is <b>{code}</b>. It expires in 10 minutes.</p><p>If you did not ask for it, ignore this email.</p>",
+        template="email_change_code",
+        dedupe_key=f"email-code:{otp.id}",
+        sender=settings.no_reply_email_sender,
+        priority=PRIORITY_CODE,
+    )
+    return Done(message=f"A code was sent to {data.email}")
+
+
+async def finish_email_change(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, user_id: str, data: EmailCode
+) -> Done:
+    user = await ensure_user(session, auth0, user_id)
+    otp = (
+        await session.exec(
+            select(EmailChangeOtp)
+            .where(EmailChangeOtp.user_id == user.id, EmailChangeOtp.is_active)
+            .with_for_update()
+        )
+    ).first()
+    now = utcnow()
+    if otp is None or otp.expires_at < now:
+        raise InvalidFields(
+            [{"field": "otp", "message": "The code has expired; ask for a new one"}]
+        )
+    if otp.attempts >= MAX_CODE_ATTEMPTS:
+        raise TooManyRequests("too many wrong codes; ask for a new one")
+    if not hmac.compare_digest(
+        otp.otp_hash, _code_hash(settings, user.id, otp.target_email, data.otp)
+    ):
+        otp.attempts += 1
+        if otp.attempts >= MAX_CODE_ATTEMPTS:
+            otp.is_active = False
+        wrong = InvalidFields([{"field": "otp", "message": "The code is not correct"}])
+        wrong.keep_changes = True  # the failed attempt must count even though the request fails
+        raise wrong
+    try:
+        await auth0.update_user(user.id, email=otp.target_email, email_verified=True)
+    except Conflict:
+        raise InvalidFields(
+            [{"field": "email", "message": "Email is already registered"}]
+        ) from None
+    previous = user.email
+    if previous:
+        on_rollback(
+            session, lambda: auth0.update_user(user.id, email=previous, email_verified=True)
+        )
+    otp.is_active = False
+    otp.consumed_at = now
+    user.email, user.email_verified, user.updated_at = otp.target_email, True, now
+    session.add(_history(user, UserChange.EMAIL_UPDATE, previous, otp.target_email))
+    await session.flush()
+    if previous:
+        await enqueue(
+            session,
+            to=previous,
+            subject="Your email address was changed",
+            body_text=f"The email address of your account is now {otp.target_email}. If this was not you, contact support.",
+            body_html=f"<p>The email address of your account is now {otp.target_email}.</p><p>If this was not you, contact support.</p>",
+            template="email_changed_notice",
+            dedupe_key=f"email-changed:{otp.id}",
+            sender=settings.no_reply_email_sender,
+        )
+    return Done(message="Email updated")
+
+
+async def update_password(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user_id: str,
+    data: PasswordUpdate,
+) -> Done:
+    user = await ensure_user(session, auth0, user_id)
+    if user.connection != settings.auth0_db_connection or not user.email:
+        raise BadRequest(
+            "this account signs in through another provider; change the password there"
+        )
+    if not await auth0.verify_password(
+        user.email, data.current_password, realm=settings.auth0_db_connection
+    ):
+        raise InvalidFields(
+            [{"field": "current_password", "message": "The current password is not correct"}]
+        )
+    try:
+        await auth0.update_user(
+            user.id, password=data.new_password, connection=settings.auth0_db_connection
+        )
+    except BadRequest as exc:
+        raise InvalidFields([{"field": "new_password", "message": exc.detail}]) from None
+    return Done(message="Password updated")
+
+
+async def delete_self(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> Done:
+    """Block in Auth0, revoke refresh tokens, soft-delete here with history."""
+    user = await ensure_user(session, auth0, user_id)
+    await auth0.update_user(user.id, blocked=True)
+    on_rollback(session, lambda: auth0.update_user(user.id, blocked=False))
+    # The block already stops new sign-ins; a refresh token that survives fails at its next use.
+    with contextlib.suppress(AppError):
+        await auth0.revoke_refresh_tokens(user.id)
+    now = utcnow()
+    user.is_deleted, user.blocked, user.deleted_at, user.deleted_by_id = True, True, now, user.id
+    user.deletion_reason = SELF_DELETION
+    user.updated_at = now
+    session.add(_history(user, UserChange.USER_DELETION, None, None, SELF_DELETION))
+    await session.flush()
+    return Done(message="Account deleted")
