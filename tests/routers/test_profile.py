@@ -1,0 +1,336 @@
+import re
+import secrets
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import EmailChangeOtp, EmailNotification, User, UserHistory
+from db.types import UserChange
+from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+
+PASSWORD = "Old-password-1"
+
+
+@pytest.fixture
+async def account(
+    client: httpx.AsyncClient, emulator: EmulatorServer
+) -> tuple[str, dict[str, str]]:
+    """A user in Auth0 and (after a first call) in the database, with a token."""
+    tag = secrets.token_hex(3)
+    created = emulator.tenant.create_user(
+        {
+            "connection": DEFAULT_CONNECTION,
+            "email": f"person.{tag}@example.org",
+            "username": f"person_{tag}",
+            "password": PASSWORD,
+            "email_verified": True,
+            "given_name": "Per",
+            "family_name": "Son",
+        }
+    )
+    headers = {
+        "Authorization": f"Bearer {emulator.tenant.mint_access_token(created['user_id'], roles=[])}"
+    }
+    assert (await client.get("/me/profile", headers=headers)).status_code == 200
+    return created["user_id"], headers
+
+
+async def changes(
+    session: AsyncSession, user_id: str
+) -> list[tuple[UserChange, str | None, str | None]]:
+    rows = (
+        await session.exec(
+            select(UserHistory).where(UserHistory.user_id == user_id).order_by(UserHistory.id)
+        )
+    ).all()
+    return [(row.change, row.previous_value, row.new_value) for row in rows]
+
+
+class TestName:
+    async def test_updates_auth0_and_here(self, client, emulator, session, account):
+        user_id, headers = account
+        response = await client.post(
+            "/me/profile/name/update",
+            json={"first_name": "Ada", "last_name": "King"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert emulator.tenant.get_user(user_id)["name"] == "Ada King"
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).given_name == "Ada"
+        assert (await changes(session, user_id))[-1][0] is UserChange.PROFILE_UPDATE
+
+    async def test_empty_name_is_a_field_error(self, client, account):
+        response = await client.post(
+            "/me/profile/name/update", json={"first_name": "", "last_name": "K"}, headers=account[1]
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"][0]["field"] == "first_name"
+
+
+class TestUsername:
+    async def test_updates_with_history(self, client, emulator, session, account):
+        user_id, headers = account
+        old = emulator.tenant.get_user(user_id)["username"]
+        new = f"renamed_{secrets.token_hex(3)}"
+        response = await client.post(
+            "/me/profile/username/update", json={"username": new}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        assert emulator.tenant.get_user(user_id)["username"] == new
+        assert (await changes(session, user_id))[-1] == (UserChange.USERNAME_UPDATE, old, new)
+
+    async def test_a_past_username_stays_reserved(self, client, session, account):
+        session.add(User(id="auth0|past", email="past@example.org", username="now_other"))
+        await session.flush()
+        session.add(
+            UserHistory(
+                user_id="auth0|past", change=UserChange.USERNAME_UPDATE, username="Used_Before"
+            )
+        )
+        await session.flush()
+        response = await client.post(
+            "/me/profile/username/update", json={"username": "used_before"}, headers=account[1]
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"] == [
+            {"field": "username", "message": "Username is already taken"}
+        ]
+
+    async def test_taken_in_auth0_only(self, client, emulator, account):
+        emulator.tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "email": f"x{secrets.token_hex(3)}@example.org",
+                "username": "auth0_only",
+                "password": PASSWORD,
+            }
+        )
+        response = await client.post(
+            "/me/profile/username/update", json={"username": "auth0_only"}, headers=account[1]
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"][0]["message"] == "Username is already taken"
+
+    @pytest.mark.parametrize("username", ["UPPER", "a", "has space", "x" * 129])
+    async def test_invalid(self, client, account, username):
+        response = await client.post(
+            "/me/profile/username/update", json={"username": username}, headers=account[1]
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"][0]["field"] == "username"
+
+
+class TestEmailChange:
+    async def code_sent_to(self, session: AsyncSession, address: str) -> str:
+        session.expire_all()
+        mail = (
+            await session.exec(
+                select(EmailNotification)
+                .where(EmailNotification.to_address == address)
+                .order_by(EmailNotification.created_at.desc())
+            )
+        ).first()
+        assert mail is not None
+        assert mail.priority == 10
+        match = re.search(r"\b(\d{6})\b", mail.body_text or "")
+        assert match is not None
+        return match.group(1)
+
+    async def test_code_then_change(self, client, emulator, session, account):
+        user_id, headers = account
+        old = emulator.tenant.get_user(user_id)["email"]
+        new = f"new.{secrets.token_hex(3)}@example.org"
+        assert (
+            await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        ).status_code == 200
+        code = await self.code_sent_to(session, new)
+        stored = (
+            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+        ).one()
+        assert code not in stored.otp_hash
+        response = await client.post(
+            "/me/profile/email/continue", json={"otp": code}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        auth0_user = emulator.tenant.get_user(user_id)
+        assert (auth0_user["email"], auth0_user["email_verified"]) == (new, True)
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).email == new
+        assert (await changes(session, user_id))[-1] == (UserChange.EMAIL_UPDATE, old, new)
+        notice = (
+            await session.exec(select(EmailNotification).where(EmailNotification.to_address == old))
+        ).one()
+        assert notice.template == "email_changed_notice"
+        again = await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
+        assert again.status_code == 400  # a code works once
+
+    async def test_a_new_code_voids_the_old_one(self, client, session, account):
+        user_id, headers = account
+        new = f"twice.{secrets.token_hex(3)}@example.org"
+        await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        first = await self.code_sent_to(session, new)
+        await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        second = await self.code_sent_to(session, new)
+        active = (
+            await session.exec(
+                select(EmailChangeOtp).where(
+                    EmailChangeOtp.user_id == user_id, EmailChangeOtp.is_active
+                )
+            )
+        ).all()
+        assert len(active) == 1
+        if first != second:
+            assert (
+                await client.post(
+                    "/me/profile/email/continue", json={"otp": first}, headers=headers
+                )
+            ).status_code == 400
+        assert (
+            await client.post("/me/profile/email/continue", json={"otp": second}, headers=headers)
+        ).status_code == 200
+
+    async def test_wrong_codes_count_and_lock(self, client, session, account):
+        user_id, headers = account
+        new = f"wrong.{secrets.token_hex(3)}@example.org"
+        await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        code = await self.code_sent_to(session, new)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        statuses = [
+            (
+                await client.post(
+                    "/me/profile/email/continue", json={"otp": wrong}, headers=headers
+                )
+            ).status_code
+            for _ in range(5)
+        ]
+        assert statuses == [400] * 5
+        session.expire_all()
+        otp = (
+            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+        ).one()
+        assert (otp.attempts, otp.is_active) == (5, False)
+        assert (
+            await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
+        ).status_code == 400
+
+    async def test_expired_code(self, client, session, account):
+        user_id, headers = account
+        new = f"late.{secrets.token_hex(3)}@example.org"
+        await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        code = await self.code_sent_to(session, new)
+        otp = (
+            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+        ).one()
+        otp.expires_at = utcnow() - timedelta(seconds=1)
+        await session.flush()
+        response = await client.post(
+            "/me/profile/email/continue", json={"otp": code}, headers=headers
+        )
+        assert response.status_code == 400
+        assert "expired" in response.json()["field_errors"][0]["message"]
+
+    async def test_codes_per_hour_are_limited(self, client, account):
+        headers = account[1]
+        codes = [
+            (
+                await client.post(
+                    "/me/profile/email/update",
+                    json={"email": f"n{i}.{secrets.token_hex(2)}@example.org"},
+                    headers=headers,
+                )
+            ).status_code
+            for i in range(6)
+        ]
+        assert codes == [200] * 5 + [429]
+
+    @pytest.mark.parametrize("body", [{"otp": "12345"}, {"otp": "abcdef"}, {"otp": 123456}, {}])
+    async def test_malformed_code(self, client, account, body):
+        assert (
+            await client.post("/me/profile/email/continue", json=body, headers=account[1])
+        ).status_code == 400
+
+    async def test_address_in_use(self, client, session, account):
+        session.add(User(id="auth0|holder", email="held@example.org"))
+        await session.flush()
+        response = await client.post(
+            "/me/profile/email/update", json={"email": "Held@example.org"}, headers=account[1]
+        )
+        assert response.status_code == 400
+
+
+class TestPassword:
+    async def test_changes_after_checking_the_current_one(self, client, emulator, account):
+        user_id, headers = account
+        response = await client.post(
+            "/me/profile/password/update",
+            json={"current_password": PASSWORD, "new_password": "New-password-2"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert emulator.tenant.passwords[user_id] == "New-password-2"
+
+    async def test_wrong_current_password(self, client, emulator, account):
+        user_id, headers = account
+        response = await client.post(
+            "/me/profile/password/update",
+            json={"current_password": "nope", "new_password": "New-password-2"},
+            headers=headers,
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"] == [
+            {"field": "current_password", "message": "The current password is not correct"}
+        ]
+        assert emulator.tenant.passwords[user_id] == PASSWORD
+
+    async def test_weak_new_password(self, client, account):
+        response = await client.post(
+            "/me/profile/password/update",
+            json={"current_password": PASSWORD, "new_password": "weakpassword"},
+            headers=account[1],
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"][0]["field"] == "new_password"
+
+    async def test_social_accounts_have_no_password_here(self, client, emulator):
+        created = emulator.tenant.create_user(
+            {
+                "connection": "google-oauth2",
+                "user_id": f"g{secrets.token_hex(4)}",
+                "email": f"social.{secrets.token_hex(3)}@example.org",
+            }
+        )
+        headers = {
+            "Authorization": f"Bearer {emulator.tenant.mint_access_token(created['user_id'], roles=[])}"
+        }
+        response = await client.post(
+            "/me/profile/password/update",
+            json={"current_password": "x", "new_password": "New-password-2"},
+            headers=headers,
+        )
+        assert response.status_code == 400
+        assert "another provider" in response.json()["detail"]
+
+
+class TestDelete:
+    async def test_blocks_revokes_and_soft_deletes(self, client, emulator, session, account):
+        user_id, headers = account
+        response = await client.post("/me/profile/delete", headers=headers)
+        assert response.status_code == 200, response.text
+        assert emulator.tenant.get_user(user_id)["blocked"] is True
+        assert emulator.tenant.revoked_refresh_tokens[user_id] == 1
+        session.expire_all()
+        user = await session.get_one(User, user_id)
+        assert (user.is_deleted, user.deleted_by_id, user.deletion_reason) == (
+            True,
+            user_id,
+            "deleted by the user",
+        )
+        assert (await changes(session, user_id))[-1][0] is UserChange.USER_DELETION
+        after = await client.get("/me/profile", headers=headers)
+        assert after.status_code == 401
