@@ -2,10 +2,21 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field
 
 from db.types import ApprovalStatus
-from routers.deps import Auth0Dep, CurrentUserDep, SessionDep, SettingsDep, form_body
+from routers.deps import (
+    Auth0Dep,
+    CurrentUserDep,
+    RecaptchaDep,
+    SessionDep,
+    SettingsDep,
+    client_address,
+    form_body,
+    rate_limited,
+)
 from schemas.me import (
     AdminGroup,
     AdminPlatform,
@@ -17,6 +28,7 @@ from schemas.me import (
     ProfilePublic,
 )
 from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
+from services import actions as actions_service
 from services import me as me_service
 from services import memberships as memberships_service
 from services import profile as profile_service
@@ -182,3 +194,59 @@ async def update_password(
 async def delete_profile(session: SessionDep, auth0: Auth0Dep, caller: CurrentUserDep) -> Done:
     """Delete the caller's account: blocked in Auth0, refresh tokens revoked, soft-deleted here."""
     return await profile_service.delete_self(session, auth0, caller.id)
+
+
+class ResendVerification(BaseModel):
+    session_token: str = Field(min_length=1, max_length=4096)
+    recaptcha_token: str = Field(min_length=1, max_length=4096)
+
+
+class MigrationStart(BaseModel):
+    session_token: str = Field(min_length=1, max_length=4096)
+    client_id: str = Field(min_length=1, max_length=255)
+
+
+@router.post("/email-verification/resend", dependencies=[rate_limited("actions")])
+async def resend_verification_email(
+    request: Request,
+    auth0: Auth0Dep,
+    recaptcha: RecaptchaDep,
+    settings: SettingsDep,
+    body: ResendVerification,
+) -> Done:
+    """From the Auth0 'verify your email' Action: send the verification email again."""
+    await actions_service.resend_verification(
+        auth0,
+        recaptcha,
+        settings,
+        body.session_token,
+        body.recaptcha_token,
+        remote_ip=client_address(request),
+    )
+    return Done(message="Verification email sent")
+
+
+@router.post("/migration/update-password", dependencies=[rate_limited("actions")])
+async def start_password_migration(
+    auth0: Auth0Dep, settings: SettingsDep, body: MigrationStart
+) -> Done:
+    """From the Auth0 migration Action: email the user a link to set a new password."""
+    await actions_service.start_password_migration(
+        auth0, settings, body.session_token, body.client_id
+    )
+    return Done(message="Password reset email sent")
+
+
+@router.get("/migration/password-changed", response_class=RedirectResponse, status_code=307)
+async def finish_password_migration(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    state: Annotated[str, Query(min_length=1, max_length=2048)],
+    session_token: Annotated[str, Query(min_length=1, max_length=4096)],
+) -> RedirectResponse:
+    """After the new password is set: mark the migration done, then continue the Auth0 login."""
+    target = await actions_service.finish_password_migration(
+        session, auth0, settings, state, session_token
+    )
+    return RedirectResponse(target, status_code=307)

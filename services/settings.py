@@ -37,6 +37,7 @@ DEV_AUDIENCE = "https://api.aai-backend.local"
 DEV_MANAGEMENT_ID = "dev-management-client"
 DEV_MANAGEMENT_SECRET = "dev-management-secret"  # noqa: S105 - a known placeholder
 DEV_JWT_SECRET = "dev-only-session-secret-change-me"  # noqa: S105 - a known placeholder
+DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me"  # noqa: S105 - a known placeholder
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./aai-backend.db"
 
 _DRIVER_FOR_SCHEME = {
@@ -146,6 +147,20 @@ class Settings(BaseSettings):
         default_factory=lambda: {"tsi": {"group": "tsi", "platforms": []}}
     )
     recaptcha_verify_url: str = "https://www.google.com/recaptcha/api/siteverify"
+    # Auth0 Actions sign short-lived tokens with this shared secret (HS256) when they send
+    # a user to this API; kept apart from every other secret.
+    auth0_action_token_secret: SecretStr = SecretStr(DEV_ACTION_SECRET)
+    auth0_action_token_audience: str = "aai-backend-actions"  # noqa: S105 - an audience name
+    enable_sbp_registration: bool | None = None  # default: on, except in production
+    sbp_allowed_email_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "uq.edu.au",
+            "unimelb.edu.au",
+            "monash.edu",
+            "sydney.edu.au",
+            "anu.edu.au",
+        ]
+    )
     public_rate_limit_per_minute: int = Field(default=30, ge=1)
 
     # Email
@@ -198,6 +213,7 @@ class Settings(BaseSettings):
         secrets = {
             "JWT_SECRET_KEY": (self.jwt_secret_key, DEV_JWT_SECRET),
             "AUTH0_MANAGEMENT_SECRET": (self.auth0_management_secret, DEV_MANAGEMENT_SECRET),
+            "AUTH0_ACTION_TOKEN_SECRET": (self.auth0_action_token_secret, DEV_ACTION_SECRET),
         }
         for name, (secret, placeholder) in secrets.items():
             value = secret.get_secret_value()
@@ -256,6 +272,21 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def sbp_registration_enabled(self) -> bool:
+        if self.enable_sbp_registration is None:
+            return not self.is_production
+        return self.enable_sbp_registration
+
+    @property
+    def auth0_login_url(self) -> str:
+        """Where users are sent back to Auth0 (the custom domain when there is one)."""
+        return (
+            normalise_origin(self.auth0_custom_domain)
+            if self.auth0_custom_domain
+            else self.auth0_base_url
+        )
 
 
 def load_settings(**overrides: Any) -> Settings:

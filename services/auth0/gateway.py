@@ -385,6 +385,22 @@ class Auth0Gateway:
             raise ServiceUnavailable(f"Auth0 could not check the password ({response.status_code})")
         raise UpstreamError(f"Auth0 refused the password check ({response.status_code})")
 
+    async def request_password_reset(self, email: str, *, client_id: str, connection: str) -> None:
+        """Auth0 emails the user a password-reset link (Authentication API)."""
+        body = {"client_id": client_id, "email": email, "connection": connection}
+        try:
+            response = await self._http.post(
+                f"{self.base_url}/dbconnections/change_password", json=body
+            )
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"Auth0 is unreachable ({type(exc).__name__})") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ServiceUnavailable(
+                f"Auth0 could not send the reset email ({response.status_code})"
+            )
+        if response.status_code != 200:
+            raise BadRequest(f"Auth0 refused the reset request ({response.status_code})")
+
     # ---- roles ------------------------------------------------------------------------
 
     async def list_roles(self) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ SAFE_PRODUCTION = {
     "auth0_management_secret": "a-real-management-secret",
     "jwt_secret_key": "x" * 48,
     "recaptcha_secret": "recaptcha",
+    "auth0_action_token_secret": "a-real-action-token-secret",
 }
 
 
