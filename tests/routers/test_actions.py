@@ -1,0 +1,158 @@
+"""Flows handed over by Auth0 Actions, with their signed session tokens."""
+
+import secrets
+import time
+
+import httpx
+import jwt
+import pytest
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import EmailNotification
+from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from services.settings import Settings
+
+
+def action_token(settings: Settings, sub: str, intent: str, **changes: object) -> str:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": settings.auth0_issuers[0],
+        "aud": settings.auth0_action_token_audience,
+        "sub": sub,
+        "purpose": intent,
+        "iat": now,
+        "exp": now + 300,
+    }
+    secret = str(changes.pop("secret", settings.auth0_action_token_secret.get_secret_value()))
+    claims.update(changes)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+@pytest.fixture
+def auth0_user(emulator: EmulatorServer) -> dict[str, object]:
+    return emulator.tenant.create_user(
+        {
+            "connection": DEFAULT_CONNECTION,
+            "email": f"act.{secrets.token_hex(3)}@example.org",
+            "password": "Long-enough-1",
+            "app_metadata": {"user_needs_migration": True},
+        }
+    )
+
+
+class TestResendVerification:
+    async def test_sends_the_verification_email(
+        self, client: httpx.AsyncClient, settings: Settings, emulator: EmulatorServer, auth0_user
+    ):
+        token = action_token(settings, auth0_user["user_id"], "unverified_email_resend")
+        response = await client.post(
+            "/me/email-verification/resend", json={"session_token": token, "recaptcha_token": "ok"}
+        )
+        assert response.status_code == 200, response.text
+        assert {
+            "type": "verification_email",
+            "user_id": auth0_user["user_id"],
+            "email": auth0_user["email"],
+        } in emulator.tenant.outbox
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"purpose": "password_migration"}, "not for this action"),
+            ({"exp": int(time.time()) - 60, "iat": int(time.time()) - 120}, "expired"),
+            ({"aud": "someone-else"}, "invalid session token"),
+            ({"iss": "https://evil.example/"}, "invalid session token"),
+            ({"secret": "guessed-secret-guessed-secret-32b"}, "invalid session token"),
+            ({"exp": int(time.time()) + 7200}, "lives too long"),
+            ({"purpose": None}, "invalid session token"),
+        ],
+    )
+    async def test_bad_tokens_are_401(
+        self, client: httpx.AsyncClient, settings: Settings, auth0_user, changes, reason
+    ):
+        token = action_token(settings, auth0_user["user_id"], "unverified_email_resend", **changes)
+        response = await client.post(
+            "/me/email-verification/resend", json={"session_token": token, "recaptcha_token": "ok"}
+        )
+        assert response.status_code == 401
+        assert reason in response.json()["detail"]
+
+    async def test_unsigned_token_is_401(
+        self, client: httpx.AsyncClient, settings: Settings, auth0_user
+    ):
+        token = jwt.encode(
+            {"sub": auth0_user["user_id"], "purpose": "unverified_email_resend"},
+            None,
+            algorithm="none",
+        )
+        response = await client.post(
+            "/me/email-verification/resend", json={"session_token": token, "recaptcha_token": "ok"}
+        )
+        assert response.status_code == 401
+
+    async def test_failed_recaptcha_is_400(
+        self, client: httpx.AsyncClient, settings: Settings, auth0_user
+    ):
+        token = action_token(settings, auth0_user["user_id"], "unverified_email_resend")
+        response = await client.post(
+            "/me/email-verification/resend", json={"session_token": token, "recaptcha_token": "bad"}
+        )
+        assert response.status_code == 400
+        assert response.json()["field_errors"][0]["field"] == "recaptcha_token"
+
+
+class TestPasswordMigration:
+    async def test_start_sends_a_reset_email(
+        self, client: httpx.AsyncClient, settings: Settings, emulator: EmulatorServer, auth0_user
+    ):
+        token = action_token(settings, auth0_user["user_id"], "password_migration")
+        response = await client.post(
+            "/me/migration/update-password",
+            json={"session_token": token, "client_id": settings.auth0_management_id},
+        )
+        assert response.status_code == 200, response.text
+        assert {"type": "change_password", "email": auth0_user["email"]} in emulator.tenant.outbox
+
+    async def test_finish_marks_done_welcomes_once_and_continues_the_login(
+        self,
+        client: httpx.AsyncClient,
+        settings: Settings,
+        emulator: EmulatorServer,
+        session: AsyncSession,
+        auth0_user,
+    ):
+        token = action_token(settings, auth0_user["user_id"], "password_migration")
+        for _ in range(2):
+            response = await client.get(
+                "/me/migration/password-changed",
+                params={"state": "st a/te", "session_token": token},
+            )
+            assert response.status_code == 307
+            assert response.headers["location"] == f"{emulator.base_url}/continue?state=st%20a%2Fte"
+        assert (
+            emulator.tenant.get_user(auth0_user["user_id"])["app_metadata"]["user_needs_migration"]
+            is False
+        )
+        welcomes = (
+            await session.exec(
+                select(EmailNotification).where(EmailNotification.to_address == auth0_user["email"])
+            )
+        ).all()
+        assert [w.template for w in welcomes] == ["welcome"]
+
+    async def test_finish_refuses_a_resend_token(
+        self, client: httpx.AsyncClient, settings: Settings, auth0_user
+    ):
+        token = action_token(settings, auth0_user["user_id"], "unverified_email_resend")
+        response = await client.get(
+            "/me/migration/password-changed", params={"state": "s", "session_token": token}
+        )
+        assert response.status_code == 401
+
+    async def test_missing_parameters_are_422(self, client: httpx.AsyncClient):
+        assert (
+            await client.get("/me/migration/password-changed", params={"state": "s"})
+        ).status_code == 422
