@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import health, me, registration, utils
+from routers import health, me, registration, sbp, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.errors import AppError
@@ -142,4 +142,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(me.router)
     app.include_router(registration.router)
     app.include_router(utils.router)
+    if settings.sbp_registration_enabled:
+        app.include_router(sbp.router)
     return app

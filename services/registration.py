@@ -83,7 +83,11 @@ async def register(
     data: RegistrationCreate,
     *,
     remote_ip: str | None = None,
+    app: str = "biocommons",
+    pending_platforms: tuple[str, ...] = (),
 ) -> RegistrationPublic:
+    """Register through `app`: BioCommons grants the default platforms at once; SBP asks
+    for its platform (`pending_platforms`) and grants nothing until an admin approves."""
     if not await recaptcha.verify(data.recaptcha_token, remote_ip):
         raise InvalidFields(
             [
@@ -96,10 +100,11 @@ async def register(
     if await username_taken(session, data.username):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
     groups = await _requested_groups(session, settings, data)
+    granted = () if pending_platforms else settings.registration_default_platforms
     platforms = (
         await session.exec(
             select(Platform).where(
-                Platform.id.in_(settings.registration_default_platforms),
+                Platform.id.in_(granted),
                 Platform.removed_at.is_(None),
                 Platform.access_role_id.is_not(None),
             )
@@ -115,7 +120,7 @@ async def register(
             given_name=data.first_name,
             family_name=data.last_name,
             name=f"{data.first_name} {data.last_name}",
-            app_metadata={"registration_from": "biocommons"},
+            app_metadata={"registration_from": app},
         )
     except Conflict as exc:
         field = str(exc.extra.get("field", "email"))
@@ -166,6 +171,28 @@ async def register(
                     role_id=platform.access_role_id,
                 )
             )
+        for platform_id in pending_platforms:
+            if await session.get(Platform, platform_id) is None:
+                continue
+            pending = PlatformMembership(
+                platform_id=platform_id,
+                user_id=user_id,
+                approval_status=ApprovalStatus.PENDING,
+                request_reason=data.request_reason,
+                updated_by_id=user_id,
+            )
+            session.add(pending)
+            await session.flush()
+            session.add(
+                PlatformMembershipHistory(
+                    membership_id=pending.id,
+                    platform_id=platform_id,
+                    user_id=user_id,
+                    approval_status=ApprovalStatus.PENDING,
+                    reason=data.request_reason,
+                    updated_by_id=user_id,
+                )
+            )
         for group, reason in groups:
             request = GroupMembership(
                 group_id=group.id,
@@ -192,7 +219,7 @@ async def register(
                 change=UserChange.CREATED,
                 email=data.email,
                 username=data.username,
-                reason="registration",
+                reason=f"registration ({app})",
             )
         )
         await enqueue(
@@ -291,3 +318,12 @@ async def send_welcome(session: AsyncSession, settings: Settings, email: str) ->
         dedupe_key=f"welcome:{user.id}",
         sender=settings.no_reply_email_sender,
     )
+
+
+def check_sbp_email(settings: Settings, email: str) -> None:
+    domain = email.rsplit("@", 1)[-1].lower()
+    allowed = [d.lower().lstrip("@") for d in settings.sbp_allowed_email_domains]
+    if not any(domain == d or domain.endswith(f".{d}") for d in allowed):
+        raise InvalidFields(
+            [{"field": "email", "message": "Use an email address of a participating institution"}]
+        )

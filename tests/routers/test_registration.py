@@ -9,8 +9,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
     Auth0OutboxEntry,
+    Auth0Role,
     EmailNotification,
     GroupMembership,
+    Platform,
     PlatformMembership,
     User,
     UserHistory,
@@ -300,3 +302,57 @@ class TestUtils:
             )
         ).all()
         assert queued == ["verified@example.org"]
+
+
+class TestSbpRegister:
+    async def test_institution_email_gets_a_pending_sbp_membership(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        await add_catalog(session)
+        session.add(
+            Platform(
+                id="sbp",
+                name="Structural Biology Platform",
+                access_role_id="rol_bpa_sbp_missing_ok",
+            )
+        )
+        session.add(Auth0Role(id="rol_bpa_sbp_missing_ok", name="biocommons/platform/sbp"))
+        await session.flush()
+        response = await client.post(
+            "/sbp/register",
+            json={**GOOD, "email": "res.earcher@uq.edu.au", "request_reason": "crystals"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["platforms"] == []  # nothing granted before an SBP admin approves
+        (auth0_user,) = emulator.tenant.users_by_email("res.earcher@uq.edu.au")
+        assert auth0_user["app_metadata"] == {"registration_from": "sbp"}
+        membership = (
+            await session.exec(
+                select(PlatformMembership).where(PlatformMembership.user_id == body["user_id"])
+            )
+        ).one()
+        assert (membership.platform_id, membership.approval_status, membership.request_reason) == (
+            "sbp",
+            ApprovalStatus.PENDING,
+            "crystals",
+        )
+
+    async def test_other_email_domains_are_refused(
+        self, client: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        response = await client.post("/sbp/register", json={**GOOD, "email": "someone@gmail.com"})
+        assert response.status_code == 400
+        assert field_errors(response) == {
+            "email": "Use an email address of a participating institution"
+        }
+        assert emulator.tenant.users_by_email("someone@gmail.com") == []
+
+    async def test_not_mounted_when_disabled(
+        self, app_factory: Callable[[Settings], FastAPI], settings: Settings
+    ):
+        app = app_factory(settings.model_copy(update={"enable_sbp_registration": False}))
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.post("/sbp/register", json=GOOD)).status_code == 404
