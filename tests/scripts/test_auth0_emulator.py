@@ -235,6 +235,14 @@ class TestManagementApi:
     async def test_export_download_is_gzipped_ndjson(
         self, http: httpx.AsyncClient, emulator: EmulatorServer
     ):
+        for index in range(3):
+            emulator.tenant.create_user(
+                {
+                    "connection": DEFAULT_CONNECTION,
+                    "email": f"export{index}@example.org",
+                    "password": "long-enough-1",
+                }
+            )
         emulator.state.faults.export_delay_s = 0
         headers = {"Authorization": f"Bearer {await management_token(http, emulator)}"}
         job = (
