@@ -113,11 +113,15 @@ async def list_administered_groups(session: SessionDep, caller: CurrentUserDep) 
 async def request_groups(
     session: SessionDep,
     auth0: Auth0Dep,
+    settings: SettingsDep,
     caller: CurrentUserDep,
     body: Annotated[GroupRequestCreate, Body()],
 ) -> list[GroupRequestResult]:
-    """Ask to join one group or several; each gets its own result."""
-    return await memberships_service.request_groups(session, auth0, caller.id, body.items())
+    """Ask to join one group or several; each gets its own result. The requester and the
+    group's admins are emailed."""
+    return await memberships_service.request_groups(
+        session, auth0, settings, caller.id, body.items()
+    )
 
 
 @router.get("/is-general-admin")

@@ -4,6 +4,8 @@ Reads come from Postgres only (no Auth0 call). A group request inserts with
 `ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
 """
 
+import asyncio
+import logging
 import uuid
 
 from sqlmodel import select
@@ -12,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.models import (
     Group,
+    GroupAdminRole,
     GroupMembership,
     GroupMembershipHistory,
     Platform,
@@ -28,10 +31,15 @@ from schemas.me import (
     PlatformMembershipBrief,
 )
 from services.auth0 import Auth0Gateway
-from services.errors import Conflict, NotFound
+from services.email.queue import enqueue
+from services.errors import AppError, Conflict, NotFound
 from services.roles import Permissions
+from services.settings import Settings
 from services.sync.sql import dialect_insert
 from services.users import ensure_user
+
+logger = logging.getLogger("aai.memberships")
+ADMIN_LOOKUP_TIMEOUT_S = 3.0
 
 CONFLICT_MESSAGES = {
     ApprovalStatus.PENDING: "a request for this group is already waiting for approval",
@@ -108,14 +116,20 @@ async def administered_groups(session: AsyncSession, permissions: Permissions) -
 
 
 async def request_groups(
-    session: AsyncSession, auth0: Auth0Gateway, user_id: str, items: list[GroupRequestItem]
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user_id: str,
+    items: list[GroupRequestItem],
 ) -> list[GroupRequestResult]:
     """Request each group; raises when none of them could be requested."""
     user = await ensure_user(session, auth0, user_id)
     results = []
     for item in items:
         results.append(await _request_group(session, user, item))
-    if any(result.status == "pending" for result in results):
+    requested = [r.group_id for r in results if r.status == "pending"]
+    if requested:
+        await _notify_group_request(session, auth0, settings, user, requested)
         return results
     detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
     body = [r.model_dump() for r in results]
@@ -203,3 +217,62 @@ async def _history(
         )
     )
     await session.flush()
+
+
+async def _group_admin_emails(
+    session: AsyncSession, auth0: Auth0Gateway, group_id: str
+) -> set[str]:
+    """Admins hold the group's admin role in Auth0; their addresses are read from there."""
+    role_ids = (
+        await session.exec(
+            select(GroupAdminRole.role_id).where(GroupAdminRole.group_id == group_id)
+        )
+    ).all()
+    emails: set[str] = set()
+    for role_id in role_ids:
+        async for member in auth0.iter_role_members(role_id):
+            if member.get("email"):
+                emails.add(str(member["email"]).lower())
+    return emails
+
+
+async def _notify_group_request(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, user: User, group_ids: list[str]
+) -> None:
+    """Queue the requester's confirmation and each group admin's notice, in this transaction."""
+    who = user.name or user.username or user.email or user.id
+    for group_id in group_ids:
+        group = await session.get_one(Group, group_id)
+        if user.email:
+            await enqueue(
+                session,
+                to=user.email,
+                subject=f"Your request to join {group.name}",
+                body_text=f"We have sent your request to join {group.name} to its administrators. "
+                f"You will get an email when they decide.",
+                body_html=f"<p>We have sent your request to join <b>{group.name}</b> to its administrators.</p>"
+                "<p>You will get an email when they decide.</p>",
+                template="group_request_confirmation",
+                dedupe_key=f"group-request:{group_id}:{user.id}:{utcnow():%Y%m%d%H%M}",
+                sender=settings.no_reply_email_sender,
+            )
+        try:
+            admins = await _group_admin_emails(session, auth0, group_id)
+        except AppError as exc:
+            # The request itself is recorded; admins still see it among pending requests.
+            logger.warning(
+                "could not look up the admins of %s to notify them: %s", group_id, exc.detail
+            )
+            continue
+        review = f"{settings.portal_url}/requests"
+        for admin in sorted(admins):
+            await enqueue(
+                session,
+                to=admin,
+                subject=f"New request to join {group.name}",
+                body_text=f"{who} asked to join {group.name}. Review it at {review}",
+                body_html=f'<p>{who} asked to join <b>{group.name}</b>.</p><p><a href="{review}">Review the request</a></p>',
+                template="group_request_admin",
+                dedupe_key=f"group-request-admin:{group_id}:{user.id}:{admin}:{utcnow():%Y%m%d%H%M}",
+                sender=settings.no_reply_email_sender,
+            )

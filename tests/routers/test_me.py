@@ -11,7 +11,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import create_engine, create_session_factory
 from db.models import (
     Auth0Role,
+    EmailNotification,
     Group,
+    GroupAdminRole,
     GroupMembership,
     GroupMembershipHistory,
     Platform,
@@ -421,3 +423,68 @@ async def test_two_identical_requests_at_once_make_one_row(
         assert (rows, history) == (1, 1)
     finally:
         await engine.dispose()
+
+
+class TestGroupRequestEmails:
+    async def link_admin_role(self, session: AsyncSession, emulator: EmulatorServer) -> str:
+        role = emulator.tenant.role_by_name(
+            "biocommons/role/cohort/admin"
+        ) or emulator.tenant.create_role("biocommons/role/cohort/admin", "Cohort admins")
+        session.add(Auth0Role(id=role["id"], name=role["name"]))
+        await session.flush()
+        session.add(GroupAdminRole(group_id="biocommons/group/cohort", role_id=role["id"]))
+        await session.flush()
+        return str(role["id"])
+
+    async def test_requester_and_group_admins_are_emailed(
+        self,
+        client: httpx.AsyncClient,
+        emulator: EmulatorServer,
+        session: AsyncSession,
+        member: User,
+    ):
+        role_id = await self.link_admin_role(session, emulator)
+        admin = emulator.tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "email": "cohort.admin@example.org",
+                "password": "long-enough-1",
+            }
+        )
+        emulator.tenant.assign_roles(admin["user_id"], [role_id])
+        response = await client.post(
+            "/me/groups/request",
+            json={"group_id": "biocommons/group/cohort"},
+            headers=bearer(emulator, member.id),
+        )
+        assert response.status_code == 200
+        mails = (
+            await session.exec(select(EmailNotification.to_address, EmailNotification.template))
+        ).all()
+        assert sorted(mails) == [
+            ("cohort.admin@example.org", "group_request_admin"),
+            ("member@example.org", "group_request_confirmation"),
+        ]
+
+    async def test_auth0_outage_does_not_lose_the_request(
+        self,
+        client: httpx.AsyncClient,
+        emulator: EmulatorServer,
+        session: AsyncSession,
+        member: User,
+    ):
+        await self.link_admin_role(session, emulator)
+        emulator.state.faults.down = True
+        response = await client.post(
+            "/me/groups/request",
+            json={"group_id": "biocommons/group/cohort"},
+            headers=bearer(emulator, member.id),
+        )
+        assert response.status_code == 200
+        assert (
+            await session.exec(
+                select(GroupMembership).where(GroupMembership.group_id == "biocommons/group/cohort")
+            )
+        ).one()
+        templates = (await session.exec(select(EmailNotification.template))).all()
+        assert templates == ["group_request_confirmation"]
