@@ -4,7 +4,6 @@ Reads come from Postgres only (no Auth0 call). A group request inserts with
 `ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
 """
 
-import asyncio
 import logging
 import uuid
 
