@@ -4,6 +4,7 @@ Reads come from Postgres only (no Auth0 call). A group request inserts with
 `ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
 """
 
+import asyncio
 import logging
 import uuid
 
@@ -256,12 +257,13 @@ async def _notify_group_request(
                 sender=settings.no_reply_email_sender,
             )
         try:
-            admins = await _group_admin_emails(session, auth0, group_id)
-        except AppError as exc:
-            # The request itself is recorded; admins still see it among pending requests.
-            logger.warning(
-                "could not look up the admins of %s to notify them: %s", group_id, exc.detail
+            # Bounded: a slow or failing Auth0 must not hold the requester's page.
+            admins = await asyncio.wait_for(
+                _group_admin_emails(session, auth0, group_id), ADMIN_LOOKUP_TIMEOUT_S
             )
+        except (AppError, TimeoutError) as exc:
+            # The request itself is recorded; admins still see it among pending requests.
+            logger.warning("could not look up the admins of %s to notify them: %r", group_id, exc)
             continue
         review = f"{settings.portal_url}/requests"
         for admin in sorted(admins):
