@@ -11,7 +11,7 @@ import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth0 import Auth0Gateway
-from services.email.queue import enqueue
+from services.email.messages import queue_welcome
 from services.errors import InvalidFields, Unauthorized
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -90,15 +90,7 @@ async def finish_password_migration(
     user_id = str(claims["sub"])
     user = await auth0.update_user(user_id, app_metadata={"user_needs_migration": False})
     if user.get("email"):
-        await enqueue(
-            session,
-            to=str(user["email"]),
-            subject="Welcome to BioCommons Access",
-            body_text=f"Your password is set. Sign in at {settings.portal_url} to request access to platforms and groups.",
-            body_html=f'<p>Your password is set. Sign in at <a href="{settings.portal_url}">{settings.portal_url}</a> '
-            "to request access to platforms and groups.</p>",
-            template="welcome",
-            dedupe_key=f"welcome:{user_id}",
-            sender=settings.no_reply_email_sender,
+        await queue_welcome(
+            session, settings, to=str(user["email"]), user_id=user_id, name=user.get("given_name")
         )
     return f"{settings.auth0_login_url}/continue?state={quote(state, safe='')}"

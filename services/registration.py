@@ -33,6 +33,7 @@ from schemas.registration import (
     RegistrationPublic,
 )
 from services.auth0 import Auth0Gateway
+from services.email.messages import queue_welcome
 from services.email.queue import enqueue
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.recaptcha import RecaptchaVerifier
@@ -306,17 +307,8 @@ async def send_welcome(session: AsyncSession, settings: Settings, email: str) ->
     ).first()
     if user is None or not user.email_verified or not user.email:
         return
-    name = user.given_name or user.username or "there"
-    await enqueue(
-        session,
-        to=user.email,
-        subject="Welcome to BioCommons Access",
-        body_text=f"Hello {name},\n\nwelcome! Sign in at {settings.portal_url} to request access to platforms and groups.",
-        body_html=f'<p>Hello {name},</p><p>welcome! Sign in at <a href="{settings.portal_url}">{settings.portal_url}</a> '
-        "to request access to platforms and groups.</p>",
-        template="welcome",
-        dedupe_key=f"welcome:{user.id}",
-        sender=settings.no_reply_email_sender,
+    await queue_welcome(
+        session, settings, to=user.email, user_id=user.id, name=user.given_name or user.username
     )
 
 
