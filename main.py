@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import health, me, registration, sbp, utils
+from routers import admin, health, me, registration, sbp, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.errors import AppError
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(me.router)
+    app.include_router(admin.router)
     app.include_router(registration.router)
     app.include_router(utils.router)
     if settings.sbp_registration_enabled:

@@ -188,6 +188,9 @@ def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
         app = create_app(settings)
 
         async def shared_session(_request: Request) -> AsyncIterator[AsyncSession]:
+            # What the test set up so far is kept, so a failing request rolls back only
+            # its own work, as each request's transaction would in production.
+            await session.commit()
             async with unit_of_work(session):
                 yield session
 
