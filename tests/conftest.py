@@ -18,7 +18,7 @@ from alembic import command
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.admin import create_database, drop_database
@@ -112,6 +112,16 @@ async def _isolated_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await outer.rollback()
+
+
+def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions on a test's connection whose commits are savepoints of the test."""
+    return async_sessionmaker(
+        bind=connection,
+        class_=AsyncSession,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+    )
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import secrets
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -25,6 +24,7 @@ from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from services.sync.outbox import deliver_outbox
 from services.sync.runs import JobContext
+from tests.conftest import savepoint_sessions
 from tests.services.sync.conftest import make_gateway
 
 GALAXY, BPA = "biocommons/platform/galaxy", "biocommons/platform/bpa_data_portal"
@@ -271,12 +271,7 @@ class TestAuth0Down:
         entry.next_attempt_at = None
         await session.flush()
         connection = await session.connection()
-        sessions = async_sessionmaker(
-            bind=connection,
-            class_=AsyncSession,
-            expire_on_commit=False,
-            join_transaction_mode="create_savepoint",
-        )
+        sessions = savepoint_sessions(connection)
         gateway = make_gateway(emulator)
         try:
             await deliver_outbox(JobContext(settings, pg_engine, sessions, gateway))

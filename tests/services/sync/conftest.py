@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import create_engine, create_session_factory
@@ -16,7 +16,7 @@ from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION, Tenant
 from services.auth0 import Auth0Gateway
 from services.settings import Settings
 from services.sync.runs import JobContext
-from tests.conftest import TEST_AUDIENCE, make_settings
+from tests.conftest import TEST_AUDIENCE, make_settings, savepoint_sessions
 
 
 @pytest.fixture
@@ -61,12 +61,7 @@ async def sync_ctx(
 ) -> AsyncIterator[JobContext]:
     """Jobs commit as they would in production; here each commit is a savepoint of the test."""
     connection = await session.connection()
-    sessions = async_sessionmaker(
-        bind=connection,
-        class_=AsyncSession,
-        expire_on_commit=False,
-        join_transaction_mode="create_savepoint",
-    )
+    sessions = savepoint_sessions(connection)
     gateway = make_gateway(tenant_server)
     yield JobContext(
         settings=sync_settings(pg_url, tenant_server),

@@ -16,7 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -27,7 +27,7 @@ from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import Tenant
 from services.sync.runs import JobContext
-from tests.conftest import TEST_AUDIENCE
+from tests.conftest import TEST_AUDIENCE, savepoint_sessions
 from tests.services.sync.conftest import add_user, make_gateway, sync_settings
 from tests.services.sync.helpers import approved, full_sync, live_users, revoked
 
@@ -144,12 +144,7 @@ async def test_sync_converges_for_random_tenants_and_mutations(
             model = Model(server.tenant)
             for roles, blocked in initial:
                 model.new_user(roles, blocked=blocked)
-            sessions = async_sessionmaker(
-                bind=connection,
-                class_=AsyncSession,
-                expire_on_commit=False,
-                join_transaction_mode="create_savepoint",
-            )
+            sessions = savepoint_sessions(connection)
             gateway = make_gateway(server)
             ctx = JobContext(sync_settings(pg_url, server), pg_engine, sessions, gateway)
             try:
