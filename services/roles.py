@@ -34,14 +34,8 @@ class RoleScheme:
             return ParsedRole("admin", parts[2])
         return None
 
-    def platform_role(self, platform_id: str) -> str:
-        return f"{self.namespace}/platform/{platform_id}"
-
     def group_id(self, short_id: str) -> str:
         return f"{self.namespace}/group/{short_id}"
-
-    def admin_role(self, short_id: str) -> str:
-        return f"{self.namespace}/role/{short_id}/admin"
 
     def short_id(self, group_id: str) -> str:
         return group_id.rsplit("/", 1)[-1]

@@ -1,6 +1,5 @@
 """Small set-based helpers that work on both PostgreSQL and SQLite."""
 
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -50,10 +49,6 @@ async def insert_rows(
 ) -> None:
     for start in range(0, len(rows), BATCH):
         await session.execute(sa.insert(table), list(rows[start : start + BATCH]))
-
-
-def new_uuid() -> uuid.UUID:
-    return uuid.uuid4()
 
 
 async def analyze(session: AsyncSession, table: sa.Table) -> None:
