@@ -35,7 +35,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxStatus
 from services.errors import AppError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import analyze, bulk_load, dialect_insert
+from services.sync.sql import analyze, bulk_load, create_stage, dialect_insert, drop_stage
 
 ROLE_REMOVED = "role removed in Auth0"
 ANALYZE_AFTER = 1000  # rows written before refreshing the planner's statistics
@@ -148,14 +148,10 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
     now = utcnow()
     read_at = sa.literal(target.read_at, UTCDateTime())
     at_now = sa.literal(now, UTCDateTime())
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
-    await connection.run_sync(lambda sync: stage.create(sync))
+    await create_stage(
+        session, stage, [{"user_id": u, "new_id": uuid.uuid4()} for u in target.members]
+    )
     try:
-        await bulk_load(
-            session, stage, [{"user_id": u, "new_id": uuid.uuid4()} for u in target.members]
-        )
-        await analyze(session, stage)
         unknown = (
             await session.execute(
                 sa.select(sa.func.count())
@@ -229,7 +225,7 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
             # Autovacuum analyzes later; the next role's anti-joins need the statistics now.
             await analyze(session, membership)
     finally:
-        await connection.run_sync(lambda sync: stage.drop(sync, checkfirst=True))
+        await drop_stage(session, stage)
 
 
 async def sync_memberships(ctx: JobContext) -> None:

@@ -70,3 +70,19 @@ async def bulk_load(session: AsyncSession, table: sa.Table, rows: Sequence[dict[
     raw = await connection.get_raw_connection()
     records = [tuple(row.get(name) for name in columns) for row in rows]
     await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]
+
+
+async def create_stage(
+    session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    """A fresh temporary table holding `rows`, with planner statistics."""
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: table.drop(sync, checkfirst=True))
+    await connection.run_sync(lambda sync: table.create(sync))
+    await bulk_load(session, table, rows)
+    await analyze(session, table)
+
+
+async def drop_stage(session: AsyncSession, table: sa.Table) -> None:
+    connection = await session.connection()
+    await connection.run_sync(lambda sync: table.drop(sync, checkfirst=True))

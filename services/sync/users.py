@@ -25,7 +25,14 @@ from db.types import SyncRunStatus, UserChange
 from services.auth0.gateway import USERS_LIST_CAP, ExportUnavailable
 from services.errors import AppError, NotFound, UpstreamError
 from services.sync.runs import JobContext, Progress, SyncAborted
-from services.sync.sql import analyze, bulk_load, changed, dialect_insert, insert_rows
+from services.sync.sql import (
+    analyze,
+    changed,
+    create_stage,
+    dialect_insert,
+    drop_stage,
+    insert_rows,
+)
 
 EXPORT_FIELDS = [
     "user_id",
@@ -234,12 +241,7 @@ async def confirm_gone(ctx: JobContext, candidates: list[str]) -> list[str]:
 # ---- applying --------------------------------------------------------------------------
 
 
-async def _create_stage(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: USER_STAGE.drop(sync, checkfirst=True))
-    await connection.run_sync(lambda sync: USER_STAGE.create(sync))
-    await bulk_load(session, USER_STAGE, rows)
-    await analyze(session, USER_STAGE)
+async def _mark_states(session: AsyncSession) -> None:
     stage, users = USER_STAGE, User.__table__
     # Most rows of a full sync are unchanged; marking the others lets every later
     # statement touch only what differs.
@@ -252,11 +254,6 @@ async def _create_stage(session: AsyncSession, rows: list[dict[str, Any]]) -> No
         .where(sa.exists().where(users.c.id == stage.c.id, differs))
         .values(state="changed")
     )
-
-
-async def _drop_stage(session: AsyncSession) -> None:
-    connection = await session.connection()
-    await connection.run_sync(lambda sync: USER_STAGE.drop(sync, checkfirst=True))
 
 
 def _history(user_id: str, change: UserChange, now: datetime, **values: Any) -> dict[str, Any]:
@@ -363,7 +360,8 @@ async def apply_users(
             "deleted", await _soft_delete(session, gone, GONE_REASON, UserChange.USER_DELETION, now)
         )
     async with ctx.timed("stage"):
-        await _create_stage(session, rows)
+        await create_stage(session, USER_STAGE, rows)
+        await _mark_states(session)
     try:
         blocked_ids = list(
             (
@@ -505,7 +503,7 @@ async def apply_users(
         )
         ctx.count("restored", len(restored))
     finally:
-        await _drop_stage(session)
+        await drop_stage(session, USER_STAGE)
 
 
 async def sync_users_full(ctx: JobContext) -> None:
