@@ -16,11 +16,13 @@ class AppError(Exception):
         detail: str,
         *,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
+        self.keep_changes = keep_changes
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
@@ -84,9 +86,13 @@ class InvalidFields(AppError):
     code = "invalid_data"
 
     def __init__(
-        self, field_errors: list[dict[str, str]], message: str = "Invalid data submitted"
+        self,
+        field_errors: list[dict[str, str]],
+        message: str = "Invalid data submitted",
+        *,
+        keep_changes: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, keep_changes=keep_changes)
         self.field_errors = field_errors
 
     def body(self) -> dict[str, object]:

@@ -176,9 +176,10 @@ async def finish_email_change(
         otp.attempts += 1
         if otp.attempts >= MAX_CODE_ATTEMPTS:
             otp.is_active = False
-        wrong = InvalidFields([{"field": "otp", "message": "The code is not correct"}])
-        wrong.keep_changes = True  # the failed attempt must count even though the request fails
-        raise wrong
+        # The failed attempt must count even though the request fails.
+        raise InvalidFields(
+            [{"field": "otp", "message": "The code is not correct"}], keep_changes=True
+        )
     try:
         await auth0.update_user(user.id, email=otp.target_email, email_verified=True)
     except Conflict:
