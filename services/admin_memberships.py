@@ -18,10 +18,8 @@ from db.engine import on_rollback
 from db.models import (
     Group,
     GroupMembership,
-    GroupMembershipHistory,
     Platform,
     PlatformMembership,
-    PlatformMembershipHistory,
     User,
 )
 from db.types import ApprovalStatus, OutboxOperation
@@ -31,6 +29,7 @@ from services.auth import CurrentUser
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import Conflict, Forbidden, NotFound
+from services.membership_records import record_history
 from services.settings import Settings
 from services.users import ensure_user
 
@@ -129,18 +128,7 @@ async def decide(
     elif new_status is ApprovalStatus.REJECTED:
         assert isinstance(membership, GroupMembership)
         membership.rejection_reason = reason
-    history_model = PlatformMembershipHistory if kind == "platform" else GroupMembershipHistory
-    target_field = {"platform_id": target.id} if kind == "platform" else {"group_id": target.id}
-    session.add(
-        history_model(
-            membership_id=membership.id,
-            user_id=user_id,
-            approval_status=new_status,
-            reason=reason,
-            updated_by_id=actor.id,
-            **target_field,
-        )
-    )
+    record_history(session, membership, reason=reason, actor=actor.id)
 
     operation = None
     if new_status is ApprovalStatus.APPROVED:

@@ -16,7 +16,6 @@ from db.models import (
     Group,
     GroupAdminRole,
     GroupMembership,
-    GroupMembershipHistory,
     Platform,
     PlatformMembership,
     User,
@@ -33,6 +32,7 @@ from schemas.me import (
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import AppError, Conflict, NotFound
+from services.membership_records import record_history
 from services.roles import Permissions
 from services.settings import Settings
 from services.sync.sql import dialect_insert
@@ -166,9 +166,13 @@ async def _request_group(
         )
     ).scalar_one_or_none()
     if inserted is not None:
-        await _history(
-            session, inserted, group.id, user.id, ApprovalStatus.PENDING, item.request_reason
+        record_history(
+            session,
+            await session.get_one(GroupMembership, inserted),
+            reason=item.request_reason,
+            actor=user.id,
         )
+        await session.flush()
         return GroupRequestResult(
             group_id=group.id,
             status="pending",
@@ -189,34 +193,12 @@ async def _request_group(
         membership.updated_by_id = user.id
         membership.updated_at = now
         await session.flush()
-        await _history(
-            session, membership.id, group.id, user.id, ApprovalStatus.PENDING, item.request_reason
-        )
+        record_history(session, membership, reason=item.request_reason, actor=user.id)
+        await session.flush()
         return GroupRequestResult(group_id=group.id, status="pending", message="request sent again")
     return GroupRequestResult(
         group_id=group.id, status="conflict", message=CONFLICT_MESSAGES[membership.approval_status]
     )
-
-
-async def _history(
-    session: AsyncSession,
-    membership_id: uuid.UUID,
-    group_id: str,
-    user_id: str,
-    status: ApprovalStatus,
-    reason: str | None,
-) -> None:
-    session.add(
-        GroupMembershipHistory(
-            membership_id=membership_id,
-            group_id=group_id,
-            user_id=user_id,
-            approval_status=status,
-            reason=reason,
-            updated_by_id=user_id,
-        )
-    )
-    await session.flush()
 
 
 async def _group_admin_emails(

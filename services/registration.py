@@ -13,13 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.engine import on_rollback
 from db.models import (
-    Auth0OutboxEntry,
     Group,
-    GroupMembership,
-    GroupMembershipHistory,
     Platform,
-    PlatformMembership,
-    PlatformMembershipHistory,
     User,
     UserHistory,
 )
@@ -32,10 +27,12 @@ from schemas.registration import (
     RegistrationCreate,
     RegistrationPublic,
 )
+from services import outbox
 from services.auth0 import Auth0Gateway
 from services.email.messages import queue_welcome
 from services.email.queue import enqueue
 from services.errors import BadRequest, Conflict, InvalidFields
+from services.membership_records import add_membership
 from services.recaptcha import RecaptchaVerifier
 from services.roles import RoleScheme
 from services.settings import Settings
@@ -150,69 +147,44 @@ async def register(
         )
         await session.flush()
         for platform in platforms:
-            membership = PlatformMembership(
-                platform_id=platform.id, user_id=user_id, approval_status=ApprovalStatus.APPROVED
-            )
-            session.add(membership)
-            await session.flush()
-            session.add(
-                PlatformMembershipHistory(
-                    membership_id=membership.id,
-                    platform_id=platform.id,
-                    user_id=user_id,
-                    approval_status=ApprovalStatus.APPROVED,
-                    reason="default platform",
-                )
+            await add_membership(
+                session,
+                "platform",
+                platform.id,
+                user_id,
+                ApprovalStatus.APPROVED,
+                reason="default platform",
             )
             assert platform.access_role_id is not None
-            session.add(
-                Auth0OutboxEntry(
-                    operation=OutboxOperation.GRANT_ROLE,
-                    user_id=user_id,
-                    role_id=platform.access_role_id,
-                )
+            await outbox.queue(
+                session,
+                OutboxOperation.GRANT_ROLE,
+                user_id=user_id,
+                role_id=platform.access_role_id,
+                requested_by=None,
             )
         for platform_id in pending_platforms:
-            if await session.get(Platform, platform_id) is None:
-                continue
-            pending = PlatformMembership(
-                platform_id=platform_id,
-                user_id=user_id,
-                approval_status=ApprovalStatus.PENDING,
-                request_reason=data.request_reason,
-                updated_by_id=user_id,
-            )
-            session.add(pending)
-            await session.flush()
-            session.add(
-                PlatformMembershipHistory(
-                    membership_id=pending.id,
-                    platform_id=platform_id,
-                    user_id=user_id,
-                    approval_status=ApprovalStatus.PENDING,
+            if await session.get(Platform, platform_id) is not None:
+                await add_membership(
+                    session,
+                    "platform",
+                    platform_id,
+                    user_id,
+                    ApprovalStatus.PENDING,
+                    request_reason=data.request_reason,
                     reason=data.request_reason,
-                    updated_by_id=user_id,
+                    actor=user_id,
                 )
-            )
         for group, reason in groups:
-            request = GroupMembership(
-                group_id=group.id,
-                user_id=user_id,
-                approval_status=ApprovalStatus.PENDING,
+            await add_membership(
+                session,
+                "group",
+                group.id,
+                user_id,
+                ApprovalStatus.PENDING,
                 request_reason=reason,
-                updated_by_id=user_id,
-            )
-            session.add(request)
-            await session.flush()
-            session.add(
-                GroupMembershipHistory(
-                    membership_id=request.id,
-                    group_id=group.id,
-                    user_id=user_id,
-                    approval_status=ApprovalStatus.PENDING,
-                    reason=reason,
-                    updated_by_id=user_id,
-                )
+                reason=reason,
+                actor=user_id,
             )
         session.add(
             UserHistory(
