@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import admin, health, me, registration, sbp, utils
+from routers import admin, health, me, registration, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.errors import AppError
@@ -144,5 +144,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(registration.router)
     app.include_router(utils.router)
     if settings.sbp_registration_enabled:
-        app.include_router(sbp.router)
+        app.include_router(registration.sbp_router)
     return app

@@ -1,8 +1,10 @@
-"""Public sign-up."""
+"""Public sign-up: BioCommons, and SBP (mounted only when ENABLE_SBP_REGISTRATION allows it)."""
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routers.deps import (
     Auth0Dep,
@@ -15,32 +17,73 @@ from routers.deps import (
 )
 from schemas.registration import RegistrationCreate, RegistrationPublic
 from services import registration as registration_service
+from services.auth0 import Auth0Gateway
+from services.recaptcha import RecaptchaVerifier
+from services.settings import Settings
 
 router = APIRouter(tags=["registration"])
+sbp_router = APIRouter(prefix="/sbp", tags=["registration"])
 
-
-@router.post(
-    "/biocommons/register",
-    dependencies=[rate_limited("register")],
-    responses={
+REGISTER = {
+    "dependencies": [rate_limited("register")],
+    "responses": {
         400: {"description": "Invalid data submitted, with field_errors"},
         429: {"description": "Too many attempts"},
     },
-    openapi_extra={
+    "openapi_extra": {
         "requestBody": {
             "content": {"application/json": {"schema": RegistrationCreate.model_json_schema()}}
         }
     },
-)
-async def register(
+}
+
+
+@dataclass
+class Registrar:
+    """What both sign-up routes need, gathered once per request."""
+
+    session: AsyncSession
+    auth0: Auth0Gateway
+    recaptcha: RecaptchaVerifier
+    settings: Settings
+    remote_ip: str
+
+
+def get_registrar(
     request: Request,
     session: SessionDep,
     auth0: Auth0Dep,
     recaptcha: RecaptchaDep,
     settings: SettingsDep,
-    form: Annotated[RegistrationCreate, form_body(RegistrationCreate)],
-) -> RegistrationPublic:
+) -> Registrar:
+    return Registrar(session, auth0, recaptcha, settings, client_address(request))
+
+
+RegistrarDep = Annotated[Registrar, Depends(get_registrar)]
+FormDep = Annotated[RegistrationCreate, form_body(RegistrationCreate)]
+
+
+@router.post("/biocommons/register", **REGISTER)
+async def register(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic:
     """Create an account: Auth0 user, default platforms, requested bundles."""
+    r = registrar
     return await registration_service.register(
-        session, auth0, recaptcha, settings, form, remote_ip=client_address(request)
+        r.session, r.auth0, r.recaptcha, r.settings, form, remote_ip=r.remote_ip
+    )
+
+
+@sbp_router.post("/register", **REGISTER)
+async def register_sbp(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic:
+    """Create an account asking for SBP access (pending until an SBP admin approves)."""
+    r = registrar
+    registration_service.check_sbp_email(r.settings, form.email)
+    return await registration_service.register(
+        r.session,
+        r.auth0,
+        r.recaptcha,
+        r.settings,
+        form,
+        remote_ip=r.remote_ip,
+        app="sbp",
+        pending_platforms=("sbp",),
     )
