@@ -14,9 +14,10 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import admin, health, me, registration, utils
+from routers import admin, catalog_admin, health, me, registration, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
+from services.cache import TtlCache
 from services.errors import AppError
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
@@ -75,6 +76,8 @@ def _lifespan(settings: Settings) -> Any:
                     verify_url=settings.recaptcha_verify_url,
                 ),
                 "rate_limiter": RateLimiter(settings.public_rate_limit_per_minute),
+                "counts_cache": TtlCache(settings.admin_counts_cache_s),
+                "scope_cache": TtlCache(settings.admin_scope_cache_s),
             }
         finally:
             await engine.dispose()
@@ -141,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(me.router)
     app.include_router(admin.router)
+    app.include_router(catalog_admin.router)
     app.include_router(registration.router)
     app.include_router(utils.router)
     if settings.sbp_registration_enabled:

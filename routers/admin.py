@@ -1,15 +1,44 @@
-"""Admin endpoints. Membership decisions: a general admin, or an admin of the platform or
-group in the path. 202 means the database changed and the Auth0 role change is queued."""
+"""Admin endpoints for platform, group and general admins.
+
+Reads are narrowed to the users the caller administers and leave the caller out.
+Membership decisions: a general admin, or an admin of the platform or group in the
+path; 202 means the database changed and the Auth0 role change is queued. Account
+changes: a general admin or an admin of one of the user's platforms.
+"""
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi.responses import StreamingResponse
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from routers.deps import Auth0Dep, CurrentUserDep, SessionDep, SettingsDep
-from schemas.admin import MembershipActionResult, ReasonOptional, ReasonRequired
-from services import admin_memberships
+from routers.deps import (
+    AdminScopeDep,
+    Auth0Dep,
+    CountsCacheDep,
+    CurrentUserDep,
+    GeneralAdminDep,
+    SessionDep,
+    SessionFactoryDep,
+    SettingsDep,
+    form_body,
+)
+from schemas.admin import (
+    AdminFilter,
+    AdminUser,
+    AdminUserDetails,
+    AdminUserQuery,
+    IsAdmin,
+    MembershipActionResult,
+    ReasonOptional,
+    ReasonRequired,
+    SyncRunPublic,
+    UserCounts,
+    UserPages,
+)
+from schemas.profile import Done, EmailUpdate, UsernameUpdate
+from services import admin_accounts, admin_memberships, admin_users
 from services.auth import CurrentUser
 from services.auth0 import Auth0Gateway
 from services.settings import Settings
@@ -19,6 +48,24 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 UserId = Annotated[str, Path(min_length=1, max_length=255)]
 PlatformId = Annotated[str, Path(min_length=1, max_length=64)]
 GroupId = Annotated[str, Path(min_length=1, max_length=255)]
+UserQueryDep = Annotated[AdminUserQuery, Query()]
+READ_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "Contradictory filters"},
+    403: {"description": "Not an admin, or not of the platform or group asked for"},
+    404: {"description": "No such platform or group"},
+}
+USER_RESPONSES: dict[int | str, dict[str, str]] = {
+    403: {"description": "The user is not one the caller administers"},
+    404: {"description": "No such user"},
+}
+ACCOUNT_RESPONSES: dict[int | str, dict[str, str]] = {
+    400: {"description": "Invalid or unchanged value ({message, field_errors})"},
+    403: {"description": "Only general admins and admins of one of the user's platforms"},
+    404: {"description": "No such user"},
+    409: {"description": "The account is deleted (restore it first) or its name is taken"},
+    502: {"description": "Auth0 refused the change"},
+    503: {"description": "Auth0 is unavailable; nothing was changed"},
+}
 DECISION_RESPONSES: dict[int | str, dict[str, str]] = {
     202: {"description": "Changed here; the Auth0 role change is queued and completes shortly"},
     403: {"description": "Not an admin of this platform or group"},
@@ -69,6 +116,161 @@ def get_decider(
 
 
 DeciderDep = Annotated[Decider, Depends(get_decider)]
+
+
+@router.get("/filters")
+async def list_filters(session: SessionDep, scope: AdminScopeDep) -> list[AdminFilter]:
+    """The platforms and groups the caller administers; `id` is what `filter_by` takes."""
+    return await admin_users.filters(session, scope)
+
+
+@router.get("/users", responses=READ_RESPONSES)
+async def list_users(
+    session: SessionDep, scope: AdminScopeDep, query: UserQueryDep
+) -> list[AdminUser]:
+    """One page of users, newest first, with their memberships inside the caller's scope."""
+    selection = await admin_users.select_users(session, scope, query)
+    return await admin_users.list_users(session, scope, selection)
+
+
+@router.get("/users/pages", responses=READ_RESPONSES)
+async def user_pages(session: SessionDep, scope: AdminScopeDep, query: UserQueryDep) -> UserPages:
+    """How many users and pages the same filters give."""
+    selection = await admin_users.select_users(session, scope, query)
+    return await admin_users.pages(session, scope, selection)
+
+
+@router.get("/users/counts", responses=READ_RESPONSES)
+async def user_counts(
+    session: SessionDep, scope: AdminScopeDep, cache: CountsCacheDep
+) -> UserCounts:
+    """Users the caller administers: all, with a pending or a revoked membership, unverified.
+    Each API process may reuse a caller's figures for ADMIN_COUNTS_CACHE_S seconds."""
+    return await admin_users.counts(session, scope, cache)
+
+
+@router.get(
+    "/users/export.csv",
+    responses={**READ_RESPONSES, 200: {"content": {"text/csv": {}}}},
+    response_class=StreamingResponse,
+)
+async def export_users(
+    session: SessionDep, factory: SessionFactoryDep, scope: AdminScopeDep, query: UserQueryDep
+) -> StreamingResponse:
+    """Every user the filters select (page and per_page are ignored), as CSV."""
+    selection = await admin_users.select_users(session, scope, query)
+    return StreamingResponse(
+        admin_users.export_csv(factory, scope, selection),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="users.csv"'},
+    )
+
+
+@router.get("/users/{user_id}", responses=USER_RESPONSES)
+async def get_user(session: SessionDep, scope: AdminScopeDep, user_id: UserId) -> AdminUser:
+    return await admin_users.get_user(session, scope, user_id)
+
+
+@router.get("/users/{user_id}/details", responses=USER_RESPONSES)
+async def get_user_details(
+    session: SessionDep, auth0: Auth0Dep, scope: AdminScopeDep, user_id: UserId
+) -> AdminUserDetails:
+    """The record, its history and the live Auth0 profile (from the database when Auth0
+    cannot be reached; `profile_source` says which)."""
+    return await admin_users.details(session, auth0, scope, user_id)
+
+
+@router.get(
+    "/platforms/{platform_id}/is-admin", responses={404: {"description": "No such platform"}}
+)
+async def is_platform_admin(
+    session: SessionDep, scope: AdminScopeDep, platform_id: PlatformId
+) -> IsAdmin:
+    return await admin_users.is_platform_admin(session, scope, platform_id)
+
+
+@router.get("/sync-runs", responses={403: {"description": "General admins only"}})
+async def list_sync_runs(
+    session: SessionDep,
+    _: GeneralAdminDep,
+    job: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[SyncRunPublic]:
+    """Recent scheduler runs, newest first."""
+    return await admin_users.sync_runs(session, job=job, limit=limit)
+
+
+@router.post("/users/{user_id}/delete", responses=ACCOUNT_RESPONSES)
+async def delete_user(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    scope: AdminScopeDep,
+    user_id: UserId,
+    body: Annotated[ReasonOptional | None, Body()] = None,
+) -> Done:
+    """Block in Auth0, end their sessions, mark deleted; memberships and history are kept."""
+    return await admin_accounts.delete_user(
+        session, auth0, scope, user_id, body.reason if body else None
+    )
+
+
+@router.post("/users/{user_id}/restore", responses=ACCOUNT_RESPONSES)
+async def restore_user(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    scope: AdminScopeDep,
+    user_id: UserId,
+    body: Annotated[ReasonOptional | None, Body()] = None,
+) -> Done:
+    """Unblock in Auth0 and bring a deleted account back as it was."""
+    return await admin_accounts.restore_user(
+        session, auth0, scope, user_id, body.reason if body else None
+    )
+
+
+@router.post("/users/{user_id}/email/update", responses=ACCOUNT_RESPONSES)
+async def update_email(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    scope: AdminScopeDep,
+    user_id: UserId,
+    body: Annotated[EmailUpdate, form_body(EmailUpdate)],
+) -> Done:
+    """Set a new, unverified address; the old one is told and the new one gets Auth0's
+    verification email."""
+    return await admin_accounts.update_email(session, auth0, settings, scope, user_id, body.email)
+
+
+@router.post("/users/{user_id}/username/update", responses=ACCOUNT_RESPONSES)
+async def update_username(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    scope: AdminScopeDep,
+    user_id: UserId,
+    body: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
+) -> Done:
+    """Usernames are unique among all users, past usernames included."""
+    return await admin_accounts.update_username(session, auth0, scope, user_id, body.username)
+
+
+@router.post("/users/{user_id}/verification-email/resend", responses=ACCOUNT_RESPONSES)
+async def resend_verification(
+    session: SessionDep, auth0: Auth0Dep, scope: AdminScopeDep, user_id: UserId
+) -> Done:
+    return await admin_accounts.resend_verification(session, auth0, scope, user_id)
+
+
+@router.post("/users/{user_id}/password-reset-email", responses=ACCOUNT_RESPONSES)
+async def send_password_reset(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    scope: AdminScopeDep,
+    user_id: UserId,
+) -> Done:
+    """Auth0 emails the user a link to choose a new password (database accounts only)."""
+    return await admin_accounts.send_password_reset(session, auth0, settings, scope, user_id)
 
 
 @router.post("/users/{user_id}/platforms/{platform_id}/approve", responses=DECISION_RESPONSES)

@@ -16,9 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
+from schemas.admin import UserCounts
+from services import admin_scope
+from services.admin_scope import Scope, Targets
 from services.auth import CurrentUser, authenticate
 from services.auth0 import Auth0Gateway
-from services.errors import InvalidFields
+from services.cache import TtlCache
+from services.errors import Forbidden, InvalidFields
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -28,6 +32,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     factory: SessionFactory = request.state.session_factory
     async with session_scope(factory) as session:
         yield session
+
+
+def get_session_factory(request: Request) -> SessionFactory:
+    return request.state.session_factory
 
 
 def get_engine(request: Request) -> AsyncEngine:
@@ -46,6 +54,8 @@ FormT = TypeVar("FormT", bound=BaseModel)
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+# For work that outlives the request's unit of work (a streamed body).
+SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 Auth0Dep = Annotated[Auth0Gateway, Depends(get_auth0)]
 
@@ -64,6 +74,40 @@ async def get_current_user(
 
 
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+async def get_administered(request: Request, session: SessionDep, caller: CurrentUserDep) -> Scope:
+    return await admin_scope.administered(session, caller, request.state.scope_cache)
+
+
+async def get_admin_scope(request: Request, session: SessionDep, caller: CurrentUserDep) -> Scope:
+    return await admin_scope.scope_for(session, caller, request.state.scope_cache)
+
+
+# What the caller administers (possibly nothing) / the same, refusing non-admins with 403.
+AdministeredDep = Annotated[Scope, Depends(get_administered)]
+AdminScopeDep = Annotated[Scope, Depends(get_admin_scope)]
+
+
+async def require_general_admin(caller: CurrentUserDep) -> CurrentUser:
+    if not caller.permissions.general_admin:
+        raise Forbidden("only general admins (a role in ADMIN_ROLES) may do this")
+    return caller
+
+
+GeneralAdminDep = Annotated[CurrentUser, Depends(require_general_admin)]
+
+
+def get_counts_cache(request: Request) -> TtlCache[UserCounts]:
+    return request.state.counts_cache
+
+
+def get_scope_cache(request: Request) -> TtlCache[Targets]:
+    return request.state.scope_cache
+
+
+CountsCacheDep = Annotated[TtlCache[UserCounts], Depends(get_counts_cache)]
+ScopeCacheDep = Annotated[TtlCache[Targets], Depends(get_scope_cache)]
 
 
 def get_recaptcha(request: Request) -> RecaptchaVerifier:

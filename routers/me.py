@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from db.types import ApprovalStatus
 from routers.deps import (
+    AdministeredDep,
     Auth0Dep,
     CurrentUserDep,
     RecaptchaDep,
@@ -71,10 +72,10 @@ async def list_pending_platforms(
 
 @router.get("/platforms/admin-roles")
 async def list_administered_platforms(
-    session: SessionDep, caller: CurrentUserDep
+    session: SessionDep, scope: AdministeredDep
 ) -> list[AdminPlatform]:
     """Platforms the caller administers (every platform for a general admin)."""
-    return await memberships_service.administered_platforms(session, caller.permissions)
+    return await memberships_service.administered_platforms(session, scope)
 
 
 @router.get("/groups")
@@ -98,9 +99,9 @@ async def list_pending_groups(
 
 
 @router.get("/groups/admin-roles")
-async def list_administered_groups(session: SessionDep, caller: CurrentUserDep) -> list[AdminGroup]:
+async def list_administered_groups(session: SessionDep, scope: AdministeredDep) -> list[AdminGroup]:
     """Groups the caller administers (every group for a general admin)."""
-    return await memberships_service.administered_groups(session, caller.permissions)
+    return await memberships_service.administered_groups(session, scope)
 
 
 @router.post(
@@ -125,9 +126,9 @@ async def request_groups(
 
 
 @router.get("/is-general-admin")
-async def is_general_admin(caller: CurrentUserDep) -> bool:
+async def is_general_admin(scope: AdministeredDep) -> bool:
     """Whether the caller may open the admin pages: a general, platform or group admin."""
-    return caller.permissions.is_any_admin
+    return scope.is_admin
 
 
 @router.get("/all/pending")

@@ -1,4 +1,6 @@
-from typing import Literal
+import uuid
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,3 +23,148 @@ class MembershipActionResult(BaseModel):
     approval_status: ApprovalStatus
     # done: Auth0 has it; pending: queued, the scheduler completes it; not_needed: no role change
     auth0: Literal["done", "pending", "failed", "not_needed"]
+
+
+class AdminFilter(BaseModel):
+    """A platform or group the caller administers; `id` is what `filter_by` takes."""
+
+    id: str
+    name: str
+    type: Literal["platform", "group"]
+
+
+class AdminUserQuery(BaseModel):
+    """Filters of the admin user list. Every filter narrows the caller's own scope."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=100, ge=1, le=100)
+    filter_by: str | None = Field(
+        default=None, max_length=255, description="an id from /admin/filters"
+    )
+    search: str | None = Field(
+        default=None,
+        max_length=100,
+        description="part of a username or email, any case; with an @ only emails match",
+    )
+    email_verified: bool | None = None
+    approval_status: ApprovalStatus | None = Field(
+        default=None, description="on any membership the caller administers"
+    )
+    platform: str | None = Field(default=None, max_length=64)
+    platform_approval_status: ApprovalStatus | None = None
+    group: str | None = Field(default=None, max_length=255)
+    group_approval_status: ApprovalStatus | None = None
+    deleted: bool = Field(default=False, description="list deleted users instead of live ones")
+
+
+class PlatformMembershipAdmin(BaseModel):
+    id: uuid.UUID
+    platform_id: str
+    platform_name: str
+    user_id: str
+    approval_status: ApprovalStatus
+    updated_by: str  # the admin's email, or "(automatic)" for the sync and sign-up
+    updated_at: datetime
+    revocation_reason: str | None
+    request_reason: str | None
+
+
+class GroupMembershipAdmin(BaseModel):
+    id: uuid.UUID
+    group_id: str
+    group_name: str
+    group_short_name: str | None
+    user_id: str
+    approval_status: ApprovalStatus
+    updated_by: str
+    updated_at: datetime
+    revocation_reason: str | None
+    rejection_reason: str | None
+    request_reason: str | None
+
+
+class AdminUser(BaseModel):
+    id: str
+    email: str | None
+    username: str | None
+    email_verified: bool
+    created_at: datetime
+    is_deleted: bool = False
+    platform_memberships: list[PlatformMembershipAdmin]
+    group_memberships: list[GroupMembershipAdmin]
+
+
+class UserPages(BaseModel):
+    total: int
+    pages: int
+    per_page: int
+
+
+class UserCounts(BaseModel):
+    all: int
+    pending: int
+    revoked: int
+    unverified: int
+
+
+class UserHistoryEntry(BaseModel):
+    change: str
+    previous_value: str | None
+    new_value: str | None
+    reason: str | None
+    changed_by: str
+    created_at: datetime
+
+
+class MembershipHistoryEntry(BaseModel):
+    kind: Literal["platform", "group"]
+    target_id: str
+    approval_status: ApprovalStatus
+    reason: str | None
+    updated_by: str
+    created_at: datetime
+
+
+class AdminUserDetails(AdminUser):
+    """The database record with the live Auth0 profile laid over it.
+
+    `profile_source` says where the profile fields came from: "auth0" when Auth0
+    answered, "database" when it could not be reached (the page still loads)."""
+
+    profile_source: Literal["auth0", "database"]
+    name: str | None
+    given_name: str | None
+    family_name: str | None
+    picture: str | None
+    blocked: bool
+    connection: str | None
+    last_login: datetime | None
+    last_ip: str | None = None
+    logins_count: int | None = None
+    identities: list[dict[str, Any]] = Field(default_factory=list)
+    user_metadata: dict[str, Any] = Field(default_factory=dict)
+    app_metadata: dict[str, Any] = Field(default_factory=dict)
+    deleted_at: datetime | None
+    deletion_reason: str | None
+    history: list[UserHistoryEntry]
+    membership_history: list[MembershipHistoryEntry]
+
+
+class IsAdmin(BaseModel):
+    platform_id: str
+    is_admin: bool
+
+
+class SyncRunPublic(BaseModel):
+    id: int
+    job: str
+    status: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    counts: dict[str, Any]
+    error: str | None
+    host: str | None

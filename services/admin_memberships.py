@@ -25,6 +25,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxOperation
 from schemas.admin import MembershipActionResult
 from services import outbox
+from services.admin_scope import administered
 from services.auth import CurrentUser
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
@@ -64,12 +65,7 @@ async def _target(session: AsyncSession, caller: CurrentUser, kind: str, target_
     row = await session.get(model, target_id)
     if row is None or row.removed_at is not None:
         raise NotFound(f"no {kind} {target_id!r}")
-    administered = (
-        caller.permissions.admin_of_platforms
-        if kind == "platform"
-        else caller.permissions.admin_of_groups
-    )
-    if not (caller.permissions.general_admin or target_id in administered):
+    if not (await administered(session, caller)).administers(kind, target_id):
         raise Forbidden(f"you do not administer {kind} {target_id!r}")
     return Target(kind, row.id, row.name, row.access_role_id)
 
@@ -103,6 +99,8 @@ async def decide(
     if kind == "platform" and action not in PLATFORM_ACTIONS:
         raise NotFound(f"platform memberships cannot be {action}ed")
     target = await _target(session, caller, kind, target_id)
+    if user_id == caller.id:
+        raise Forbidden("admins cannot decide on their own memberships")
     actor = await ensure_user(session, auth0, caller.id)
     membership = await _membership(session, target, user_id)
     allowed_from, new_status = TRANSITIONS[action]

@@ -29,11 +29,11 @@ from schemas.me import (
     GroupRequestResult,
     PlatformMembershipBrief,
 )
+from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import AppError, Conflict, NotFound
 from services.membership_records import record_history
-from services.roles import Permissions
 from services.settings import Settings
 from services.sync.sql import dialect_insert
 from services.users import ensure_user
@@ -89,27 +89,25 @@ async def group_memberships(
 VISIBLE = {ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.REJECTED}
 
 
-async def administered_platforms(
-    session: AsyncSession, permissions: Permissions
-) -> list[AdminPlatform]:
+async def administered_platforms(session: AsyncSession, scope: Scope) -> list[AdminPlatform]:
     statement = (
         select(Platform.id, Platform.name)
         .where(Platform.removed_at.is_(None))
         .order_by(Platform.id)
     )
-    if not permissions.general_admin:
-        statement = statement.where(Platform.id.in_(permissions.admin_of_platforms))
+    if not scope.everything:
+        statement = statement.where(Platform.id.in_(scope.platforms))
     return [AdminPlatform(id=i, name=n) for i, n in (await session.exec(statement)).all()]
 
 
-async def administered_groups(session: AsyncSession, permissions: Permissions) -> list[AdminGroup]:
+async def administered_groups(session: AsyncSession, scope: Scope) -> list[AdminGroup]:
     statement = (
         select(Group.id, Group.name, Group.short_name)
         .where(Group.removed_at.is_(None))
         .order_by(Group.id)
     )
-    if not permissions.general_admin:
-        statement = statement.where(Group.id.in_(permissions.admin_of_groups))
+    if not scope.everything:
+        statement = statement.where(Group.id.in_(scope.groups))
     return [
         AdminGroup(id=i, name=n, short_name=s) for i, n, s in (await session.exec(statement)).all()
     ]

@@ -4,7 +4,6 @@ Auth0 is changed first, then the database in the request's unit of work; a compe
 puts Auth0 back if the database part does not commit, so the two never disagree.
 """
 
-import contextlib
 import hashlib
 import hmac
 import secrets
@@ -19,10 +18,11 @@ from db.engine import on_rollback
 from db.models import EmailChangeOtp, User, UserHistory
 from db.types import UserChange
 from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
+from services import accounts
 from services.auth0 import Auth0Gateway
 from services.email.queue import PRIORITY_CODE, enqueue
-from services.errors import AppError, BadRequest, Conflict, InvalidFields, TooManyRequests
-from services.registration import email_registered, username_taken
+from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests
+from services.registration import email_registered
 from services.settings import Settings
 from services.users import ensure_user
 
@@ -38,19 +38,8 @@ def _code_hash(settings: Settings, user_id: str, email: str, code: str) -> str:
     return hmac.new(key, f"{user_id}:{email}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
-def _history(
-    user: User, change: UserChange, previous: str | None, new: str | None, reason: str | None = None
-) -> UserHistory:
-    return UserHistory(
-        user_id=user.id,
-        change=change,
-        email=user.email,
-        username=user.username,
-        previous_value=previous,
-        new_value=new,
-        changed_by_id=user.id,
-        reason=reason,
-    )
+def _history(user: User, change: UserChange, previous: str | None, new: str | None) -> UserHistory:
+    return accounts.history(user, change, previous, new, actor=user.id)
 
 
 async def update_name(
@@ -80,23 +69,7 @@ async def update_username(
     session: AsyncSession, auth0: Auth0Gateway, user_id: str, data: UsernameUpdate
 ) -> Done:
     user = await ensure_user(session, auth0, user_id)
-    if user.username and user.username.lower() == data.username.lower():
-        raise InvalidFields([{"field": "username", "message": "This is already your username"}])
-    if await username_taken(session, data.username):
-        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
-    try:
-        await auth0.update_user(user.id, username=data.username)
-    except Conflict:
-        raise InvalidFields(
-            [{"field": "username", "message": "Username is already taken"}]
-        ) from None
-    previous = user.username
-    if previous:
-        on_rollback(session, lambda: auth0.update_user(user.id, username=previous))
-    user.username = data.username
-    user.updated_at = utcnow()
-    session.add(_history(user, UserChange.USERNAME_UPDATE, previous, data.username))
-    await session.flush()
+    await accounts.change_username(session, auth0, user, data.username, actor=user.id)
     return Done(message="Username updated")
 
 
@@ -240,15 +213,5 @@ async def update_password(
 async def delete_self(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> Done:
     """Block in Auth0, revoke refresh tokens, soft-delete here with history."""
     user = await ensure_user(session, auth0, user_id)
-    await auth0.update_user(user.id, blocked=True)
-    on_rollback(session, lambda: auth0.update_user(user.id, blocked=False))
-    # The block already stops new sign-ins; a refresh token that survives fails at its next use.
-    with contextlib.suppress(AppError):
-        await auth0.revoke_refresh_tokens(user.id)
-    now = utcnow()
-    user.is_deleted, user.blocked, user.deleted_at, user.deleted_by_id = True, True, now, user.id
-    user.deletion_reason = SELF_DELETION
-    user.updated_at = now
-    session.add(_history(user, UserChange.USER_DELETION, None, None, SELF_DELETION))
-    await session.flush()
+    await accounts.soft_delete(session, auth0, user, actor=user.id, reason=SELF_DELETION)
     return Done(message="Account deleted")

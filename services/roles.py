@@ -51,10 +51,6 @@ class Permissions:
     admin_of_platforms: frozenset[str]
     admin_of_groups: frozenset[str]  # full group ids
 
-    @property
-    def is_any_admin(self) -> bool:
-        return self.general_admin or bool(self.admin_of_platforms or self.admin_of_groups)
-
 
 def permissions_for(
     roles: frozenset[str], scheme: RoleScheme, admin_roles: frozenset[str]

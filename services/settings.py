@@ -162,6 +162,10 @@ class Settings(BaseSettings):
         ]
     )
     public_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # How long each API process reuses an admin's /admin/users/counts; 0 turns it off.
+    admin_counts_cache_s: float = Field(default=2.0, ge=0, le=60)
+    # How long each API process reuses what an admin's roles administer (catalog lookups).
+    admin_scope_cache_s: float = Field(default=10.0, ge=0, le=300)
 
     # Email
     no_reply_email_sender: str = "no-reply@aai.localhost"

@@ -10,6 +10,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ from db.admin import create_database, drop_database
 from db.engine import create_engine, unit_of_work
 from db.migrations import alembic_config, upgrade_head
 from main import create_app
-from routers.deps import get_session
+from routers.deps import get_session, get_session_factory
 from scripts.auth0_emulator.limits import Faults
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
@@ -160,11 +161,14 @@ def emulator_server() -> Iterator[EmulatorServer]:
 @pytest.fixture
 def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     """The shared emulator; after the test its default behaviour is restored and the users
-    the test created are removed."""
+    and roles the test created are removed."""
     existing = set(emulator_server.tenant.users)
+    existing_roles = set(emulator_server.tenant.roles)
     yield emulator_server
     for user_id in set(emulator_server.tenant.users) - existing:
         emulator_server.tenant.delete_user(user_id)
+    for role_id in set(emulator_server.tenant.roles) - existing_roles:
+        emulator_server.tenant.delete_role(role_id)
     emulator_server.state.set_rate_limit("off")
     emulator_server.state.faults = Faults()
     emulator_server.tenant.management_token_ttl_s = 86400
@@ -204,7 +208,13 @@ def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
             async with unit_of_work(session):
                 yield session
 
+        @asynccontextmanager
+        async def shared_factory() -> AsyncIterator[AsyncSession]:
+            yield session
+
         app.dependency_overrides[get_session] = shared_session
+        # Streamed bodies open their own session; in tests it must see the test's data.
+        app.dependency_overrides[get_session_factory] = lambda: shared_factory
         return app
 
     return build

@@ -123,3 +123,12 @@ sa.Index(
 )
 # Usernames stay reserved once used, so past usernames are looked up case-insensitively.
 sa.Index("ix_user_history_username_lower", sa.func.lower(UserHistory.__table__.c.username))
+# Admin search matches any part of an email or username: trigram indexes (pg_trgm) make
+# that an index lookup on PostgreSQL. SQLite (dev) scans, which is fine at its sizes.
+for _column in ("email", "username"):
+    sa.Index(
+        f"ix_app_user_{_column}_trgm",
+        sa.func.lower(User.__table__.c[_column]).label(f"{_column}_lower"),
+        postgresql_using="gin",
+        postgresql_ops={f"{_column}_lower": "gin_trgm_ops"},
+    ).ddl_if(dialect="postgresql")

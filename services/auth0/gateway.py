@@ -426,6 +426,22 @@ class Auth0Gateway:
         )
         return role.model_dump(mode="json", exclude_none=True)
 
+    async def update_role(self, role_id: str, *, description: str) -> dict[str, Any]:
+        role = await self.call(
+            "roles.update", lambda c: c.roles.update(role_id, description=description)
+        )
+        return role.model_dump(mode="json", exclude_none=True)
+
+    async def find_role(self, name: str) -> dict[str, Any] | None:
+        """The role with exactly this name (Auth0's name filter matches substrings)."""
+        pager = await self.call(
+            "roles.list", lambda c: c.roles.list(name_filter=name, per_page=100)
+        )
+        for role in pager.items or []:
+            if role.name == name:
+                return role.model_dump(mode="json", exclude_none=True)
+        return None
+
     async def delete_role(self, role_id: str) -> None:
         await self.call("roles.delete", lambda c: c.roles.delete(role_id))
 

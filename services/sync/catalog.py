@@ -122,12 +122,14 @@ async def sync_roles(ctx: JobContext) -> None:
 
         await _sync_admin_links(
             session,
+            scheme,
             PlatformAdminRole,
             "platform_id",
             {(p, r) for p in platforms for r in admin_targets.get(p, [])},
         )
         await _sync_admin_links(
             session,
+            scheme,
             GroupAdminRole,
             "group_id",
             {(g, r) for g in groups for r in admin_targets.get(scheme.short_id(g), [])},
@@ -136,13 +138,26 @@ async def sync_roles(ctx: JobContext) -> None:
 
 async def _sync_admin_links(
     session: AsyncSession,
+    scheme: RoleScheme,
     model: type[PlatformAdminRole] | type[GroupAdminRole],
     target_column: str,
     desired: set[tuple[str, str]],
 ) -> None:
+    """Links of `{ns}/role/{id}/admin` roles follow their names. Links to other roles were
+    set by a general admin (/biocommons-admin) and are left alone."""
     table = model.__table__
-    rows = (await session.exec(select(getattr(model, target_column), model.role_id))).all()
-    current = {(row[0], row[1]) for row in rows}
+    rows = (
+        await session.exec(
+            select(getattr(model, target_column), model.role_id, Auth0Role.name).join(
+                Auth0Role, Auth0Role.id == model.role_id
+            )
+        )
+    ).all()
+    current = {
+        (row[0], row[1])
+        for row in rows
+        if (parsed := scheme.parse(row[2])) is not None and parsed.kind == "admin"
+    }
     for target, role_id in current - desired:
         await session.execute(
             sa.delete(table).where(table.c[target_column] == target, table.c.role_id == role_id)

@@ -1,102 +1,22 @@
 """Admins deciding on memberships: state machine, permissions, and Auth0 kept in step."""
 
-import secrets
-from dataclasses import dataclass
-
 import pytest
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
     Auth0OutboxEntry,
-    Auth0Role,
     EmailNotification,
-    Group,
     GroupMembership,
-    Platform,
     PlatformMembership,
     PlatformMembershipHistory,
-    User,
 )
 from db.types import ApprovalStatus, OutboxStatus
-from scripts.auth0_emulator.server import EmulatorServer
-from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from services.sync.outbox import deliver_outbox
 from services.sync.runs import JobContext
 from tests.conftest import savepoint_sessions
+from tests.routers.admin_world import COHORT, GALAXY, TSI, admin, membership, url
 from tests.services.sync.conftest import make_gateway
-
-GALAXY, BPA = "biocommons/platform/galaxy", "biocommons/platform/bpa_data_portal"
-TSI, COHORT = "biocommons/group/tsi", "biocommons/group/cohort"
-
-
-@dataclass
-class World:
-    subject: str  # the user the admins decide about (in Auth0 and here)
-    roles: dict[str, str]  # role name → Auth0 role id
-
-
-@pytest.fixture
-async def world(session: AsyncSession, emulator: EmulatorServer) -> World:
-    tenant = emulator.tenant
-    if tenant.role_by_name(COHORT) is None:
-        tenant.create_role(COHORT, "Cohort Study")
-    roles = {name: tenant.role_by_name(name)["id"] for name in (GALAXY, BPA, TSI, COHORT)}  # type: ignore[index]
-    session.add_all([Auth0Role(id=role_id, name=name) for name, role_id in roles.items()])
-    await session.flush()
-    session.add_all(
-        [
-            Platform(id="galaxy", name="Galaxy Australia", access_role_id=roles[GALAXY]),
-            Platform(id="bpa_data_portal", name="BPA Data Portal", access_role_id=roles[BPA]),
-            Group(
-                id=TSI,
-                name="Threatened Species Initiative",
-                short_name="TSI",
-                access_role_id=roles[TSI],
-            ),
-            Group(id=COHORT, name="Cohort Study", short_name="CS", access_role_id=roles[COHORT]),
-        ]
-    )
-    created = tenant.create_user(
-        {
-            "connection": DEFAULT_CONNECTION,
-            "email": f"subject.{secrets.token_hex(3)}@example.org",
-            "password": "long-enough-1",
-        }
-    )
-    session.add(User(id=created["user_id"], email=created["email"]))
-    await session.flush()
-    return World(subject=created["user_id"], roles=roles)
-
-
-async def membership(
-    session: AsyncSession, world: World, kind: str, target: str, status: ApprovalStatus
-) -> None:
-    if kind == "platform":
-        session.add(
-            PlatformMembership(platform_id=target, user_id=world.subject, approval_status=status)
-        )
-    else:
-        session.add(GroupMembership(group_id=target, user_id=world.subject, approval_status=status))
-    await session.flush()
-
-
-def admin(emulator: EmulatorServer, *roles: str) -> dict[str, str]:
-    """A token for a real Auth0 user holding `roles` (its DB row is created on first use)."""
-    user = emulator.tenant.create_user(
-        {
-            "connection": DEFAULT_CONNECTION,
-            "email": f"admin.{secrets.token_hex(3)}@example.org",
-            "password": "long-enough-1",
-        }
-    )
-    token = emulator.tenant.mint_access_token(user["user_id"], roles=list(roles))
-    return {"Authorization": f"Bearer {token}"}
-
-
-def url(world: World, kind: str, target: str, action: str) -> str:
-    return f"/admin/users/{world.subject}/{kind}s/{target}/{action}"
 
 
 class TestPlatformDecisions:

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import User
+from db.models import Platform, User
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import SigningKey
 from services.settings import Settings
@@ -66,12 +66,19 @@ class TestValidTokens:
         assert response.json() is True
 
     async def test_platform_admin_counts_as_admin(
-        self, client: httpx.AsyncClient, emulator: EmulatorServer
+        self, client: httpx.AsyncClient, emulator: EmulatorServer, session: AsyncSession
     ):
+        session.add(Platform(id="galaxy", name="Galaxy Australia"))
+        await session.flush()
         token = emulator.tenant.mint_access_token(
             "auth0|padmin", roles=["biocommons/role/galaxy/admin"]
         )
         assert (await call(client, token)).json() is True
+        # An admin role administers only a platform or group the catalog has.
+        unknown = emulator.tenant.mint_access_token(
+            "auth0|padmin", roles=["biocommons/role/nothing/admin"]
+        )
+        assert (await call(client, unknown)).json() is False
 
     async def test_ordinary_user(self, client: httpx.AsyncClient, emulator: EmulatorServer):
         token = emulator.tenant.mint_access_token(

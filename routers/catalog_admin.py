@@ -1,0 +1,107 @@
+"""General admins' catalog endpoints: roles, platforms, groups and their admin roles."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
+
+from routers.deps import (
+    Auth0Dep,
+    ScopeCacheDep,
+    SessionDep,
+    SettingsDep,
+    form_body,
+    require_general_admin,
+)
+from schemas.catalog import (
+    AdminRolesUpdate,
+    CatalogEntry,
+    GroupCreate,
+    PlatformCreate,
+    RoleCreate,
+    RolePublic,
+)
+from services import catalog_admin
+
+router = APIRouter(
+    prefix="/biocommons-admin",
+    tags=["catalog"],
+    dependencies=[Depends(require_general_admin)],
+    responses={
+        400: {"description": "Invalid input ({message, field_errors})"},
+        403: {"description": "General admins only"},
+        502: {"description": "Auth0 refused the change"},
+        503: {"description": "Auth0 is unavailable; nothing was changed"},
+    },
+)
+
+
+@router.post("/roles/create")
+async def create_role(
+    session: SessionDep, auth0: Auth0Dep, body: Annotated[RoleCreate, form_body(RoleCreate)]
+) -> RolePublic:
+    """Get or create an Auth0 role and record it here."""
+    return await catalog_admin.create_role(session, auth0, body)
+
+
+@router.post("/platforms/create")
+async def create_platform(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    scope_cache: ScopeCacheDep,
+    body: Annotated[PlatformCreate, form_body(PlatformCreate)],
+) -> CatalogEntry:
+    """Create (or retitle) a platform: its access and admin roles in Auth0, then here."""
+    entry = await catalog_admin.create_platform(session, auth0, settings, body)
+    scope_cache.clear()  # admin rights may have changed
+    return entry
+
+
+@router.post("/groups/create")
+async def create_group(
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    scope_cache: ScopeCacheDep,
+    body: Annotated[GroupCreate, form_body(GroupCreate)],
+) -> CatalogEntry:
+    """Create (or retitle) a group: its access and admin roles in Auth0, then here."""
+    entry = await catalog_admin.create_group(session, auth0, settings, body)
+    scope_cache.clear()  # admin rights may have changed
+    return entry
+
+
+@router.post(
+    "/platforms/{platform_id}/set-admin-roles", responses={404: {"description": "No such platform"}}
+)
+async def set_platform_admin_roles(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope_cache: ScopeCacheDep,
+    platform_id: Annotated[str, Path(min_length=1, max_length=64)],
+    body: Annotated[AdminRolesUpdate, form_body(AdminRolesUpdate)],
+) -> CatalogEntry:
+    """Which other roles administer the platform (its own admin role always does)."""
+    entry = await catalog_admin.set_admin_roles(
+        session, settings, "platform", platform_id, body.role_names
+    )
+    scope_cache.clear()  # admin rights changed
+    return entry
+
+
+@router.post(
+    "/groups/{group_id:path}/set-admin-roles", responses={404: {"description": "No such group"}}
+)
+async def set_group_admin_roles(
+    session: SessionDep,
+    settings: SettingsDep,
+    scope_cache: ScopeCacheDep,
+    group_id: Annotated[str, Path(min_length=1, max_length=255)],
+    body: Annotated[AdminRolesUpdate, form_body(AdminRolesUpdate)],
+) -> CatalogEntry:
+    """`group_id` is the full id or its short form (`tsi`)."""
+    entry = await catalog_admin.set_admin_roles(
+        session, settings, "group", group_id, body.role_names
+    )
+    scope_cache.clear()  # admin rights changed
+    return entry

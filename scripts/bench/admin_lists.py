@@ -1,0 +1,402 @@
+"""Benchmark of the admin user lists and counts at 100,000 users.
+
+    uv run python -m scripts.bench.admin_lists [--users 100000] [--clients 16] [--seconds 20]
+
+Builds a migrated Postgres database (catalog from the Auth0 emulator through the real
+`sync.roles` job; users and memberships loaded with COPY: ~70% with a Galaxy membership,
+~25% BPA Data Portal, ~15% in the TSI group, in every approval state), starts the API
+under uvicorn with 2 workers, and drives each scenario with N concurrent keep-alive
+clients for the given time, as a Galaxy platform admin and as a general admin. Prints
+requests/s, p50, p99 and errors per scenario. Targets: p99 <= 50 ms for list pages,
+<= 100 ms for counts, zero errors.
+
+`--keep` leaves the database for EXPLAIN work and prints its URL; `--db NAME` reuses one.
+Needs PostgreSQL at TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+from sqlalchemy.engine import URL
+
+from db.admin import create_database, drop_database
+from db.migrations import upgrade_head
+from run_scheduler import build_context, close_context
+from scripts.auth0_emulator.server import free_port
+from scripts.bench.sync import start_emulator
+from services.settings import load_settings, to_async_url
+from services.sync.jobs import JOBS_BY_NAME
+from services.sync.runs import run_job
+
+GENERAL_ROLE = "Admin"
+GALAXY_ADMIN_ROLE = "biocommons/role/galaxy/admin"
+WARMUP_S = 2.0
+
+
+def _raw_dsn(url: URL) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def seed(db_url: URL, users: int, admin_ids: list[str], rng_seed: int = 7) -> None:
+    rng = random.Random(rng_seed)
+    base = datetime(2022, 1, 1, tzinfo=UTC)
+    user_rows = []
+    platform_rows = []
+    group_rows = []
+    approver = admin_ids[0]
+
+    def status(weights: list[tuple[str, float]]) -> str:
+        point, total = rng.random(), 0.0
+        for name, weight in weights:
+            total += weight
+            if point < total:
+                return name
+        return weights[-1][0]
+
+    def membership(user_id: str, created: datetime, state: str) -> tuple[object, ...]:
+        decided = state != "pending" and rng.random() < 0.5
+        return (
+            uuid.uuid4(),
+            user_id,
+            state,
+            "Research project" if rng.random() < 0.3 else None,
+            "No longer needed" if state == "revoked" else None,
+            approver if decided else None,
+            created,
+            created + timedelta(days=1),
+        )
+
+    for admin_id in admin_ids:
+        user_rows.append(
+            (
+                admin_id,
+                f"{admin_id.split('|')[-1]}@example.org",
+                admin_id.split("|")[-1],
+                True,
+                base,
+                base,
+                False,
+                False,
+            )
+        )
+    for index in range(users):
+        user_id = f"auth0|{index:07d}db"
+        created = base + timedelta(minutes=5 * index)
+        user_rows.append(
+            (
+                user_id,
+                f"user{index:07d}@example.org",
+                f"user{index:07d}",
+                rng.random() < 0.9,
+                created,
+                created,
+                False,
+                False,
+            )
+        )
+        if rng.random() < 0.7:
+            state = status([("approved", 0.8), ("pending", 0.12), ("revoked", 0.08)])
+            platform_rows.append(("galaxy", *membership(user_id, created, state)))
+        if rng.random() < 0.25:
+            state = status([("approved", 0.9), ("pending", 0.07), ("revoked", 0.03)])
+            platform_rows.append(("bpa_data_portal", *membership(user_id, created, state)))
+        if rng.random() < 0.15:
+            state = status(
+                [("approved", 0.7), ("pending", 0.2), ("rejected", 0.05), ("revoked", 0.05)]
+            )
+            group_rows.append(("biocommons/group/tsi", *membership(user_id, created, state)))
+
+    connection = await asyncpg.connect(_raw_dsn(db_url))
+    try:
+        await connection.copy_records_to_table(
+            "app_user",
+            records=user_rows,
+            columns=[
+                "id",
+                "email",
+                "username",
+                "email_verified",
+                "created_at",
+                "updated_at",
+                "blocked",
+                "is_deleted",
+            ],
+        )
+        columns = [
+            "id",
+            "user_id",
+            "approval_status",
+            "request_reason",
+            "revocation_reason",
+            "updated_by_id",
+            "created_at",
+            "updated_at",
+        ]
+        await connection.copy_records_to_table(
+            "platform_membership",
+            records=[(*row[1:], row[0]) for row in platform_rows],
+            columns=[*columns, "platform_id"],
+        )
+        await connection.copy_records_to_table(
+            "group_membership",
+            records=[(*row[1:], row[0]) for row in group_rows],
+            columns=[*columns, "group_id"],
+        )
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+    print(
+        f"seeded {users} users, {len(platform_rows)} platform and {len(group_rows)} group memberships"
+    )
+
+
+async def build_catalog(db_url: URL, emulator_url: str) -> None:
+    settings = load_settings(
+        _env_file=None,
+        db_url=db_url.render_as_string(hide_password=False),
+        db_host=None,
+        auth0_domain=emulator_url,
+        auth0_mgmt_rps=1000,
+        auth0_mgmt_burst=1000,
+    )
+    ctx = build_context(settings, dry_run=False)
+    try:
+        await run_job(ctx, "sync.roles", JOBS_BY_NAME["sync.roles"].body)
+    finally:
+        await close_context(ctx)
+
+
+def start_api(db_url: URL, emulator_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DB_URL": db_url.render_as_string(hide_password=False),
+        "AUTH0_DOMAIN": emulator_url,
+        "ADMIN_ROLES": f'["{GENERAL_ROLE}"]',
+        "LOG_LEVEL": "warning",
+    }
+    env.pop("DB_HOST", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "main:create_app",
+            "--factory",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                return process, base_url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.terminate()
+    raise RuntimeError("the API did not become ready within 60 s")
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client. httpx costs a few milliseconds of CPU per
+    request, and on a 2-core machine that CPU is taken from the server being measured."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\n".encode() + self.head)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        else:
+            await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def drive(
+    base_url: str,
+    token: str,
+    make_path: Callable[[random.Random], str],
+    clients: int,
+    seconds: float,
+) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    url = httpx.URL(base_url)
+    stop_warmup = time.perf_counter() + WARMUP_S
+    stop = stop_warmup + seconds
+
+    async def client(number: int) -> None:
+        nonlocal errors
+        rng = random.Random(number)
+        connection = Connection(url.host, url.port or 80, token)
+        try:
+            while (started := time.perf_counter()) < stop:
+                try:
+                    failed = await connection.get(make_path(rng)) != 200
+                except (OSError, ValueError):
+                    failed = True
+                    await connection.close()
+                    connection = Connection(url.host, url.port or 80, token)
+                if started >= stop_warmup:
+                    latencies.append(time.perf_counter() - started)
+                    errors += failed
+        finally:
+            await connection.close()
+
+    await asyncio.gather(*(client(n) for n in range(clients)))
+    latencies.sort()
+    count = len(latencies)
+    return {
+        "requests": count,
+        "rps": count / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
+        "errors": errors,
+    }
+
+
+SCENARIOS: list[tuple[str, Callable[[random.Random], str], float]] = [
+    ("list: first page", lambda rng: "/admin/users?page=1&per_page=50", 50),
+    (
+        "list: search (username/email part)",
+        lambda rng: f"/admin/users?search=user{rng.randrange(0, 1000):03d}1&per_page=50",
+        50,
+    ),
+    (
+        "list: filtered (galaxy, pending, page 1-5)",
+        lambda rng: (
+            "/admin/users?platform=galaxy&platform_approval_status=pending"
+            f"&per_page=50&page={rng.randint(1, 5)}"
+        ),
+        50,
+    ),
+    ("counts", lambda rng: "/admin/users/counts", 100),
+]
+
+
+async def mint(emulator_url: str, user: str, role: str) -> tuple[str, str]:
+    """An access token for an emulator user holding `role`, and the user's id."""
+    async with httpx.AsyncClient(base_url=emulator_url) as http:
+        response = await http.post(
+            "/_emulator/tokens", json={"user": user, "roles": [role], "expires_in": 3600}
+        )
+        response.raise_for_status()
+        body = response.json()
+        return body["access_token"], body["user_id"]
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    server = to_async_url(
+        os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
+    emulator, emulator_url = start_emulator(2)
+    name = args.db or f"aai_bench_admin_{secrets.token_hex(3)}"
+    db_url = server.set(database=name)
+    fresh = args.db is None
+    api = None
+    try:
+        galaxy_token, galaxy_admin = await mint(
+            emulator_url, "bench0000000@example.org", GALAXY_ADMIN_ROLE
+        )
+        general_token, general_admin = await mint(
+            emulator_url, "bench0000001@example.org", GENERAL_ROLE
+        )
+        admin_ids = [galaxy_admin, general_admin]
+        if fresh:
+            await create_database(server, name)
+            await upgrade_head(db_url)
+            await build_catalog(db_url, emulator_url)
+            started = time.perf_counter()
+            await seed(db_url, args.users, admin_ids)
+            print(f"seed took {time.perf_counter() - started:.1f} s")
+        api, base_url = start_api(db_url, emulator_url)
+        tokens = {"galaxy admin": galaxy_token, "general admin": general_token}
+        print(
+            f"\n{args.users} users, {args.clients} clients, {args.seconds:.0f} s per scenario, "
+            "uvicorn --workers 2\n"
+        )
+        print("| caller | scenario | requests/s | p50 ms | p99 ms | errors | target p99 |")
+        print("|---|---|---|---|---|---|---|")
+        failed = False
+        for who, token in tokens.items():
+            for label, make_path, target in SCENARIOS:
+                result = await drive(base_url, token, make_path, args.clients, args.seconds)
+                ok = result["errors"] == 0 and result["p99_ms"] <= target
+                failed |= not ok
+                print(
+                    f"| {who} | {label} | {result['rps']:.0f} | {result['p50_ms']:.1f} | "
+                    f"{result['p99_ms']:.1f} | {result['errors']:.0f} | {target:.0f} ms {'ok' if ok else 'MISSED'} |",
+                    flush=True,
+                )
+        return 1 if failed else 0
+    finally:
+        if api is not None:
+            api.terminate()
+            api.wait(timeout=30)
+        emulator.terminate()
+        emulator.wait(timeout=30)
+        if args.keep or not fresh:
+            print(f"database kept: {db_url.render_as_string(hide_password=False)}")
+        else:
+            await drop_database(server, name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--db", help="reuse this already seeded database")
+    sys.exit(asyncio.run(main_async(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Account changes shared by the user's own pages and by admins: deletion, restoration,
+username changes, each with a history row naming who acted.
+
+Auth0 is changed first, then the database in the caller's unit of work; a compensation
+puts Auth0 back if the database part does not commit, so the two never disagree.
+"""
+
+import contextlib
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.engine import on_rollback
+from db.models import User, UserHistory
+from db.types import UserChange
+from services.auth0 import Auth0Gateway
+from services.errors import AppError, Conflict, InvalidFields
+from services.registration import email_registered, username_taken
+
+
+def history(
+    user: User,
+    change: UserChange,
+    previous: str | None,
+    new: str | None,
+    *,
+    actor: str,
+    reason: str | None = None,
+) -> UserHistory:
+    return UserHistory(
+        user_id=user.id,
+        change=change,
+        email=user.email,
+        username=user.username,
+        previous_value=previous,
+        new_value=new,
+        changed_by_id=actor,
+        reason=reason,
+    )
+
+
+async def change_username(
+    session: AsyncSession, auth0: Auth0Gateway, user: User, username: str, *, actor: str
+) -> None:
+    """Usernames are unique among everyone who ever held one, any case."""
+    if user.username and user.username.lower() == username.lower():
+        raise InvalidFields([{"field": "username", "message": "This is already the username"}])
+    if await username_taken(session, username):
+        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    try:
+        await auth0.update_user(user.id, username=username)
+    except Conflict:
+        raise InvalidFields(
+            [{"field": "username", "message": "Username is already taken"}]
+        ) from None
+    previous = user.username
+    if previous:
+        on_rollback(session, lambda: auth0.update_user(user.id, username=previous))
+    user.username = username
+    user.updated_at = utcnow()
+    session.add(history(user, UserChange.USERNAME_UPDATE, previous, username, actor=actor))
+    await session.flush()
+
+
+async def soft_delete(
+    session: AsyncSession, auth0: Auth0Gateway, user: User, *, actor: str, reason: str | None
+) -> None:
+    """Block in Auth0, revoke refresh tokens, mark deleted here. Memberships and history
+    stay, so the account can be restored as it was."""
+    await auth0.update_user(user.id, blocked=True)
+    on_rollback(session, lambda: auth0.update_user(user.id, blocked=False))
+    # The block already stops new sign-ins; a refresh token that survives fails at its next use.
+    with contextlib.suppress(AppError):
+        await auth0.revoke_refresh_tokens(user.id)
+    now = utcnow()
+    user.is_deleted, user.blocked, user.deleted_at, user.deleted_by_id = True, True, now, actor
+    user.deletion_reason = reason
+    user.updated_at = now
+    session.add(history(user, UserChange.USER_DELETION, None, None, actor=actor, reason=reason))
+    await session.flush()
+
+
+async def restore(
+    session: AsyncSession, auth0: Auth0Gateway, user: User, *, actor: str, reason: str | None
+) -> None:
+    """Unblock in Auth0 and bring the account back. The deletion stays in the history."""
+    if user.email and await email_registered(session, user.email):
+        raise Conflict("another live account now uses this email address", field="email")
+    if user.username and await _username_live(session, user):
+        raise Conflict("another live account now uses this username", field="username")
+    await auth0.update_user(user.id, blocked=False)
+    on_rollback(session, lambda: auth0.update_user(user.id, blocked=True))
+    user.is_deleted, user.blocked = False, False
+    user.deleted_at, user.deleted_by_id, user.deletion_reason = None, None, None
+    user.updated_at = utcnow()
+    session.add(history(user, UserChange.USER_RESTORATION, None, None, actor=actor, reason=reason))
+    await session.flush()
+
+
+async def _username_live(session: AsyncSession, user: User) -> bool:
+    assert user.username is not None
+    statement = (
+        select(User.id)
+        .where(
+            sa.func.lower(User.username) == user.username.lower(),
+            sa.not_(User.is_deleted),
+            User.id != user.id,
+        )
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None

@@ -1,0 +1,133 @@
+"""Admins changing someone else's account: delete, restore, email, username, and the
+verification and password-reset emails. Only general admins and admins of one of the
+user's platforms may (services/admin_scope.manageable_user); group admins may not.
+"""
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.engine import on_rollback
+from db.models import User
+from db.types import UserChange
+from schemas.profile import Done
+from services import accounts
+from services.admin_scope import Scope, manageable_user
+from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue
+from services.errors import BadRequest, Conflict, InvalidFields
+from services.registration import email_registered
+from services.settings import Settings
+from services.users import ensure_user
+
+
+async def _actor(session: AsyncSession, auth0: Auth0Gateway, scope: Scope) -> User:
+    return await ensure_user(session, auth0, scope.caller_id)
+
+
+async def delete_user(
+    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, reason: str | None
+) -> Done:
+    user = await manageable_user(session, scope, user_id)
+    if user.is_deleted:
+        return Done(message="The account was already deleted")
+    actor = await _actor(session, auth0, scope)
+    await accounts.soft_delete(session, auth0, user, actor=actor.id, reason=reason)
+    return Done(message="Account deleted")
+
+
+async def restore_user(
+    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, reason: str | None
+) -> Done:
+    user = await manageable_user(session, scope, user_id)
+    if not user.is_deleted:
+        return Done(message="The account is not deleted")
+    actor = await _actor(session, auth0, scope)
+    await accounts.restore(session, auth0, user, actor=actor.id, reason=reason)
+    return Done(message="Account restored")
+
+
+async def update_username(
+    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, username: str
+) -> Done:
+    user = await _live(session, scope, user_id)
+    actor = await _actor(session, auth0, scope)
+    await accounts.change_username(session, auth0, user, username, actor=actor.id)
+    return Done(message="Username updated")
+
+
+async def update_email(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    scope: Scope,
+    user_id: str,
+    email: str,
+) -> Done:
+    """Set a new address (unverified), tell the old one, and send Auth0's verification
+    email to the new one."""
+    user = await _live(session, scope, user_id)
+    if user.email and user.email.lower() == email:
+        raise InvalidFields([{"field": "email", "message": "This is already the user's email"}])
+    if await email_registered(session, email):
+        raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
+    actor = await _actor(session, auth0, scope)
+    try:
+        await auth0.update_user(user.id, email=email, email_verified=False)
+    except Conflict:
+        raise InvalidFields(
+            [{"field": "email", "message": "Email is already registered"}]
+        ) from None
+    previous, was_verified = user.email, user.email_verified
+    if previous:
+        on_rollback(
+            session,
+            lambda: auth0.update_user(user.id, email=previous, email_verified=was_verified),
+        )
+    now = utcnow()
+    user.email, user.email_verified, user.updated_at = email, False, now
+    session.add(accounts.history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor.id))
+    await session.flush()
+    if previous:
+        await enqueue(
+            session,
+            to=previous,
+            subject="Your email address was changed",
+            body_text=f"An administrator changed the email address of your account to {email}. "
+            "If you did not ask for this, contact support.",
+            body_html=f"<p>An administrator changed the email address of your account to {email}.</p>"
+            "<p>If you did not ask for this, contact support.</p>",
+            template="email_changed_notice",
+            dedupe_key=f"admin-email-changed:{user.id}:{email}:{now:%Y%m%d%H%M}",
+            sender=settings.no_reply_email_sender,
+        )
+    await auth0.send_verification_email(user.id)
+    return Done(message=f"Email updated; a verification email was sent to {email}")
+
+
+async def resend_verification(
+    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str
+) -> Done:
+    user = await _live(session, scope, user_id)
+    if user.email_verified:
+        raise BadRequest("the user's email address is already verified")
+    await auth0.send_verification_email(user.id)
+    return Done(message="Verification email sent")
+
+
+async def send_password_reset(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, scope: Scope, user_id: str
+) -> Done:
+    user = await _live(session, scope, user_id)
+    if user.connection != settings.auth0_db_connection or not user.email:
+        raise BadRequest("this user signs in through another provider; it holds their password")
+    await auth0.request_password_reset(
+        user.email, client_id=settings.auth0_management_id, connection=settings.auth0_db_connection
+    )
+    return Done(message=f"Password reset email sent to {user.email}")
+
+
+async def _live(session: AsyncSession, scope: Scope, user_id: str) -> User:
+    user = await manageable_user(session, scope, user_id)
+    if user.is_deleted:
+        raise Conflict("the account is deleted; restore it first")
+    return user

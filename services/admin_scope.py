@@ -1,0 +1,160 @@
+"""Which users an admin may see and act on.
+
+A general admin (a role in ADMIN_ROLES) sees everyone. Any other admin sees the users
+with a membership (in any state) of a platform or group they administer; the catalog
+in the database decides which of the admin roles they hold name real platforms and
+groups. Changing a user's identity (delete, restore, email, username, password) needs
+a platform or general admin: group admins only decide on their group's memberships.
+"""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.models import (
+    Auth0Role,
+    Group,
+    GroupAdminRole,
+    GroupMembership,
+    Platform,
+    PlatformAdminRole,
+    PlatformMembership,
+    User,
+)
+from services.auth import CurrentUser
+from services.cache import TtlCache
+from services.errors import Forbidden, NotFound
+
+pm = PlatformMembership.__table__
+gm = GroupMembership.__table__
+
+
+@dataclass(frozen=True)
+class Scope:
+    caller_id: str
+    everything: bool
+    platforms: frozenset[str]  # administered platforms that exist
+    groups: frozenset[str]  # administered groups that exist (full ids)
+
+    def administers(self, kind: str, target_id: str) -> bool:
+        targets = self.platforms if kind == "platform" else self.groups
+        return self.everything or target_id in targets
+
+    @property
+    def is_admin(self) -> bool:
+        return self.everything or bool(self.platforms or self.groups)
+
+    def membership_clause(
+        self, user_id: sa.ColumnElement[str], *, platforms_only: bool = False
+    ) -> sa.ColumnElement[bool]:
+        """True for users with any membership inside this scope."""
+        clauses = []
+        if self.platforms:
+            clauses.append(
+                sa.exists().where(pm.c.user_id == user_id, pm.c.platform_id.in_(self.platforms))
+            )
+        if self.groups and not platforms_only:
+            clauses.append(
+                sa.exists().where(gm.c.user_id == user_id, gm.c.group_id.in_(self.groups))
+            )
+        return sa.or_(*clauses) if clauses else sa.false()
+
+
+Targets = tuple[frozenset[str], frozenset[str]]
+
+
+async def administered(
+    session: AsyncSession, caller: CurrentUser, cache: TtlCache[Targets] | None = None
+) -> Scope:
+    """What the caller administers; empty sets for someone who administers nothing.
+
+    A platform or group is administered by the `{ns}/role/{id}/admin` role named after
+    it, and by any other role a general admin linked to it (`/biocommons-admin`). The
+    answer depends on the token's roles and the catalog only, so each API process may
+    reuse it for ADMIN_SCOPE_CACHE_S seconds: it is asked on every admin request.
+    """
+    if caller.permissions.general_admin:
+        return Scope(caller.id, True, frozenset(), frozenset())
+
+    async def lookup() -> Targets:
+        return await _administered_targets(session, caller)
+
+    platforms, groups = await (cache.get(caller.roles, lookup) if cache else lookup())
+    return Scope(caller.id, False, platforms, groups)
+
+
+async def _administered_targets(session: AsyncSession, caller: CurrentUser) -> Targets:
+    permissions = caller.permissions
+    roles = list(caller.roles)
+    linked_platforms = (
+        select(PlatformAdminRole.platform_id)
+        .join(Auth0Role, Auth0Role.id == PlatformAdminRole.role_id)
+        .where(Auth0Role.name.in_(roles), Auth0Role.removed_at.is_(None))
+    )
+    linked_groups = (
+        select(GroupAdminRole.group_id)
+        .join(Auth0Role, Auth0Role.id == GroupAdminRole.role_id)
+        .where(Auth0Role.name.in_(roles), Auth0Role.removed_at.is_(None))
+    )
+    # One round trip for both kinds: this runs on every admin request.
+    statement = sa.union_all(
+        sa.select(sa.literal("platform").label("kind"), Platform.id).where(
+            Platform.removed_at.is_(None),
+            sa.or_(
+                Platform.id.in_(permissions.admin_of_platforms),
+                Platform.id.in_(linked_platforms),
+            ),
+        ),
+        sa.select(sa.literal("group").label("kind"), Group.id).where(
+            Group.removed_at.is_(None),
+            sa.or_(Group.id.in_(permissions.admin_of_groups), Group.id.in_(linked_groups)),
+        ),
+    )
+    rows = (await session.execute(statement)).all()
+    return (
+        frozenset(target for kind, target in rows if kind == "platform"),
+        frozenset(target for kind, target in rows if kind == "group"),
+    )
+
+
+async def scope_for(
+    session: AsyncSession, caller: CurrentUser, cache: TtlCache[Targets] | None = None
+) -> Scope:
+    """The caller's scope; only admins get one."""
+    scope = await administered(session, caller, cache)
+    if not scope.is_admin:
+        raise Forbidden("only platform, group and general admins may use the admin API")
+    return scope
+
+
+async def visible_user(session: AsyncSession, scope: Scope, user_id: str) -> User:
+    """The user, if the caller may see them."""
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id!r}")
+    if scope.everything:
+        return user
+    inside = await session.scalar(sa.select(scope.membership_clause(sa.literal(user_id))))
+    if not inside:
+        raise Forbidden(f"user {user_id!r} has no membership of a platform or group you administer")
+    return user
+
+
+async def manageable_user(session: AsyncSession, scope: Scope, user_id: str) -> User:
+    """The user, if the caller may change their account: a general admin, or an admin of
+    a platform the user is a member of. Admins change their own account through /me."""
+    user = await visible_user(session, scope, user_id)
+    if user_id == scope.caller_id:
+        raise Forbidden("use /me to change your own account")
+    if scope.everything:
+        return user
+    inside = await session.scalar(
+        sa.select(scope.membership_clause(sa.literal(user_id), platforms_only=True))
+    )
+    if not inside:
+        raise Forbidden(
+            "only general admins and admins of one of the user's platforms may change their account"
+        )
+    return user

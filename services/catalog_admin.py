@@ -1,0 +1,256 @@
+"""General admins shaping the catalog: roles, platforms, groups and who administers them.
+
+Auth0 stays the source of the catalog: a platform or group is its `{ns}/platform/{id}`
+or `{ns}/group/{id}` role, titled by the role's description, so these calls create or
+retitle the roles in Auth0 first and then write what the next `sync.roles` run would
+write, so the change shows at once. Extra admin roles (any role, linked here) survive
+the sync; `{ns}/role/{id}/admin` always administers `{id}`.
+"""
+
+from typing import Literal
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminRole
+from schemas.catalog import CatalogEntry, GroupCreate, PlatformCreate, RoleCreate, RolePublic
+from services.auth0 import Auth0Gateway
+from services.errors import Conflict, InvalidFields, NotFound
+from services.roles import RoleScheme
+from services.settings import Settings
+from services.sync.catalog import derive_short_name
+from services.sync.sql import upsert
+
+
+async def ensure_role(
+    session: AsyncSession, auth0: Auth0Gateway, name: str, description: str | None
+) -> tuple[Auth0Role, bool]:
+    """The live role called `name`, created in Auth0 if it does not exist; with a
+    description given, Auth0's is brought in line. Returns (role, created)."""
+    created = False
+    remote = await auth0.find_role(name)
+    if remote is None:
+        try:
+            remote = await auth0.create_role(name, description)
+            created = True
+        except Conflict:
+            # Created by someone else between the lookup and the create.
+            remote = await auth0.find_role(name)
+            if remote is None:
+                raise
+    elif description and remote.get("description") != description:
+        remote = await auth0.update_role(remote["id"], description=description)
+    now = utcnow()
+    table = Auth0Role.__table__
+    # A role deleted in Auth0 and recreated under the same name has a new id.
+    await session.execute(
+        sa.update(table)
+        .where(table.c.name == name, table.c.id != remote["id"], table.c.removed_at.is_(None))
+        .values(removed_at=now, updated_at=now)
+    )
+    await upsert(
+        session,
+        table,
+        [
+            {
+                "id": remote["id"],
+                "name": remote["name"],
+                "description": remote.get("description"),
+                "removed_at": None,
+                "created_at": now,
+                "updated_at": now,
+                "last_synced_at": now,
+            }
+        ],
+        key=["id"],
+        update=["name", "description", "removed_at"],
+        extra_set={"updated_at": now},
+    )
+    return await session.get_one(Auth0Role, remote["id"], populate_existing=True), created
+
+
+async def create_role(session: AsyncSession, auth0: Auth0Gateway, data: RoleCreate) -> RolePublic:
+    role, created = await ensure_role(session, auth0, data.name, data.description)
+    return RolePublic(id=role.id, name=role.name, description=role.description, created=created)
+
+
+async def _admin_roles(session: AsyncSession, names: list[str]) -> list[Auth0Role]:
+    """Existing live roles by name; an unknown one is a field error, not a silent skip."""
+    if not names:
+        return []
+    roles = (
+        await session.exec(
+            select(Auth0Role).where(Auth0Role.name.in_(names), Auth0Role.removed_at.is_(None))
+        )
+    ).all()
+    missing = sorted(set(names) - {role.name for role in roles})
+    if missing:
+        raise InvalidFields(
+            [
+                {"field": "admin_roles", "message": f"No role named {name!r}; create it first"}
+                for name in missing
+            ]
+        )
+    return list(roles)
+
+
+async def create_platform(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, data: PlatformCreate
+) -> CatalogEntry:
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    extra = await _admin_roles(session, data.admin_roles)
+    access, _ = await ensure_role(
+        session, auth0, f"{scheme.namespace}/platform/{data.id}", data.name
+    )
+    admin, _ = await ensure_role(
+        session, auth0, f"{scheme.namespace}/role/{data.id}/admin", f"{data.name} administrators"
+    )
+    now = utcnow()
+    await _upsert_target(
+        session,
+        Platform.__table__,
+        {
+            "id": data.id,
+            "name": data.name,
+            "short_name": settings.catalog_short_names.get(data.id, data.id),
+            "access_role_id": access.id,
+            "removed_at": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    await _link(session, "platform", data.id, [admin, *extra], replace=False)
+    return await entry(session, "platform", data.id)
+
+
+async def create_group(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, data: GroupCreate
+) -> CatalogEntry:
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    parsed = scheme.parse(data.group_id)
+    if parsed is None or parsed.kind != "group":
+        raise InvalidFields(
+            [
+                {
+                    "field": "group_id",
+                    "message": f"A group id looks like {scheme.namespace}/group/<short id>",
+                }
+            ]
+        )
+    short_id = scheme.short_id(data.group_id)
+    extra = await _admin_roles(session, data.admin_roles)
+    access, _ = await ensure_role(session, auth0, data.group_id, data.name)
+    admin, _ = await ensure_role(
+        session, auth0, f"{scheme.namespace}/role/{short_id}/admin", f"{data.name} administrators"
+    )
+    now = utcnow()
+    await _upsert_target(
+        session,
+        Group.__table__,
+        {
+            "id": data.group_id,
+            "name": data.name,
+            "short_name": data.short_name
+            or derive_short_name(short_id, data.name, settings.catalog_short_names),
+            "access_role_id": access.id,
+            "removed_at": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    await _link(session, "group", data.group_id, [admin, *extra], replace=False)
+    return await entry(session, "group", data.group_id)
+
+
+async def set_admin_roles(
+    session: AsyncSession,
+    settings: Settings,
+    kind: Literal["platform", "group"],
+    target_id: str,
+    role_names: list[str],
+) -> CatalogEntry:
+    """Replace the extra admin roles of a platform or group; its own `{ns}/role/{id}/admin`
+    role keeps administering it whatever the list says."""
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    if kind == "group" and "/" not in target_id:
+        target_id = scheme.group_id(target_id)
+    model = Platform if kind == "platform" else Group
+    target = await session.get(model, target_id)
+    if target is None or target.removed_at is not None:
+        raise NotFound(f"no {kind} {target_id!r}")
+    await _link(session, kind, target_id, await _admin_roles(session, role_names), replace=True)
+    return await entry(session, kind, target_id)
+
+
+async def _upsert_target(session: AsyncSession, table: sa.Table, row: dict[str, object]) -> None:
+    await upsert(
+        session,
+        table,
+        [row],
+        key=["id"],
+        update=["name", "short_name", "access_role_id", "removed_at"],
+        extra_set={"updated_at": row["updated_at"]},
+    )
+
+
+async def _link(
+    session: AsyncSession,
+    kind: str,
+    target_id: str,
+    roles: list[Auth0Role],
+    *,
+    replace: bool,
+) -> None:
+    scheme_admin = (
+        f"/role/{target_id if kind == 'platform' else target_id.rsplit('/', 1)[-1]}/admin"
+    )
+    model = PlatformAdminRole if kind == "platform" else GroupAdminRole
+    table = model.__table__
+    column = table.c.platform_id if kind == "platform" else table.c.group_id
+    linked = (
+        await session.execute(
+            sa.select(table.c.role_id, Auth0Role.name)
+            .join(Auth0Role, Auth0Role.id == table.c.role_id)
+            .where(column == target_id)
+        )
+    ).all()
+    current = {row.role_id for row in linked}
+    wanted = {role.id for role in roles}
+    if replace:
+        # The role named after the target is not the caller's to unlink.
+        keep = {row.role_id for row in linked if row.name.endswith(scheme_admin)}
+        stale = current - wanted - keep
+        if stale:
+            await session.execute(
+                sa.delete(table).where(column == target_id, table.c.role_id.in_(stale))
+            )
+    missing = wanted - current
+    if missing:
+        await session.execute(
+            sa.insert(table), [{column.name: target_id, "role_id": role_id} for role_id in missing]
+        )
+    await session.flush()
+
+
+async def entry(session: AsyncSession, kind: str, target_id: str) -> CatalogEntry:
+    model = Platform if kind == "platform" else Group
+    target = await session.get_one(model, target_id, populate_existing=True)
+    link = PlatformAdminRole if kind == "platform" else GroupAdminRole
+    column = link.platform_id if kind == "platform" else link.group_id  # type: ignore[union-attr]
+    names = (
+        await session.exec(
+            select(Auth0Role.name)
+            .join(link, link.role_id == Auth0Role.id)
+            .where(column == target_id)
+            .order_by(Auth0Role.name)
+        )
+    ).all()
+    return CatalogEntry(
+        type=kind,  # type: ignore[arg-type]
+        id=target.id,
+        name=target.name,
+        short_name=target.short_name,
+        admin_roles=list(names),
+    )
