@@ -245,3 +245,20 @@ class TestPermissions:
         )
         assert response.status_code == 404
         assert detail in response.json()["detail"]
+
+
+class TestSelfDecisions:
+    async def test_an_admin_cannot_approve_their_own_request(
+        self, client, session, emulator, world
+    ):
+        headers = admin(emulator, "Admin")
+        me = (await client.get("/me/profile", headers=headers)).json()["user_id"]
+        session.add(
+            PlatformMembership(
+                platform_id="galaxy", user_id=me, approval_status=ApprovalStatus.PENDING
+            )
+        )
+        await session.flush()
+        response = await client.post(f"/admin/users/{me}/platforms/galaxy/approve", headers=headers)
+        assert response.status_code == 403
+        assert "own" in response.json()["detail"]
