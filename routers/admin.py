@@ -17,7 +17,6 @@ from routers.deps import (
     AdminScopeDep,
     Auth0Dep,
     CountsCacheDep,
-    CurrentUserDep,
     GeneralAdminDep,
     SessionDep,
     SessionFactoryDep,
@@ -39,7 +38,7 @@ from schemas.admin import (
 )
 from schemas.profile import Done, EmailUpdate, UsernameUpdate
 from services import admin_accounts, admin_memberships, admin_users
-from services.auth import CurrentUser
+from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
 from services.settings import Settings
 
@@ -83,7 +82,7 @@ class Decider:
     session: AsyncSession
     auth0: Auth0Gateway
     settings: Settings
-    caller: CurrentUser
+    scope: Scope
     response: Response
 
     async def __call__(
@@ -93,7 +92,7 @@ class Decider:
             self.session,
             self.auth0,
             self.settings,
-            self.caller,
+            self.scope,
             kind=kind,
             target_id=target_id,
             user_id=user_id,
@@ -109,10 +108,10 @@ def get_decider(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    caller: CurrentUserDep,
+    scope: AdminScopeDep,
     response: Response,
 ) -> Decider:
-    return Decider(session, auth0, settings, caller, response)
+    return Decider(session, auth0, settings, scope, response)
 
 
 DeciderDep = Annotated[Decider, Depends(get_decider)]

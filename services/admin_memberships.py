@@ -16,17 +16,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.engine import on_rollback
 from db.models import (
-    Group,
     GroupMembership,
-    Platform,
     PlatformMembership,
     User,
 )
 from db.types import ApprovalStatus, OutboxOperation
 from schemas.admin import MembershipActionResult
 from services import outbox
-from services.admin_scope import administered
-from services.auth import CurrentUser
+from services.admin_scope import Scope, administered_target
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import Conflict, Forbidden, NotFound
@@ -60,13 +57,8 @@ class Target:
     role_id: str | None
 
 
-async def _target(session: AsyncSession, caller: CurrentUser, kind: str, target_id: str) -> Target:
-    model = Platform if kind == "platform" else Group
-    row = await session.get(model, target_id)
-    if row is None or row.removed_at is not None:
-        raise NotFound(f"no {kind} {target_id!r}")
-    if not (await administered(session, caller)).administers(kind, target_id):
-        raise Forbidden(f"you do not administer {kind} {target_id!r}")
+async def _target(session: AsyncSession, scope: Scope, kind: str, target_id: str) -> Target:
+    row = await administered_target(session, scope, kind, target_id)
     return Target(kind, row.id, row.name, row.access_role_id)
 
 
@@ -88,7 +80,7 @@ async def decide(
     session: AsyncSession,
     auth0: Auth0Gateway,
     settings: Settings,
-    caller: CurrentUser,
+    scope: Scope,
     *,
     kind: str,
     target_id: str,
@@ -98,10 +90,10 @@ async def decide(
 ) -> MembershipActionResult:
     if kind == "platform" and action not in PLATFORM_ACTIONS:
         raise NotFound(f"platform memberships cannot be {action}ed")
-    target = await _target(session, caller, kind, target_id)
-    if user_id == caller.id:
+    target = await _target(session, scope, kind, target_id)
+    if user_id == scope.caller_id:
         raise Forbidden("admins cannot decide on their own memberships")
-    actor = await ensure_user(session, auth0, caller.id)
+    actor = await ensure_user(session, auth0, scope.caller_id)
     membership = await _membership(session, target, user_id)
     allowed_from, new_status = TRANSITIONS[action]
     current = membership.approval_status

@@ -129,6 +129,20 @@ async def scope_for(
     return scope
 
 
+async def administered_target(
+    session: AsyncSession, scope: Scope, kind: str, target_id: str
+) -> Platform | Group:
+    """The live platform or group, if the caller administers it: 404 when there is no such
+    thing, 403 when it is someone else's."""
+    model = Platform if kind == "platform" else Group
+    target = await session.get(model, target_id)
+    if target is None or target.removed_at is not None:
+        raise NotFound(f"no {kind} {target_id!r}")
+    if not scope.administers(kind, target_id):
+        raise Forbidden(f"you do not administer {kind} {target_id!r}")
+    return target
+
+
 async def visible_user(session: AsyncSession, scope: Scope, user_id: str) -> User:
     """The user, if the caller may see them."""
     user = await session.get(User, user_id)

@@ -46,10 +46,10 @@ from schemas.admin import (
     UserHistoryEntry,
     UserPages,
 )
-from services.admin_scope import Scope, visible_user
+from services.admin_scope import Scope, administered_target, visible_user
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
-from services.errors import AppError, BadRequest, Forbidden, NotFound
+from services.errors import AppError, BadRequest, NotFound
 
 logger = logging.getLogger("aai.admin")
 
@@ -98,39 +98,21 @@ class Selection:
     group: str | None
 
 
-async def _platform(session: AsyncSession, scope: Scope, platform_id: str) -> str:
-    platform = await session.get(Platform, platform_id)
-    if platform is None or platform.removed_at is not None:
-        raise NotFound(f"no platform {platform_id!r}")
-    if not (scope.everything or platform_id in scope.platforms):
-        raise Forbidden(f"you do not administer platform {platform_id!r}")
-    return platform_id
-
-
-async def _group(session: AsyncSession, scope: Scope, group_id: str) -> str:
-    group = await session.get(Group, group_id)
-    if group is None or group.removed_at is not None:
-        raise NotFound(f"no group {group_id!r}")
-    if not (scope.everything or group_id in scope.groups):
-        raise Forbidden(f"you do not administer group {group_id!r}")
-    return group_id
-
-
 async def _filter_by(session: AsyncSession, scope: Scope, value: str) -> tuple[str, str]:
     """`filter_by` takes a platform id or a group id; a group's last path segment (the
     short form older portals send, e.g. `tsi`) is accepted too."""
     if await session.get(Platform, value) is not None:
-        return "platform", await _platform(session, scope, value)
-    if await session.get(Group, value) is not None:
-        return "group", await _group(session, scope, value)
-    matches = (
-        await session.exec(
-            select(Group.id).where(Group.id.like(f"%/{value}"), Group.removed_at.is_(None))
-        )
-    ).all()
-    if len(matches) == 1:
-        return "group", await _group(session, scope, matches[0])
-    raise NotFound(f"no platform or group {value!r}")
+        return "platform", (await administered_target(session, scope, "platform", value)).id
+    if await session.get(Group, value) is None:
+        matches = (
+            await session.exec(
+                select(Group.id).where(Group.id.like(f"%/{value}"), Group.removed_at.is_(None))
+            )
+        ).all()
+        if len(matches) != 1:
+            raise NotFound(f"no platform or group {value!r}")
+        value = matches[0]
+    return "group", (await administered_target(session, scope, "group", value)).id
 
 
 async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuery) -> Selection:
@@ -139,8 +121,16 @@ async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuer
             "approval_status cannot be combined with platform_approval_status or "
             "group_approval_status; use one or the other"
         )
-    platform = await _platform(session, scope, query.platform) if query.platform else None
-    group = await _group(session, scope, query.group) if query.group else None
+    platform = (
+        (await administered_target(session, scope, "platform", query.platform)).id
+        if query.platform
+        else None
+    )
+    group = (
+        (await administered_target(session, scope, "group", query.group)).id
+        if query.group
+        else None
+    )
     if query.filter_by:
         kind, target = await _filter_by(session, scope, query.filter_by)
         chosen = platform if kind == "platform" else group
