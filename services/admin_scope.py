@@ -7,6 +7,7 @@ groups. Changing a user's identity (delete, restore, email, username, password) 
 a platform or general admin: group admins only decide on their group's memberships.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -23,12 +24,32 @@ from db.models import (
     PlatformMembership,
     User,
 )
+from db.types import ApprovalStatus
 from services.auth import CurrentUser
 from services.cache import TtlCache
 from services.errors import Forbidden, NotFound
 
-pm = PlatformMembership.__table__
-gm = GroupMembership.__table__
+
+@dataclass(frozen=True)
+class Kind:
+    """Platforms and groups differ only in these tables and columns."""
+
+    name: str  # platform | group
+    memberships: sa.Table
+    target: sa.Column[str]  # the membership's platform_id / group_id
+    catalog: sa.Table
+
+
+PLATFORMS = Kind(
+    "platform",
+    PlatformMembership.__table__,
+    PlatformMembership.__table__.c.platform_id,
+    Platform.__table__,
+)
+GROUPS = Kind(
+    "group", GroupMembership.__table__, GroupMembership.__table__.c.group_id, Group.__table__
+)
+KINDS = (PLATFORMS, GROUPS)
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,12 @@ class Scope:
     platforms: frozenset[str]  # administered platforms that exist
     groups: frozenset[str]  # administered groups that exist (full ids)
 
+    def targets(self, kind: Kind) -> frozenset[str]:
+        return self.platforms if kind is PLATFORMS else self.groups
+
+    def covers(self, kind: Kind) -> bool:
+        return self.everything or bool(self.targets(kind))
+
     def administers(self, kind: str, target_id: str) -> bool:
         targets = self.platforms if kind == "platform" else self.groups
         return self.everything or target_id in targets
@@ -46,20 +73,43 @@ class Scope:
     def is_admin(self) -> bool:
         return self.everything or bool(self.platforms or self.groups)
 
+    def members(
+        self,
+        kind: Kind,
+        *,
+        targets: Sequence[str] | None = None,
+        status: ApprovalStatus | None = None,
+    ) -> sa.Select[tuple[str]]:
+        """User ids with a membership of `kind`: of `targets` if given, else any this scope
+        covers; in `status` if given."""
+        statement = sa.select(kind.memberships.c.user_id)
+        if targets is None and not self.everything:
+            targets = list(self.targets(kind))
+        if targets is not None:
+            statement = statement.where(kind.target.in_(targets))
+        if status is not None:
+            statement = statement.where(kind.memberships.c.approval_status == status.value)
+        return statement
+
+    def has_membership(
+        self,
+        user_id: sa.ColumnElement[str],
+        kind: Kind,
+        *,
+        targets: Sequence[str] | None = None,
+        status: ApprovalStatus | None = None,
+    ) -> sa.ColumnElement[bool]:
+        if targets is None and not self.covers(kind):
+            return sa.false()
+        members = self.members(kind, targets=targets, status=status)
+        return members.where(kind.memberships.c.user_id == user_id).exists()
+
     def membership_clause(
         self, user_id: sa.ColumnElement[str], *, platforms_only: bool = False
     ) -> sa.ColumnElement[bool]:
         """True for users with any membership inside this scope."""
-        clauses = []
-        if self.platforms:
-            clauses.append(
-                sa.exists().where(pm.c.user_id == user_id, pm.c.platform_id.in_(self.platforms))
-            )
-        if self.groups and not platforms_only:
-            clauses.append(
-                sa.exists().where(gm.c.user_id == user_id, gm.c.group_id.in_(self.groups))
-            )
-        return sa.or_(*clauses) if clauses else sa.false()
+        kinds = (PLATFORMS,) if platforms_only else KINDS
+        return sa.or_(*(self.has_membership(user_id, kind) for kind in kinds))
 
 
 Targets = tuple[frozenset[str], frozenset[str]]

@@ -22,10 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import SessionFactory
 from db.models import (
     Group,
-    GroupMembership,
     GroupMembershipHistory,
     Platform,
-    PlatformMembership,
     PlatformMembershipHistory,
     SyncRun,
     User,
@@ -37,16 +35,22 @@ from schemas.admin import (
     AdminUser,
     AdminUserDetails,
     AdminUserQuery,
-    GroupMembershipAdmin,
     IsAdmin,
     MembershipHistoryEntry,
-    PlatformMembershipAdmin,
     SyncRunPublic,
     UserCounts,
     UserHistoryEntry,
     UserPages,
 )
-from services.admin_scope import Scope, administered_target, visible_user
+from services.admin_scope import (
+    GROUPS,
+    KINDS,
+    PLATFORMS,
+    Kind,
+    Scope,
+    administered_target,
+    visible_user,
+)
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import AppError, BadRequest, NotFound
@@ -58,8 +62,6 @@ PROFILE_TIMEOUT_S = 3.0
 EXPORT_BATCH = 500
 
 u = User.__table__
-pm = PlatformMembership.__table__
-gm = GroupMembership.__table__
 
 
 async def filters(session: AsyncSession, scope: Scope) -> list[AdminFilter]:
@@ -167,60 +169,41 @@ def _where(scope: Scope, selection: Selection) -> list[sa.ColumnElement[bool]]:
     platform_status = query.platform_approval_status or query.approval_status
     group_status = query.group_approval_status or query.approval_status
     narrowed = False  # a membership clause below already keeps users inside the scope
+    user = u.c.id
     if selection.platform:
-        clauses.append(_has_platform(scope, [selection.platform], platform_status))
+        clauses.append(
+            scope.has_membership(
+                user, PLATFORMS, targets=[selection.platform], status=platform_status
+            )
+        )
         narrowed = True
     if selection.group:
-        clauses.append(_has_group(scope, [selection.group], group_status))
+        clauses.append(
+            scope.has_membership(user, GROUPS, targets=[selection.group], status=group_status)
+        )
         narrowed = True
     if not narrowed:
         if query.approval_status:
             clauses.append(
                 sa.or_(
-                    _has_platform(scope, None, query.approval_status),
-                    _has_group(scope, None, query.approval_status),
+                    *(
+                        scope.has_membership(user, kind, status=query.approval_status)
+                        for kind in KINDS
+                    )
                 )
             )
             narrowed = True
         if query.platform_approval_status:
-            clauses.append(_has_platform(scope, None, query.platform_approval_status))
+            clauses.append(
+                scope.has_membership(user, PLATFORMS, status=query.platform_approval_status)
+            )
             narrowed = True
         if query.group_approval_status:
-            clauses.append(_has_group(scope, None, query.group_approval_status))
+            clauses.append(scope.has_membership(user, GROUPS, status=query.group_approval_status))
             narrowed = True
     if not narrowed and not scope.everything:
         clauses.append(scope.membership_clause(u.c.id))
     return clauses
-
-
-def _has_platform(
-    scope: Scope, platforms: Sequence[str] | None, status: ApprovalStatus | None
-) -> sa.ColumnElement[bool]:
-    clause = sa.exists().where(pm.c.user_id == u.c.id)
-    if platforms is not None:
-        clause = clause.where(pm.c.platform_id.in_(platforms))
-    elif not scope.everything:
-        if not scope.platforms:
-            return sa.false()
-        clause = clause.where(pm.c.platform_id.in_(scope.platforms))
-    if status is not None:
-        clause = clause.where(pm.c.approval_status == status.value)
-    return clause
-
-
-def _has_group(
-    scope: Scope, groups: Sequence[str] | None, status: ApprovalStatus | None
-) -> sa.ColumnElement[bool]:
-    clause = sa.exists().where(gm.c.user_id == u.c.id)
-    if groups is not None:
-        clause = clause.where(gm.c.group_id.in_(groups))
-    elif not scope.everything:
-        if not scope.groups:
-            return sa.false()
-        clause = clause.where(gm.c.group_id.in_(scope.groups))
-    if status is not None:
-        clause = clause.where(gm.c.approval_status == status.value)
-    return clause
 
 
 # ---------------------------------------------------------------------------- lists
@@ -319,114 +302,61 @@ async def _with_memberships(
     ids = [row.id for row in rows]
     if not ids:
         return []
-    platforms: dict[str, list[PlatformMembershipAdmin]] = {i: [] for i in ids}
-    groups: dict[str, list[GroupMembershipAdmin]] = {i: [] for i in ids}
-    if scope.everything or scope.platforms:
-        for membership in await platform_memberships(session, scope, ids):
-            platforms[membership.user_id].append(membership)
-    if scope.everything or scope.groups:
-        for membership in await group_memberships(session, scope, ids):
-            groups[membership.user_id].append(membership)
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {
+        kind.name: {i: [] for i in ids} for kind in KINDS
+    }
+    for kind in KINDS:
+        if scope.covers(kind):
+            for membership in await _memberships(session, scope, kind, ids):
+                found[kind.name][membership["user_id"]].append(membership)
     return [
-        AdminUser(
-            id=row.id,
-            email=row.email,
-            username=row.username,
-            email_verified=row.email_verified,
-            created_at=row.created_at,
-            is_deleted=row.is_deleted,
-            platform_memberships=platforms[row.id],
-            group_memberships=groups[row.id],
+        AdminUser.model_validate(
+            {
+                "id": row.id,
+                "email": row.email,
+                "username": row.username,
+                "email_verified": row.email_verified,
+                "created_at": row.created_at,
+                "is_deleted": row.is_deleted,
+                "platform_memberships": found["platform"][row.id],
+                "group_memberships": found["group"][row.id],
+            }
         )
         for row in rows
     ]
 
 
-async def platform_memberships(
-    session: AsyncSession, scope: Scope, user_ids: Sequence[str]
-) -> list[PlatformMembershipAdmin]:
-    # Plain columns, not ORM entities: this runs for every page and entity loading
-    # cost more than the query.
+async def _memberships(
+    session: AsyncSession, scope: Scope, kind: Kind, user_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The page's memberships of one kind, named the way the API shapes name them.
+
+    Plain columns, not ORM entities: this runs for every page, and entity loading cost
+    more than the query."""
+    table, catalog = kind.memberships, kind.catalog
     updater = u.alias("updater")
-    platform = Platform.__table__
     statement = (
         sa.select(
-            pm.c.id,
-            pm.c.platform_id,
-            platform.c.name,
-            pm.c.user_id,
-            pm.c.approval_status,
-            pm.c.updated_by_id,
-            updater.c.email,
-            pm.c.updated_at,
-            pm.c.revocation_reason,
-            pm.c.request_reason,
+            table,
+            catalog.c.name.label("target_name"),
+            catalog.c.short_name.label("target_short_name"),
+            updater.c.email.label("updater_email"),
         )
-        .join(platform, platform.c.id == pm.c.platform_id)
-        .outerjoin(updater, updater.c.id == pm.c.updated_by_id)
-        .where(pm.c.user_id.in_(user_ids))
-        .order_by(pm.c.platform_id)
+        .join(catalog, catalog.c.id == kind.target)
+        .outerjoin(updater, updater.c.id == table.c.updated_by_id)
+        .where(table.c.user_id.in_(user_ids))
+        .order_by(kind.target)
     )
     if not scope.everything:
-        statement = statement.where(pm.c.platform_id.in_(scope.platforms))
+        statement = statement.where(kind.target.in_(scope.targets(kind)))
     return [
-        PlatformMembershipAdmin(
-            id=row.id,
-            platform_id=row.platform_id,
-            platform_name=row.name,
-            user_id=row.user_id,
-            approval_status=row.approval_status,
-            updated_by=_updated_by(row.updated_by_id, row.email),
-            updated_at=row.updated_at,
-            revocation_reason=row.revocation_reason,
-            request_reason=row.request_reason,
-        )
-        for row in (await session.execute(statement)).all()
-    ]
-
-
-async def group_memberships(
-    session: AsyncSession, scope: Scope, user_ids: Sequence[str]
-) -> list[GroupMembershipAdmin]:
-    updater = u.alias("updater")
-    group = Group.__table__
-    statement = (
-        sa.select(
-            gm.c.id,
-            gm.c.group_id,
-            group.c.name,
-            group.c.short_name,
-            gm.c.user_id,
-            gm.c.approval_status,
-            gm.c.updated_by_id,
-            updater.c.email,
-            gm.c.updated_at,
-            gm.c.revocation_reason,
-            gm.c.rejection_reason,
-            gm.c.request_reason,
-        )
-        .join(group, group.c.id == gm.c.group_id)
-        .outerjoin(updater, updater.c.id == gm.c.updated_by_id)
-        .where(gm.c.user_id.in_(user_ids))
-        .order_by(gm.c.group_id)
-    )
-    if not scope.everything:
-        statement = statement.where(gm.c.group_id.in_(scope.groups))
-    return [
-        GroupMembershipAdmin(
-            id=row.id,
-            group_id=row.group_id,
-            group_name=row.name,
-            group_short_name=row.short_name,
-            user_id=row.user_id,
-            approval_status=row.approval_status,
-            updated_by=_updated_by(row.updated_by_id, row.email),
-            updated_at=row.updated_at,
-            revocation_reason=row.revocation_reason,
-            rejection_reason=row.rejection_reason,
-            request_reason=row.request_reason,
-        )
-        for row in (await session.execute(statement)).all()
+        {
+            **row,
+            f"{kind.name}_name": row["target_name"],
+            f"{kind.name}_short_name": row["target_short_name"],
+            "updated_by": _updated_by(row["updated_by_id"], row["updater_email"]),
+        }
+        for row in (await session.execute(statement)).mappings().all()
     ]
 
 
@@ -477,21 +407,7 @@ def _count_members(scope: Scope, status: ApprovalStatus | None) -> sa.ScalarSele
             .where(sa.not_(u.c.is_deleted), u.c.id != scope.caller_id)
             .scalar_subquery()
         )
-    parts = []
-    if scope.everything or scope.platforms:
-        part = sa.select(pm.c.user_id.label("user_id"))
-        if not scope.everything:
-            part = part.where(pm.c.platform_id.in_(scope.platforms))
-        if status is not None:
-            part = part.where(pm.c.approval_status == status.value)
-        parts.append(part)
-    if scope.everything or scope.groups:
-        part = sa.select(gm.c.user_id.label("user_id"))
-        if not scope.everything:
-            part = part.where(gm.c.group_id.in_(scope.groups))
-        if status is not None:
-            part = part.where(gm.c.approval_status == status.value)
-        parts.append(part)
+    parts = [scope.members(kind, status=status) for kind in KINDS if scope.covers(kind)]
     # One platform or group holds each user once; across several, UNION counts them once.
     single = not scope.everything and len(scope.platforms) + len(scope.groups) == 1
     members = (parts[0] if single else sa.union(*parts)).subquery("members")
