@@ -64,6 +64,34 @@ async def change_username(
     await session.flush()
 
 
+async def change_email(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    user: User,
+    email: str,
+    *,
+    verified: bool,
+    actor: str,
+) -> str | None:
+    """Set the address in Auth0, then here with history; returns the previous address."""
+    try:
+        await auth0.update_user(user.id, email=email, email_verified=verified)
+    except Conflict:
+        raise InvalidFields(
+            [{"field": "email", "message": "Email is already registered"}]
+        ) from None
+    previous, was_verified = user.email, user.email_verified
+    if previous:
+        on_rollback(
+            session,
+            lambda: auth0.update_user(user.id, email=previous, email_verified=was_verified),
+        )
+    user.email, user.email_verified, user.updated_at = email, verified, utcnow()
+    session.add(history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor))
+    await session.flush()
+    return previous
+
+
 async def soft_delete(
     session: AsyncSession, auth0: Auth0Gateway, user: User, *, actor: str, reason: str | None
 ) -> None:

@@ -6,9 +6,7 @@ user's platforms may (services/admin_scope.manageable_user); group admins may no
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
-from db.engine import on_rollback
 from db.models import User
-from db.types import UserChange
 from schemas.profile import Done
 from services import accounts
 from services.admin_scope import Scope, manageable_user
@@ -71,22 +69,9 @@ async def update_email(
     if await email_registered(session, email):
         raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
     actor = await _actor(session, auth0, scope)
-    try:
-        await auth0.update_user(user.id, email=email, email_verified=False)
-    except Conflict:
-        raise InvalidFields(
-            [{"field": "email", "message": "Email is already registered"}]
-        ) from None
-    previous, was_verified = user.email, user.email_verified
-    if previous:
-        on_rollback(
-            session,
-            lambda: auth0.update_user(user.id, email=previous, email_verified=was_verified),
-        )
-    now = utcnow()
-    user.email, user.email_verified, user.updated_at = email, False, now
-    session.add(accounts.history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor.id))
-    await session.flush()
+    previous = await accounts.change_email(
+        session, auth0, user, email, verified=False, actor=actor.id
+    )
     if previous:
         await enqueue(
             session,
@@ -97,7 +82,7 @@ async def update_email(
             body_html=f"<p>An administrator changed the email address of your account to {email}.</p>"
             "<p>If you did not ask for this, contact support.</p>",
             template="email_changed_notice",
-            dedupe_key=f"admin-email-changed:{user.id}:{email}:{now:%Y%m%d%H%M}",
+            dedupe_key=f"admin-email-changed:{user.id}:{email}:{utcnow():%Y%m%d%H%M}",
             sender=settings.no_reply_email_sender,
         )
     await auth0.send_verification_email(user.id)

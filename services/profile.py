@@ -15,13 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.engine import on_rollback
-from db.models import EmailChangeOtp, User, UserHistory
+from db.models import EmailChangeOtp
 from db.types import UserChange
 from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
 from services import accounts
 from services.auth0 import Auth0Gateway
 from services.email.queue import PRIORITY_CODE, enqueue
-from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests
+from services.errors import BadRequest, InvalidFields, TooManyRequests
 from services.registration import email_registered
 from services.settings import Settings
 from services.users import ensure_user
@@ -36,10 +36,6 @@ def _code_hash(settings: Settings, user_id: str, email: str, code: str) -> str:
     # Keyed, so a leaked table cannot be brute-forced over the million 6-digit codes.
     key = settings.jwt_secret_key.get_secret_value().encode()
     return hmac.new(key, f"{user_id}:{email}:{code}".encode(), hashlib.sha256).hexdigest()
-
-
-def _history(user: User, change: UserChange, previous: str | None, new: str | None) -> UserHistory:
-    return accounts.history(user, change, previous, new, actor=user.id)
 
 
 async def update_name(
@@ -60,7 +56,9 @@ async def update_name(
         new["name"],
     )
     user.updated_at = utcnow()
-    session.add(_history(user, UserChange.PROFILE_UPDATE, old["name"], new["name"]))
+    session.add(
+        accounts.history(user, UserChange.PROFILE_UPDATE, old["name"], new["name"], actor=user.id)
+    )
     await session.flush()
     return Done(message="Name updated")
 
@@ -153,22 +151,11 @@ async def finish_email_change(
         raise InvalidFields(
             [{"field": "otp", "message": "The code is not correct"}], keep_changes=True
         )
-    try:
-        await auth0.update_user(user.id, email=otp.target_email, email_verified=True)
-    except Conflict:
-        raise InvalidFields(
-            [{"field": "email", "message": "Email is already registered"}]
-        ) from None
-    previous = user.email
-    if previous:
-        on_rollback(
-            session, lambda: auth0.update_user(user.id, email=previous, email_verified=True)
-        )
     otp.is_active = False
     otp.consumed_at = now
-    user.email, user.email_verified, user.updated_at = otp.target_email, True, now
-    session.add(_history(user, UserChange.EMAIL_UPDATE, previous, otp.target_email))
-    await session.flush()
+    previous = await accounts.change_email(
+        session, auth0, user, otp.target_email, verified=True, actor=user.id
+    )
     if previous:
         await enqueue(
             session,
