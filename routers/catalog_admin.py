@@ -1,5 +1,6 @@
 """General admins' catalog endpoints: roles, platforms, groups and their admin roles."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
@@ -22,10 +23,19 @@ from schemas.catalog import (
 )
 from services import catalog_admin
 
+
+async def forget_admin_scopes(cache: ScopeCacheDep) -> AsyncIterator[None]:
+    """Every change here may change who administers what: once the request is over (and
+    committed), this process stops reusing the scopes it worked out; other processes
+    within ADMIN_SCOPE_CACHE_S."""
+    yield
+    cache.clear()
+
+
 router = APIRouter(
     prefix="/biocommons-admin",
     tags=["catalog"],
-    dependencies=[Depends(require_general_admin)],
+    dependencies=[Depends(require_general_admin), Depends(forget_admin_scopes)],
     responses={
         400: {"description": "Invalid input ({message, field_errors})"},
         403: {"description": "General admins only"},
@@ -48,13 +58,10 @@ async def create_platform(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope_cache: ScopeCacheDep,
     body: Annotated[PlatformCreate, form_body(PlatformCreate)],
 ) -> CatalogEntry:
     """Create (or retitle) a platform: its access and admin roles in Auth0, then here."""
-    entry = await catalog_admin.create_platform(session, auth0, settings, body)
-    scope_cache.clear()  # admin rights may have changed
-    return entry
+    return await catalog_admin.create_platform(session, auth0, settings, body)
 
 
 @router.post("/groups/create")
@@ -62,13 +69,10 @@ async def create_group(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope_cache: ScopeCacheDep,
     body: Annotated[GroupCreate, form_body(GroupCreate)],
 ) -> CatalogEntry:
     """Create (or retitle) a group: its access and admin roles in Auth0, then here."""
-    entry = await catalog_admin.create_group(session, auth0, settings, body)
-    scope_cache.clear()  # admin rights may have changed
-    return entry
+    return await catalog_admin.create_group(session, auth0, settings, body)
 
 
 @router.post(
@@ -77,16 +81,13 @@ async def create_group(
 async def set_platform_admin_roles(
     session: SessionDep,
     settings: SettingsDep,
-    scope_cache: ScopeCacheDep,
     platform_id: Annotated[str, Path(min_length=1, max_length=64)],
     body: Annotated[AdminRolesUpdate, form_body(AdminRolesUpdate)],
 ) -> CatalogEntry:
     """Which other roles administer the platform (its own admin role always does)."""
-    entry = await catalog_admin.set_admin_roles(
+    return await catalog_admin.set_admin_roles(
         session, settings, "platform", platform_id, body.role_names
     )
-    scope_cache.clear()  # admin rights changed
-    return entry
 
 
 @router.post(
@@ -95,13 +96,10 @@ async def set_platform_admin_roles(
 async def set_group_admin_roles(
     session: SessionDep,
     settings: SettingsDep,
-    scope_cache: ScopeCacheDep,
     group_id: Annotated[str, Path(min_length=1, max_length=255)],
     body: Annotated[AdminRolesUpdate, form_body(AdminRolesUpdate)],
 ) -> CatalogEntry:
     """`group_id` is the full id or its short form (`tsi`)."""
-    entry = await catalog_admin.set_admin_roles(
+    return await catalog_admin.set_admin_roles(
         session, settings, "group", group_id, body.role_names
     )
-    scope_cache.clear()  # admin rights changed
-    return entry

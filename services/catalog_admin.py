@@ -100,29 +100,18 @@ async def create_platform(
     session: AsyncSession, auth0: Auth0Gateway, settings: Settings, data: PlatformCreate
 ) -> CatalogEntry:
     scheme = RoleScheme(settings.auth0_role_namespace)
-    extra = await _admin_roles(session, data.admin_roles)
-    access, _ = await ensure_role(
-        session, auth0, f"{scheme.namespace}/platform/{data.id}", data.name
-    )
-    admin, _ = await ensure_role(
-        session, auth0, f"{scheme.namespace}/role/{data.id}/admin", f"{data.name} administrators"
-    )
-    now = utcnow()
-    await _upsert_target(
+    return await _create(
         session,
+        auth0,
+        scheme,
         Platform.__table__,
-        {
-            "id": data.id,
-            "name": data.name,
-            "short_name": settings.catalog_short_names.get(data.id, data.id),
-            "access_role_id": access.id,
-            "removed_at": None,
-            "created_at": now,
-            "updated_at": now,
-        },
+        target_id=data.id,
+        access_role=scheme.platform_role(data.id),
+        short_id=data.id,
+        name=data.name,
+        short_name=settings.catalog_short_names.get(data.id, data.id),
+        admin_roles=data.admin_roles,
     )
-    await _link(session, "platform", data.id, [admin, *extra], replace=False)
-    return await entry(session, "platform", data.id)
 
 
 async def create_group(
@@ -135,33 +124,67 @@ async def create_group(
             [
                 {
                     "field": "group_id",
-                    "message": f"A group id looks like {scheme.namespace}/group/<short id>",
+                    "message": f"A group id looks like {scheme.group_id('<short id>')}",
                 }
             ]
         )
     short_id = scheme.short_id(data.group_id)
-    extra = await _admin_roles(session, data.admin_roles)
-    access, _ = await ensure_role(session, auth0, data.group_id, data.name)
+    return await _create(
+        session,
+        auth0,
+        scheme,
+        Group.__table__,
+        target_id=data.group_id,
+        access_role=data.group_id,
+        short_id=short_id,
+        name=data.name,
+        short_name=data.short_name
+        or derive_short_name(short_id, data.name, settings.catalog_short_names),
+        admin_roles=data.admin_roles,
+    )
+
+
+async def _create(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    scheme: RoleScheme,
+    table: sa.Table,
+    *,
+    target_id: str,
+    access_role: str,
+    short_id: str,
+    name: str,
+    short_name: str,
+    admin_roles: list[str],
+) -> CatalogEntry:
+    """The access and admin roles in Auth0 first, then the row the roles sync would write."""
+    kind = "platform" if table is Platform.__table__ else "group"
+    extra = await _admin_roles(session, admin_roles)
+    access, _ = await ensure_role(session, auth0, access_role, name)
     admin, _ = await ensure_role(
-        session, auth0, f"{scheme.namespace}/role/{short_id}/admin", f"{data.name} administrators"
+        session, auth0, scheme.admin_role(short_id), f"{name} administrators"
     )
     now = utcnow()
-    await _upsert_target(
+    await upsert(
         session,
-        Group.__table__,
-        {
-            "id": data.group_id,
-            "name": data.name,
-            "short_name": data.short_name
-            or derive_short_name(short_id, data.name, settings.catalog_short_names),
-            "access_role_id": access.id,
-            "removed_at": None,
-            "created_at": now,
-            "updated_at": now,
-        },
+        table,
+        [
+            {
+                "id": target_id,
+                "name": name,
+                "short_name": short_name,
+                "access_role_id": access.id,
+                "removed_at": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+        key=["id"],
+        update=["name", "short_name", "access_role_id", "removed_at"],
+        extra_set={"updated_at": now},
     )
-    await _link(session, "group", data.group_id, [admin, *extra], replace=False)
-    return await entry(session, "group", data.group_id)
+    await _link(session, scheme, kind, target_id, [admin, *extra], replace=False)
+    return await entry(session, kind, target_id)
 
 
 async def set_admin_roles(
@@ -171,8 +194,8 @@ async def set_admin_roles(
     target_id: str,
     role_names: list[str],
 ) -> CatalogEntry:
-    """Replace the extra admin roles of a platform or group; its own `{ns}/role/{id}/admin`
-    role keeps administering it whatever the list says."""
+    """Replace the extra admin roles of a platform or group. Roles named
+    `{ns}/role/{id}/admin` follow their names (the roles sync owns those links)."""
     scheme = RoleScheme(settings.auth0_role_namespace)
     if kind == "group" and "/" not in target_id:
         target_id = scheme.group_id(target_id)
@@ -180,32 +203,20 @@ async def set_admin_roles(
     target = await session.get(model, target_id)
     if target is None or target.removed_at is not None:
         raise NotFound(f"no {kind} {target_id!r}")
-    await _link(session, kind, target_id, await _admin_roles(session, role_names), replace=True)
+    roles = await _admin_roles(session, role_names)
+    await _link(session, scheme, kind, target_id, roles, replace=True)
     return await entry(session, kind, target_id)
-
-
-async def _upsert_target(session: AsyncSession, table: sa.Table, row: dict[str, object]) -> None:
-    await upsert(
-        session,
-        table,
-        [row],
-        key=["id"],
-        update=["name", "short_name", "access_role_id", "removed_at"],
-        extra_set={"updated_at": row["updated_at"]},
-    )
 
 
 async def _link(
     session: AsyncSession,
+    scheme: RoleScheme,
     kind: str,
     target_id: str,
     roles: list[Auth0Role],
     *,
     replace: bool,
 ) -> None:
-    scheme_admin = (
-        f"/role/{target_id if kind == 'platform' else target_id.rsplit('/', 1)[-1]}/admin"
-    )
     model = PlatformAdminRole if kind == "platform" else GroupAdminRole
     table = model.__table__
     column = table.c.platform_id if kind == "platform" else table.c.group_id
@@ -219,8 +230,8 @@ async def _link(
     current = {row.role_id for row in linked}
     wanted = {role.id for role in roles}
     if replace:
-        # The role named after the target is not the caller's to unlink.
-        keep = {row.role_id for row in linked if row.name.endswith(scheme_admin)}
+        # Links of naming-scheme admin roles belong to the roles sync, as in sync.catalog.
+        keep = {row.role_id for row in linked if scheme.is_admin_role(row.name)}
         stale = current - wanted - keep
         if stale:
             await session.execute(

@@ -34,6 +34,16 @@ class RoleScheme:
             return ParsedRole("admin", parts[2])
         return None
 
+    def platform_role(self, platform_id: str) -> str:
+        return f"{self.namespace}/platform/{platform_id}"
+
+    def admin_role(self, short_id: str) -> str:
+        return f"{self.namespace}/role/{short_id}/admin"
+
+    def is_admin_role(self, name: str) -> bool:
+        parsed = self.parse(name)
+        return parsed is not None and parsed.kind == "admin"
+
     def group_id(self, short_id: str) -> str:
         return f"{self.namespace}/group/{short_id}"
 

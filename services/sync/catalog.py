@@ -153,11 +153,7 @@ async def _sync_admin_links(
             )
         )
     ).all()
-    current = {
-        (row[0], row[1])
-        for row in rows
-        if (parsed := scheme.parse(row[2])) is not None and parsed.kind == "admin"
-    }
+    current = {(row[0], row[1]) for row in rows if scheme.is_admin_role(row[2])}
     for target, role_id in current - desired:
         await session.execute(
             sa.delete(table).where(table.c[target_column] == target, table.c.role_id == role_id)
