@@ -445,11 +445,10 @@ async def details(
     """The record, its history, and the live Auth0 profile when Auth0 answers in time."""
     user = await visible_user(session, scope, user_id)
     base = (await _with_memberships(session, scope, [user]))[0]
-    profile: dict[str, Any] = {}
     try:
         profile = await asyncio.wait_for(auth0.get_user(user_id), PROFILE_TIMEOUT_S)
     except NotFound:
-        profile = {}
+        profile = {}  # removed in Auth0 since the last sync: the record is all there is
     except (AppError, TimeoutError) as exc:
         logger.warning("Auth0 profile of %s unavailable: %r", user_id, exc)
         profile = {}
