@@ -1,5 +1,6 @@
 """The API process: `uvicorn --factory main:create_app`."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,10 @@ def _lifespan(settings: Settings) -> Any:
             connect_timeout_s=settings.db_connect_timeout_s,
             statement_timeout_s=settings.db_statement_timeout_s,
         )
+        # Everything built so far lives as long as the process. Freezing it keeps the
+        # collector from rescanning it: unfrozen, each full collection paused a worker
+        # for 120-140 ms under the admin-list benchmark; frozen, 5-16 ms.
+        gc.freeze()
         try:
             yield {
                 "settings": settings,
