@@ -82,7 +82,7 @@ async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
     async def fire(job: Job) -> None:
         # Each run gets its own context: counts are per run.
         job_ctx = JobContext(ctx.settings, ctx.engine, ctx.sessions, ctx.auth0, ctx.dry_run)
-        await track(run_job(job_ctx, job.name, job.body))
+        await track(run_job(job_ctx, job.name, job.body, quiet=job.quiet))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -245,12 +245,15 @@ async def update_email(
 async def update_username(
     session: SessionDep,
     auth0: Auth0Dep,
+    settings: SettingsDep,
     scope: AdminScopeDep,
     user_id: UserId,
     body: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
 ) -> Done:
     """Usernames are unique among all users, past usernames included."""
-    return await admin_accounts.update_username(session, auth0, scope, user_id, body.username)
+    return await admin_accounts.update_username(
+        session, auth0, settings, scope, user_id, body.username
+    )
 
 
 @router.post("/users/{user_id}/verification-email/resend", responses=ACCOUNT_RESPONSES)

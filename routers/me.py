@@ -152,11 +152,12 @@ async def update_name(
 async def update_username(
     session: SessionDep,
     auth0: Auth0Dep,
+    settings: SettingsDep,
     caller: CurrentUserDep,
     form: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
 ) -> Done:
     """Change the caller's username; one never used by anyone before."""
-    return await profile_service.update_username(session, auth0, caller.id, form)
+    return await profile_service.update_username(session, auth0, settings, caller.id, form)
 
 
 @router.post("/profile/email/update")

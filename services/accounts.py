@@ -16,8 +16,10 @@ from db.engine import on_rollback
 from db.models import User, UserHistory
 from db.types import UserChange
 from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue
 from services.errors import AppError, Conflict, InvalidFields
 from services.registration import email_registered, username_taken
+from services.settings import Settings
 
 
 def history(
@@ -42,9 +44,16 @@ def history(
 
 
 async def change_username(
-    session: AsyncSession, auth0: Auth0Gateway, user: User, username: str, *, actor: str
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user: User,
+    username: str,
+    *,
+    actor: str,
 ) -> None:
-    """Usernames are unique among everyone who ever held one, any case."""
+    """Usernames are unique among everyone who ever held one, any case. The user is told
+    by email (in this unit of work)."""
     if user.username and user.username.lower() == username.lower():
         raise InvalidFields([{"field": "username", "message": "This is already the username"}])
     if await username_taken(session, username):
@@ -60,20 +69,32 @@ async def change_username(
         on_rollback(session, lambda: auth0.update_user(user.id, username=previous))
     user.username = username
     user.updated_at = utcnow()
-    session.add(history(user, UserChange.USERNAME_UPDATE, previous, username, actor=actor))
+    entry = history(user, UserChange.USERNAME_UPDATE, previous, username, actor=actor)
+    session.add(entry)
     await session.flush()
+    if user.email:
+        await enqueue(
+            session,
+            settings,
+            "username_changed_notice",
+            to=user.email,
+            context={"username": username, "by_admin": actor != user.id},
+            dedupe_key=f"username-changed:{entry.id}",
+        )
 
 
 async def change_email(
     session: AsyncSession,
     auth0: Auth0Gateway,
+    settings: Settings,
     user: User,
     email: str,
     *,
     verified: bool,
     actor: str,
-) -> str | None:
-    """Set the address in Auth0, then here with history; returns the previous address."""
+) -> None:
+    """Set the address in Auth0, then here with history; the previous address is told
+    (in this unit of work), so a hijacked account does not change hands silently."""
     try:
         await auth0.update_user(user.id, email=email, email_verified=verified)
     except Conflict:
@@ -87,9 +108,18 @@ async def change_email(
             lambda: auth0.update_user(user.id, email=previous, email_verified=was_verified),
         )
     user.email, user.email_verified, user.updated_at = email, verified, utcnow()
-    session.add(history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor))
+    entry = history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor)
+    session.add(entry)
     await session.flush()
-    return previous
+    if previous:
+        await enqueue(
+            session,
+            settings,
+            "email_changed_notice",
+            to=previous,
+            context={"new_email": email, "by_admin": actor != user.id},
+            dedupe_key=f"email-changed:{entry.id}",
+        )
 
 
 async def soft_delete(

@@ -11,7 +11,7 @@ import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth0 import Auth0Gateway
-from services.email.messages import queue_welcome
+from services.email.queue import queue_welcome
 from services.errors import InvalidFields, Unauthorized
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings

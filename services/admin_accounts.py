@@ -5,13 +5,11 @@ user's platforms may (services/admin_scope.manageable_user); group admins may no
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.base import utcnow
 from db.models import User
 from schemas.profile import Done
 from services import accounts
 from services.admin_scope import Scope, manageable_user
 from services.auth0 import Auth0Gateway
-from services.email.queue import enqueue
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.registration import email_registered
 from services.settings import Settings
@@ -45,11 +43,16 @@ async def restore_user(
 
 
 async def update_username(
-    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, username: str
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    scope: Scope,
+    user_id: str,
+    username: str,
 ) -> Done:
     user = await _live(session, scope, user_id)
     actor = await _actor(session, auth0, scope)
-    await accounts.change_username(session, auth0, user, username, actor=actor.id)
+    await accounts.change_username(session, auth0, settings, user, username, actor=actor.id)
     return Done(message="Username updated")
 
 
@@ -69,22 +72,9 @@ async def update_email(
     if await email_registered(session, email):
         raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
     actor = await _actor(session, auth0, scope)
-    previous = await accounts.change_email(
-        session, auth0, user, email, verified=False, actor=actor.id
+    await accounts.change_email(
+        session, auth0, settings, user, email, verified=False, actor=actor.id
     )
-    if previous:
-        await enqueue(
-            session,
-            to=previous,
-            subject="Your email address was changed",
-            body_text=f"An administrator changed the email address of your account to {email}. "
-            "If you did not ask for this, contact support.",
-            body_html=f"<p>An administrator changed the email address of your account to {email}.</p>"
-            "<p>If you did not ask for this, contact support.</p>",
-            template="email_changed_notice",
-            dedupe_key=f"admin-email-changed:{user.id}:{email}:{utcnow():%Y%m%d%H%M}",
-            sender=settings.no_reply_email_sender,
-        )
     await auth0.send_verification_email(user.id)
     return Done(message=f"Email updated; a verification email was sent to {email}")
 

@@ -125,7 +125,7 @@ async def decide(
         operation = OutboxOperation.GRANT_ROLE
     elif new_status is ApprovalStatus.REVOKED and current is ApprovalStatus.APPROVED:
         operation = OutboxOperation.REVOKE_ROLE
-    await _email(session, settings, user_id, target, new_status, reason)
+    await _email(session, settings, membership, target, reason)
     await session.flush()
     if operation is None or target.role_id is None:
         return MembershipActionResult(updated=True, approval_status=new_status, auth0="not_needed")
@@ -150,33 +150,35 @@ async def decide(
     return MembershipActionResult(updated=True, approval_status=new_status, auth0=auth0_state)  # type: ignore[arg-type]
 
 
+TEMPLATES = {
+    ApprovalStatus.APPROVED: "membership_approved",
+    ApprovalStatus.REVOKED: "membership_revoked",
+    ApprovalStatus.REJECTED: "membership_rejected",
+    ApprovalStatus.PENDING: "membership_reconsidered",
+}
+
+
 async def _email(
     session: AsyncSession,
     settings: Settings,
-    user_id: str,
+    membership: PlatformMembership | GroupMembership,
     target: Target,
-    status: ApprovalStatus,
     reason: str | None,
 ) -> None:
-    user = await session.get(User, user_id)
+    user = await session.get(User, membership.user_id)
     if user is None or not user.email:
         return
-    verbs = {
-        ApprovalStatus.APPROVED: f"Your access to {target.name} was approved",
-        ApprovalStatus.REVOKED: f"Your access to {target.name} was revoked",
-        ApprovalStatus.REJECTED: f"Your request to join {target.name} was not approved",
-        ApprovalStatus.PENDING: f"Your request to join {target.name} is being reconsidered",
-    }
-    subject = verbs[status]
-    why = f"\n\nReason: {reason}" if reason else ""
+    status = membership.approval_status
+    context: dict[str, object] = {"target_name": target.name}
+    if status in (ApprovalStatus.REVOKED, ApprovalStatus.REJECTED):
+        context["reason"] = reason
+    kind = "platform" if isinstance(membership, PlatformMembership) else "group"
     await enqueue(
         session,
+        settings,
+        TEMPLATES[status],
         to=user.email,
-        subject=subject,
-        body_text=f"{subject}.{why}\n\nSee {settings.portal_url}",
-        body_html=f"<p>{subject}.</p>"
-        + (f"<p>Reason: {reason}</p>" if reason else "")
-        + f'<p><a href="{settings.portal_url}">{settings.portal_url}</a></p>',
-        template=f"membership_{status.value}",
-        sender=settings.no_reply_email_sender,
+        context=context,
+        # One email per decision, whatever retries the request sees.
+        dedupe_key=f"decision:{kind}:{membership.id}:{status.value}:{membership.updated_at:%Y%m%dT%H%M%S%f}",
     )

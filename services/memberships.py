@@ -16,6 +16,7 @@ from db.models import (
     Group,
     GroupAdminRole,
     GroupMembership,
+    GroupMembershipHistory,
     Platform,
     PlatformMembership,
     User,
@@ -125,7 +126,8 @@ async def request_groups(
     results = []
     for item in items:
         results.append(await _request_group(session, user, item))
-    requested = [r.group_id for r in results if r.status == "pending"]
+    reasons = {item.group_id: item.request_reason for item in items}
+    requested = {r.group_id: reasons.get(r.group_id) for r in results if r.status == "pending"}
     if requested:
         await _notify_group_request(session, auth0, settings, user, requested)
         return results
@@ -217,24 +219,28 @@ async def _group_admin_emails(
 
 
 async def _notify_group_request(
-    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, user: User, group_ids: list[str]
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user: User,
+    requested: dict[str, str | None],
 ) -> None:
-    """Queue the requester's confirmation and each group admin's notice, in this transaction."""
-    who = user.name or user.username or user.email or user.id
-    for group_id in group_ids:
+    """Queue the requester's confirmation and each group admin's notice, in this transaction.
+
+    Keyed on the request's history row: a new request (after a rejection) mails again,
+    a retried one does not."""
+    who = " ".join(p for p in (user.email, f"({user.username})" if user.username else None) if p)
+    for group_id, reason in requested.items():
+        request_key = await _latest_history_id(session, user.id, group_id)
         group = await session.get_one(Group, group_id)
         if user.email:
             await enqueue(
                 session,
+                settings,
+                "group_request_confirmation",
                 to=user.email,
-                subject=f"Your request to join {group.name}",
-                body_text=f"We have sent your request to join {group.name} to its administrators. "
-                f"You will get an email when they decide.",
-                body_html=f"<p>We have sent your request to join <b>{group.name}</b> to its administrators.</p>"
-                "<p>You will get an email when they decide.</p>",
-                template="group_request_confirmation",
-                dedupe_key=f"group-request:{group_id}:{user.id}:{utcnow():%Y%m%d%H%M}",
-                sender=settings.no_reply_email_sender,
+                context={"group_name": group.name},
+                dedupe_key=f"group-request:{request_key}",
             )
         try:
             # Bounded: a slow or failing Auth0 must not hold the requester's page.
@@ -249,11 +255,29 @@ async def _notify_group_request(
         for admin in sorted(admins):
             await enqueue(
                 session,
+                settings,
+                "group_request_admin",
                 to=admin,
-                subject=f"New request to join {group.name}",
-                body_text=f"{who} asked to join {group.name}. Review it at {review}",
-                body_html=f'<p>{who} asked to join <b>{group.name}</b>.</p><p><a href="{review}">Review the request</a></p>',
-                template="group_request_admin",
-                dedupe_key=f"group-request-admin:{group_id}:{user.id}:{admin}:{utcnow():%Y%m%d%H%M}",
-                sender=settings.no_reply_email_sender,
+                context={
+                    "requester": who or user.id,
+                    "group_name": group.name,
+                    "reason": reason,
+                    "review_url": review,
+                },
+                dedupe_key=f"group-request-admin:{request_key}:{admin}",
             )
+
+
+async def _latest_history_id(session: AsyncSession, user_id: str, group_id: str) -> str:
+    history_id = (
+        await session.exec(
+            select(GroupMembershipHistory.id)
+            .where(
+                GroupMembershipHistory.user_id == user_id,
+                GroupMembershipHistory.group_id == group_id,
+            )
+            .order_by(GroupMembershipHistory.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return str(history_id)

@@ -20,7 +20,7 @@ from db.types import UserChange
 from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
 from services import accounts
 from services.auth0 import Auth0Gateway
-from services.email.queue import PRIORITY_CODE, enqueue
+from services.email.queue import enqueue
 from services.errors import BadRequest, InvalidFields, TooManyRequests
 from services.registration import email_registered
 from services.settings import Settings
@@ -64,10 +64,14 @@ async def update_name(
 
 
 async def update_username(
-    session: AsyncSession, auth0: Auth0Gateway, user_id: str, data: UsernameUpdate
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user_id: str,
+    data: UsernameUpdate,
 ) -> Done:
     user = await ensure_user(session, auth0, user_id)
-    await accounts.change_username(session, auth0, user, data.username, actor=user.id)
+    await accounts.change_username(session, auth0, settings, user, data.username, actor=user.id)
     return Done(message="Username updated")
 
 
@@ -111,14 +115,15 @@ async def start_email_change(
     await session.flush()
     await enqueue(
         session,
+        settings,
+        "email_change_code",
         to=data.email,
-        subject="Your email change code",
-        body_text=f"Your code is {code}. It expires in 10 minutes. If you did not ask for it, ignore this email.",
-        body_html=f"<p>Your code is <b>{code}</b>. It expires in 10 minutes.</p><p>If you did not ask for it, ignore this email.</p>",
-        template="email_change_code",
+        context={
+            "code": code,
+            "minutes": int(CODE_TTL.total_seconds() // 60),
+            "new_email": data.email,
+        },
         dedupe_key=f"email-code:{otp.id}",
-        sender=settings.no_reply_email_sender,
-        priority=PRIORITY_CODE,
     )
     return Done(message=f"A code was sent to {data.email}")
 
@@ -153,20 +158,9 @@ async def finish_email_change(
         )
     otp.is_active = False
     otp.consumed_at = now
-    previous = await accounts.change_email(
-        session, auth0, user, otp.target_email, verified=True, actor=user.id
+    await accounts.change_email(
+        session, auth0, settings, user, otp.target_email, verified=True, actor=user.id
     )
-    if previous:
-        await enqueue(
-            session,
-            to=previous,
-            subject="Your email address was changed",
-            body_text=f"The email address of your account is now {otp.target_email}. If this was not you, contact support.",
-            body_html=f"<p>The email address of your account is now {otp.target_email}.</p><p>If this was not you, contact support.</p>",
-            template="email_changed_notice",
-            dedupe_key=f"email-changed:{otp.id}",
-            sender=settings.no_reply_email_sender,
-        )
     return Done(message="Email updated")
 
 

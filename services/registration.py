@@ -29,8 +29,7 @@ from schemas.registration import (
 )
 from services import outbox
 from services.auth0 import Auth0Gateway
-from services.email.messages import queue_welcome
-from services.email.queue import enqueue
+from services.email.queue import enqueue, queue_welcome
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.membership_records import add_membership
 from services.recaptcha import RecaptchaVerifier
@@ -197,15 +196,11 @@ async def register(
         )
         await enqueue(
             session,
+            settings,
+            "registration_received",
             to=data.email,
-            subject="Your BioCommons Access account",
-            body_text=f"Hello {data.first_name},\n\nyour account {data.username} was created. "
-            f"Please verify your email address, then sign in at {settings.portal_url}.",
-            body_html=f"<p>Hello {data.first_name},</p><p>your account <b>{data.username}</b> was created. "
-            f'Please verify your email address, then sign in at <a href="{settings.portal_url}">{settings.portal_url}</a>.</p>',
-            template="registration_received",
+            context={"first_name": data.first_name, "username": data.username},
             dedupe_key=f"registration:{user_id}",
-            sender=settings.no_reply_email_sender,
         )
         await session.flush()
     except sa_exc.IntegrityError as exc:

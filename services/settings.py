@@ -167,8 +167,32 @@ class Settings(BaseSettings):
     # How long each API process reuses what an admin's roles administer (catalog lookups).
     admin_scope_cache_s: float = Field(default=10.0, ge=0, le=300)
 
-    # Email
+    # Email: the queue is delivered by the scheduler's `email.deliver` job.
     no_reply_email_sender: str = "no-reply@aai.localhost"
+    support_email: str = "support@biocommons.org.au"
+    # console: log each message (dev); file: write .eml files to EMAIL_FILE_DIR (dev, tests).
+    email_backend: Literal["console", "file", "smtp", "ses"] = "console"
+    email_file_dir: str = "var/mail"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # starttls: upgrade a plain connection (port 587); tls: TLS from the start (465).
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    ses_region: str | None = None
+    ses_endpoint_url: str | None = None  # a local SESv2-compatible endpoint, for tests
+    ses_configuration_set: str | None = None
+    email_interval_s: int = Field(default=5, ge=1)
+    email_batch_size: int = Field(default=100, ge=1, le=1000)
+    # Messages in flight at once (SMTP: one connection each).
+    email_concurrency: int = Field(default=8, ge=1, le=64)
+    # A message being sent is leased for this long; if its sender dies, it is retried after.
+    email_lease_s: int = Field(default=120, ge=1)
+    email_max_attempts: int = Field(default=8, ge=1, le=100)
+    email_max_age_s: int = Field(default=2 * 24 * 3600, ge=60)
+    email_retry_base_s: float = Field(default=30.0, gt=0)
+    email_retry_max_s: float = Field(default=3600.0, gt=0)
 
     # Database: DB_HOST (with its siblings) wins over DB_URL; nothing set means SQLite.
     db_url: str | None = None
@@ -231,6 +255,18 @@ class Settings(BaseSettings):
             problems.append("AUTH0_MANAGEMENT_ID: must be set in production")
         if self.auth0_audience in ("", DEV_AUDIENCE):
             problems.append("AUTH0_AUDIENCE: must be set in production")
+        if self.email_backend in ("console", "file"):
+            problems.append(
+                f"EMAIL_BACKEND: {self.email_backend!r} delivers nothing; use smtp or ses in production"
+            )
+        if self.email_backend == "smtp" and not self.smtp_host:
+            problems.append("SMTP_HOST: must be set when EMAIL_BACKEND=smtp")
+        if self.email_backend == "smtp" and self.smtp_security == "none" and self.smtp_username:
+            problems.append(
+                "SMTP_SECURITY: production refuses sending SMTP credentials unencrypted"
+            )
+        if self.email_backend == "ses" and not self.ses_region:
+            problems.append("SES_REGION: must be set when EMAIL_BACKEND=ses")
         for name in ("auth0_domain", "auth0_custom_domain", "auth0_issuer"):
             value = getattr(self, name)
             if value and normalise_origin(value).startswith("http://"):

@@ -20,8 +20,9 @@ class EmailNotification(TableBase, table=True):
 
     A row is enqueued in the same transaction as the change that causes it.
     `dedupe_key` stops the same message being queued twice; `lease_expires_at` lets a
-    crashed sender's rows be picked up again; `priority` puts one-time codes first
-    (lower sends sooner).
+    crashed sender's rows be picked up again (and, while the lease holds, tells whose
+    send a result belongs to); `priority` puts one-time codes first (lower sends sooner).
+    Delivery: services/email/delivery.py.
     """
 
     __tablename__ = "email_notification"
@@ -41,6 +42,8 @@ class EmailNotification(TableBase, table=True):
     attempts: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     send_after: datetime | None = timestamp_field()
+    # Not worth sending after this (a one-time code that has expired): dropped as failed.
+    expires_at: datetime | None = timestamp_field()
     lease_expires_at: datetime | None = timestamp_field()
     last_attempt_at: datetime | None = timestamp_field()
     sent_at: datetime | None = timestamp_field()

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from services.settings import Settings
 from services.sync.catalog import sync_roles
+from services.sync.email import deliver_emails
 from services.sync.memberships import sync_memberships
 from services.sync.otp import cleanup_codes
 from services.sync.outbox import deliver_outbox
@@ -20,6 +21,7 @@ class Job:
     full_sync: bool = False  # skipped by --skip-full-sync
     email: bool = False  # the only jobs run by --email-only
     immediate: bool = True  # part of `--immediate`
+    quiet: bool = False  # frequent polling: idle runs are not recorded
 
 
 JOBS: tuple[Job, ...] = (
@@ -39,6 +41,7 @@ JOBS: tuple[Job, ...] = (
         full_sync=True,
     ),
     Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s),
+    Job("email.deliver", deliver_emails, lambda s: s.email_interval_s, email=True, quiet=True),
     Job("otp.cleanup", cleanup_codes, lambda s: s.sync_otp_cleanup_interval_s, email=True),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,6 +101,12 @@ async def _save_run(sessions: SessionFactory, run: SyncRun) -> SyncRun:
         return merged
 
 
+async def _delete_run(sessions: SessionFactory, run: SyncRun) -> None:
+    async with sessions() as session:
+        await session.execute(delete(SyncRun).where(SyncRun.id == run.id))
+        await session.commit()
+
+
 async def _close_abandoned(sessions: SessionFactory, job: str) -> None:
     """Runs still marked running while we hold the job's lock died with their process."""
     async with sessions() as session:
@@ -119,8 +125,11 @@ async def _close_abandoned(sessions: SessionFactory, job: str) -> None:
 JobBody = Callable[[JobContext], Awaitable[None]]
 
 
-async def run_job(ctx: JobContext, name: str, body: JobBody) -> SyncRun:
-    """Run one job under its lock and record it. Never raises: a failure is a failed run."""
+async def run_job(ctx: JobContext, name: str, body: JobBody, *, quiet: bool = False) -> SyncRun:
+    """Run one job under its lock and record it. Never raises: a failure is a failed run.
+
+    `quiet` jobs run every few seconds (the email queue): a run that found nothing to do
+    leaves no row and no log line, so the run history shows work, not polling."""
     host = socket.gethostname()
     async with job_lock(ctx.engine, name) as acquired:
         if not acquired:
@@ -144,7 +153,8 @@ async def run_job(ctx: JobContext, name: str, body: JobBody) -> SyncRun:
         requests_before = ctx.auth0.stats.requests
         started = time.monotonic()
         ctx.counts = {}
-        logger.info("job %s started%s", name, " (dry run)" if ctx.dry_run else "")
+        if not quiet:
+            logger.info("job %s started%s", name, " (dry run)" if ctx.dry_run else "")
         try:
             await body(ctx)
         except Exception as exc:
@@ -155,7 +165,11 @@ async def run_job(ctx: JobContext, name: str, body: JobBody) -> SyncRun:
         else:
             run.status = SyncRunStatus.SUCCEEDED
         run.finished_at = utcnow()
+        idle = run.status is SyncRunStatus.SUCCEEDED and not ctx.counts
         run.counts = {**ctx.counts, "auth0_requests": ctx.auth0.stats.requests - requests_before}
+        if quiet and idle:
+            await _delete_run(ctx.sessions, run)
+            return run
         run = await _save_run(ctx.sessions, run)
         logger.info(
             "job %s %s in %.1fs: %s%s",

@@ -435,7 +435,7 @@ class TestAccountChanges:
     ):
         headers = admin(emulator, GALAXY_ADMIN)
         first, second = people["approved"], people["pending"]
-        old = first.username
+        old, first_email = first.username, first.email
         new = f"renamed{secrets.token_hex(2)}"
         response = await client.post(
             f"/admin/users/{first.id}/username/update", json={"username": new}, headers=headers
@@ -450,6 +450,15 @@ class TestAccountChanges:
             old,
             new,
         )
+        notice = (
+            await session.exec(
+                select(EmailNotification).where(
+                    EmailNotification.template == "username_changed_notice"
+                )
+            )
+        ).one()
+        assert notice.to_address == first_email
+        assert "An administrator changed" in (notice.body_text or "")
         # The old name stays reserved, in any case.
         taken = await client.post(
             f"/admin/users/{second.id}/username/update",

@@ -84,6 +84,17 @@ class TestUsername:
         assert response.status_code == 200, response.text
         assert emulator.tenant.get_user(user_id)["username"] == new
         assert (await changes(session, user_id))[-1] == (UserChange.USERNAME_UPDATE, old, new)
+        email = emulator.tenant.get_user(user_id)["email"]
+        notice = (
+            await session.exec(
+                select(EmailNotification).where(
+                    EmailNotification.template == "username_changed_notice"
+                )
+            )
+        ).one()
+        assert notice.to_address == email
+        assert new in (notice.body_text or "")
+        assert "You changed" in (notice.body_text or "")
 
     async def test_a_past_username_stays_reserved(self, client, session, account):
         session.add(User(id="auth0|past", email="past@example.org", username="now_other"))

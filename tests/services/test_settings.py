@@ -17,6 +17,8 @@ SAFE_PRODUCTION = {
     "jwt_secret_key": "x" * 48,
     "recaptcha_secret": "recaptcha",
     "auth0_action_token_secret": "a-real-action-token-secret",
+    "email_backend": "ses",
+    "ses_region": "ap-southeast-2",
 }
 
 

@@ -63,6 +63,7 @@ async def test_immediate_runs_every_job_in_order(
         "sync.users.full",
         "sync.memberships",
         "sync.outbox",
+        "email.deliver",
         "otp.cleanup",
     ]
     assert "sync.memberships         succeeded" in output
@@ -147,5 +148,6 @@ async def test_scheduler_runs_on_its_own_and_stops_on_sigterm(
         "sync.users.incremental",
         "sync.memberships",
         "sync.outbox",
+        "email.deliver",
         "otp.cleanup",
     }

@@ -46,14 +46,16 @@ def test_job_selection():
         "sync.users.full",
         "sync.memberships",
         "sync.outbox",
+        "email.deliver",
         "otp.cleanup",
     ]
     assert [j.name for j in select_jobs(immediate=True, skip_full_sync=True)] == [
         "sync.roles",
         "sync.outbox",
+        "email.deliver",
         "otp.cleanup",
     ]
-    assert [j.name for j in select_jobs(email_only=True)] == ["otp.cleanup"]
+    assert [j.name for j in select_jobs(email_only=True)] == ["email.deliver", "otp.cleanup"]
     assert "sync.users.incremental" in [j.name for j in select_jobs()]
     with pytest.raises(KeyError, match="unknown job"):
         select_jobs(only="nope")
