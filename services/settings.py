@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_ca_file: str | None = None  # a private CA to trust for the server's certificate
     ses_region: str | None = None
     ses_endpoint_url: str | None = None  # a local SESv2-compatible endpoint, for tests
     ses_configuration_set: str | None = None

@@ -93,6 +93,7 @@ class SmtpBackend:
             settings.smtp_password.get_secret_value() if settings.smtp_password else None
         )
         self._timeout = settings.smtp_timeout_s
+        self._ca_file = settings.smtp_ca_file
         self._idle: list[aiosmtplib.SMTP] = []
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -104,6 +105,7 @@ class SmtpBackend:
             username=self._username,
             password=self._password,
             timeout=self._timeout,
+            cert_bundle=self._ca_file,
         )
         await client.connect()
         return client
