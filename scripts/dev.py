@@ -40,6 +40,8 @@ async def initial_sync(settings: Settings) -> None:
 def main() -> int:
     # The demo tenant's general admins hold the "Admin" role.
     os.environ.setdefault("ADMIN_ROLES", '["Admin"]')
+    # Ops' dashboard on by default locally; log in as admin@example.org on the emulator.
+    os.environ.setdefault("ENABLE_ADMIN_DASHBOARD", "true")
     try:
         settings = get_settings()
     except ConfigError as exc:
@@ -70,6 +72,8 @@ def main() -> int:
             )
             print(f"Demo admin access token (24h):\n  {token}")
     print(f"API: http://{host}:{port}/docs   readiness: http://{host}:{port}/health/ready")
+    if settings.enable_admin_dashboard:
+        print(f"Dashboard: http://{host}:{port}/db-admin/ (emulator login: admin@example.org)")
     print(f"Database: {settings.database_url.render_as_string(hide_password=True)}")
     sys.stdout.flush()
     try:

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:4200"]
     )
     enable_admin_dashboard: bool = False
+    # The dashboard's own Auth0 application (authorization-code flow); unset: the
+    # management client is used.
+    admin_client_id: str | None = None
+    admin_client_secret: SecretStr | None = None
     enable_prometheus_metrics: bool = False
     aai_portal_url: str | None = None
     recaptcha_secret: SecretStr | None = None

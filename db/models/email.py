@@ -59,6 +59,8 @@ sa.Index(
     EmailNotification.__table__.c.send_after,
 )
 sa.Index("ix_email_notification_created_at", EmailNotification.__table__.c.created_at)
+# "What did we send this person?" (/db-admin search).
+sa.Index("ix_email_notification_to_address", EmailNotification.__table__.c.to_address)
 
 
 class EmailChangeOtp(TableBase, table=True):

@@ -47,6 +47,8 @@ class PlatformMembership(TableBase, table=True):
     platform: "Platform" = Relationship(sa_relationship_kwargs={"lazy": "raise"})
 
 
+# /db-admin lists memberships most recently changed first.
+sa.Index("ix_platform_membership_updated_at", PlatformMembership.__table__.c.updated_at)
 sa.Index(
     "ix_platform_membership_platform_id_approval_status",
     PlatformMembership.__table__.c.platform_id,
@@ -101,6 +103,7 @@ class GroupMembership(TableBase, table=True):
     group: "Group" = Relationship(sa_relationship_kwargs={"lazy": "raise"})
 
 
+sa.Index("ix_group_membership_updated_at", GroupMembership.__table__.c.updated_at)
 sa.Index(
     "ix_group_membership_group_id_approval_status",
     GroupMembership.__table__.c.group_id,

@@ -89,6 +89,13 @@ sa.Index(
 )
 # Admin lists: the default order, and the "unverified" / "deleted" filters.
 sa.Index("ix_app_user_created_at_id", User.__table__.c.created_at, User.__table__.c.id)
+# /db-admin's deleted users, newest deletion first: a small slice of the table.
+sa.Index(
+    "ix_app_user_deleted_at",
+    User.__table__.c.deleted_at,
+    postgresql_where=User.__table__.c.is_deleted,
+    sqlite_where=User.__table__.c.is_deleted,
+)
 sa.Index(
     "ix_app_user_is_deleted_email_verified",
     User.__table__.c.is_deleted,
