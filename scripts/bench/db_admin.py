@@ -65,12 +65,13 @@ async def main_async(args: argparse.Namespace) -> int:
     name = args.db or f"aai_bench_dash_{secrets.token_hex(3)}"
     db_url = server.set(database=name)
     try:
+        _token, other_id = await mint(emulator_url, "bench0000000@example.org", GENERAL_ROLE)
         _token, admin_id = await mint(emulator_url, "bench0000001@example.org", GENERAL_ROLE)
         if args.db is None:
             await create_database(server, name)
             await upgrade_head(db_url)
             await build_catalog(db_url, emulator_url)
-            await seed(db_url, args.users, [admin_id, admin_id])
+            await seed(db_url, args.users, [other_id, admin_id])
         settings = load_settings(
             _env_file=None,
             db_url=db_url.render_as_string(hide_password=False),
