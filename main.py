@@ -15,11 +15,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import admin, catalog_admin, db_admin, health, me, registration, utils
+from routers import admin, catalog_admin, db_admin, health, me, metrics, registration, utils
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import AppError
+from services.observability import ObservabilityMiddleware, configure_logging
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
 from services.settings import ConfigError, Settings, get_settings
@@ -120,11 +121,14 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API. Called without settings (uvicorn's factory mode), it is the process's own
+    app and also sets up logging; tests pass settings and keep their log capture."""
     if settings is None:
         try:
             settings = get_settings()
         except ConfigError as exc:
             raise SystemExit(f"aai-backend: {exc}") from None
+        configure_logging(settings.effective_log_format, settings.log_level, process="api")
 
     app = FastAPI(
         title="AAI Backend",
@@ -144,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    # Outermost: the request id and timing cover everything below.
+    app.add_middleware(ObservabilityMiddleware, metrics=settings.enable_prometheus_metrics)
     app.add_exception_handler(AppError, _app_error)
     for error_type in DB_UNAVAILABLE:
         app.add_exception_handler(error_type, _db_unavailable)
@@ -157,6 +163,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(utils.router)
     if settings.sbp_registration_enabled:
         app.include_router(registration.sbp_router)
+    if settings.enable_prometheus_metrics:
+        app.include_router(metrics.router)
     if settings.enable_admin_dashboard:
         app.state.db_admin_sessions = db_admin.mount(app, settings)
     return app

@@ -22,6 +22,7 @@ from db.engine import create_engine, create_session_factory
 from db.models import SyncRun
 from db.types import SyncRunStatus
 from services.auth0 import Auth0Gateway
+from services.observability import configure_logging
 from services.settings import ConfigError, Settings, get_settings
 from services.sync.jobs import Job, select_jobs
 from services.sync.runs import JobContext, run_job
@@ -139,14 +140,12 @@ def main(
         bool, typer.Option("--dry-run", help="Compute and print what would change; write nothing.")
     ] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s"
-    )
     try:
         settings = get_settings()
     except ConfigError as exc:
         typer.echo(f"run_scheduler: {exc}", err=True)
         raise typer.Exit(2) from None
+    configure_logging(settings.effective_log_format, settings.log_level, process="scheduler")
     try:
         jobs = select_jobs(
             only=job,

@@ -125,6 +125,10 @@ class Settings(BaseSettings):
     admin_client_id: str | None = None
     admin_client_secret: SecretStr | None = None
     enable_prometheus_metrics: bool = False
+    # Logs: JSON lines (one object per line, request id included) or readable text;
+    # unset means JSON in production and text elsewhere.
+    log_format: Literal["json", "text"] | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     aai_portal_url: str | None = None
     recaptcha_secret: SecretStr | None = None
 
@@ -313,6 +317,10 @@ class Settings(BaseSettings):
                 database=self.db_name,
             )
         return to_async_url(self.db_url or DEFAULT_SQLITE_URL)
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("json" if self.is_production else "text")
 
     @property
     def is_production(self) -> bool:

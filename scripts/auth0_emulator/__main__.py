@@ -36,6 +36,10 @@ def main() -> int:
     parser.add_argument(
         "--no-exports", action="store_true", help="refuse export jobs, like the Free plan"
     )
+    parser.add_argument(
+        "--public-url",
+        help="the URL clients reach it at (issuer and discovery), e.g. http://auth0-emulator:9010",
+    )
     parser.add_argument("--audience", default="https://api.aai-backend.local")
     parser.add_argument("--client-id", default="dev-management-client")
     parser.add_argument("--client-secret", default="dev-management-secret")
@@ -55,6 +59,7 @@ def main() -> int:
             rate_limit=args.rate_limit,
             faults=faults,
             allow_remote=args.allow_remote,
+            public_url=args.public_url,
             management_client_id=args.client_id,
             management_client_secret=args.client_secret,
         )

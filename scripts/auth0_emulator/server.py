@@ -38,6 +38,7 @@ class EmulatorServer:
         rate_limit: str = "off",
         faults: Faults | None = None,
         allow_remote: bool = False,
+        public_url: str | None = None,
         **tenant_options: object,
     ) -> None:
         if not allow_remote and not is_loopback(host):
@@ -46,7 +47,10 @@ class EmulatorServer:
             )
         self.host = host
         self.port = port or free_port(host)
-        self.tenant = Tenant(issuer=f"{self.base_url}/", audience=audience, **tenant_options)  # type: ignore[arg-type]
+        # The address clients use (e.g. a compose service name) names the issuer and the
+        # discovery URLs; it differs from the bound one inside a container network.
+        issuer = f"{(public_url or self.base_url).rstrip('/')}/"
+        self.tenant = Tenant(issuer=issuer, audience=audience, **tenant_options)  # type: ignore[arg-type]
         self.state = EmulatorState(self.tenant, rate_limit=rate_limit, faults=faults)
         self.app = create_emulator_app(self.state)
         config = uvicorn.Config(

@@ -32,6 +32,7 @@ from services.errors import (
     ServiceUnavailable,
     UpstreamError,
 )
+from services.observability import record_auth0_response
 from services.settings import Settings
 
 logger = logging.getLogger("aai.auth0")
@@ -199,6 +200,7 @@ class Auth0Gateway:
     async def _on_response(self, response: httpx.Response) -> None:
         if response.request.url.path.startswith("/api/v2/"):
             self.stats.record(response)
+            record_auth0_response(response.status_code)
 
     async def aclose(self) -> None:
         await self._http.aclose()

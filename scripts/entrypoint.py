@@ -1,0 +1,123 @@
+"""The container entrypoint: one image, three roles.
+
+    python -m scripts.entrypoint api [uvicorn options...]      # serve the API
+    python -m scripts.entrypoint scheduler [run_scheduler options...]
+    python -m scripts.entrypoint migrate                        # alembic upgrade head, exit
+
+Each role first waits for the database (DB_WAIT_TIMEOUT_S, default 60; a refused or
+failing connection is retried every second) and exits 3 with a clear message if it
+never answers. `api` serves with uvicorn behind a proxy (proxy headers trusted from
+FORWARDED_ALLOW_IPS, default all: the load balancer is the only way in), with
+WEB_CONCURRENCY workers (default 2); `api` and `scheduler` refuse to start on a
+Postgres that is not at the code's migration head (the `migrate` task runs first).
+The process is replaced (exec), so signals reach uvicorn / the scheduler directly.
+"""
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from db.engine import create_engine
+from db.migrations import current_revisions, head_revisions, upgrade_head
+from services.settings import ConfigError, get_settings
+
+ROLES = ("api", "scheduler", "migrate")
+EXIT_USAGE, EXIT_CONFIG, EXIT_NO_DATABASE, EXIT_NOT_MIGRATED = 64, 2, 3, 4
+
+
+async def wait_for_database(url: URL, timeout_s: float) -> str | None:
+    """None once the database answers; the last error if it did not within the timeout."""
+    deadline = time.monotonic() + timeout_s
+    last = "no attempt made"
+    while True:
+        engine = create_engine(url, process="entrypoint", connect_timeout_s=5)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            return None
+        except Exception as exc:  # any failure to connect is worth another try
+            last = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        finally:
+            await engine.dispose()
+        if time.monotonic() >= deadline:
+            return last
+        print(f"entrypoint: waiting for the database ({last})", file=sys.stderr, flush=True)
+        await asyncio.sleep(1.0)
+
+
+async def at_head(url: URL) -> bool:
+    engine = create_engine(url, process="entrypoint")
+    try:
+        async with engine.connect() as conn:
+            return await current_revisions(conn) == head_revisions()
+    finally:
+        await engine.dispose()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ROLES:
+        print(f"usage: entrypoint {{{'|'.join(ROLES)}}} [args...]", file=sys.stderr)
+        return EXIT_USAGE
+    role, rest = argv[0], argv[1:]
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(f"entrypoint: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    url = settings.database_url
+    timeout_s = float(os.environ.get("DB_WAIT_TIMEOUT_S", "60"))
+    error = asyncio.run(wait_for_database(url, timeout_s))
+    if error is not None:
+        print(
+            f"entrypoint: the database at {url.render_as_string(hide_password=True)} did not "
+            f"answer within {timeout_s:.0f} s: {error}",
+            file=sys.stderr,
+        )
+        return EXIT_NO_DATABASE
+    if role == "migrate":
+        asyncio.run(upgrade_head(url))
+        print("entrypoint: database migrated to head", flush=True)
+        return 0
+    if url.get_backend_name() == "postgresql" and not asyncio.run(at_head(url)):
+        print(
+            "entrypoint: the database is not at the code's migration head; run the "
+            "`migrate` role first",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_MIGRATED
+    sys.stdout.flush()
+    if role == "api":
+        if settings.enable_prometheus_metrics and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Workers share their metrics through files, so any worker's /metrics has all.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aai-metrics-")
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "main:create_app",
+            "--factory",
+            "--host",
+            os.environ.get("HOST", "0.0.0.0"),  # noqa: S104 - inside a container
+            "--port",
+            os.environ.get("PORT", "8000"),
+            "--workers",
+            os.environ.get("WEB_CONCURRENCY", "2"),
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            os.environ.get("FORWARDED_ALLOW_IPS", "*"),
+            "--no-access-log",
+            *rest,
+        ]
+    else:
+        command = [sys.executable, "run_scheduler.py", *rest]
+    os.execv(sys.executable, command)  # noqa: S606 - fixed programs, no shell
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
