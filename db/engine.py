@@ -73,7 +73,10 @@ def _create_sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock up front, where busy_timeout waits for it. A
+        # deferred BEGIN that later writes fails at once ("database is locked") when the
+        # API and the scheduler (two processes on one file) write at the same moment.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

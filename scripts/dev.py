@@ -1,4 +1,5 @@
-"""The local run: an Auth0 emulator with a demo tenant plus the API, no credentials needed.
+"""The local run: an Auth0 emulator with a demo tenant, one immediate sync, then the API
+and the scheduler; no credentials needed.
 
     uv run python -m scripts.dev   (what scripts/run does)
 
@@ -7,7 +8,9 @@ When AUTH0_DOMAIN points somewhere else (a real tenant), only the API is started
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 import sys
 
 import uvicorn
@@ -75,10 +78,21 @@ def main() -> int:
     if settings.enable_admin_dashboard:
         print(f"Dashboard: http://{host}:{port}/db-admin/ (emulator login: admin@example.org)")
     print(f"Database: {settings.database_url.render_as_string(hide_password=True)}")
+    # The second container of a deployment: here a child process on the same database.
+    scheduler = None
+    if os.environ.get("DEV_SCHEDULER", "1") != "0":
+        scheduler = subprocess.Popen([sys.executable, "run_scheduler.py"])
+        print(f"Scheduler: run_scheduler.py (pid {scheduler.pid}); DEV_SCHEDULER=0 leaves it out")
     sys.stdout.flush()
     try:
         uvicorn.run("main:create_app", factory=True, host=host, port=port, proxy_headers=True)
     finally:
+        if scheduler is not None:
+            scheduler.send_signal(signal.SIGTERM)
+            try:
+                scheduler.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                scheduler.kill()
         if emulator is not None:
             emulator.stop()
     return 0

@@ -101,6 +101,19 @@ def configure_logging(log_format: str, level: str, *, process: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # Chatty at INFO, or said better by our own lines: uvicorn's access log (aai.access
+    # has the request id and route), httpx's per-request lines (URLs can carry email
+    # addresses), the scheduler's every-5-seconds executions, per-check Alembic context
+    # lines and the dashboard's start-up inventory.
+    for name in (
+        "uvicorn.access",
+        "httpx",
+        "apscheduler.executors.default",
+        "apscheduler.scheduler",
+        "alembic.runtime.migration",
+        "starlette_admin",
+    ):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 # ---------------------------------------------------------------------------- metrics

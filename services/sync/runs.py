@@ -178,6 +178,8 @@ async def run_job(ctx: JobContext, name: str, body: JobBody, *, quiet: bool = Fa
             time.monotonic() - started,
             run.counts,
             f" error={run.error}" if run.error else "",
+            # Alarms match these fields (deploy/stack.py: FailedSchedulerRuns).
+            extra={"event": "job_finished", "job": name, "outcome": run.status.value},
         )
         return run
 

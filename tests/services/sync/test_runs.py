@@ -1,4 +1,5 @@
 import asyncio
+import logging
 
 import pytest
 from sqlalchemy.engine import URL
@@ -16,11 +17,18 @@ from tests.services.sync.helpers import sync
 
 
 async def test_a_failing_job_is_recorded_not_raised(
-    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    sync_ctx: JobContext,
+    session: AsyncSession,
+    tenant_server: EmulatorServer,
+    caplog: pytest.LogCaptureFixture,
 ):
     await sync_ctx.auth0.list_roles()  # a management token is already held
     tenant_server.state.faults.down = True
-    (run,) = await sync(sync_ctx, "sync.roles")
+    with caplog.at_level(logging.INFO, logger="aai.sync"):
+        (run,) = await sync(sync_ctx, "sync.roles")
+    # The line the deployment's failed-run alarm matches.
+    [finished] = [r for r in caplog.records if getattr(r, "event", None) == "job_finished"]
+    assert (finished.job, finished.outcome) == ("sync.roles", "failed")  # type: ignore[attr-defined]
     assert run.status is SyncRunStatus.FAILED
     assert "unavailable" in (run.error or "")
     assert run.finished_at is not None

@@ -1,0 +1,1 @@
+"""AWS deployment as code (CDK, Python): `cdk synth -c env=dev` from this directory."""

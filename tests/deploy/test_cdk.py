@@ -1,0 +1,193 @@
+"""The AWS stack, synthesised in-process and checked resource by resource."""
+
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from deploy.app import build
+from deploy.config import ENVIRONMENTS
+from deploy.stack import APP_SECRETS, AaiBackendStack
+
+
+def synth(name: str) -> Template:
+    app = cdk.App(context={"env": name, "imageTag": "abc123"})
+    return Template.from_stack(build(app))
+
+
+@pytest.fixture(scope="module")
+def production() -> Template:
+    return synth("production")
+
+
+@pytest.fixture(scope="module")
+def dev() -> Template:
+    return synth("dev")
+
+
+def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return template.find_resources(kind)
+
+
+def container(template: Template, role: str) -> dict[str, Any]:
+    for definition in resources(template, "AWS::ECS::TaskDefinition").values():
+        for spec in definition["Properties"]["ContainerDefinitions"]:
+            if spec["Name"] == role:
+                return spec
+    raise AssertionError(f"no {role} container")
+
+
+class TestDatabase:
+    def test_encrypted_backed_up_postgres_with_generated_credentials(self, production: Template):
+        production.has_resource_properties(
+            "AWS::RDS::DBInstance",
+            {
+                "Engine": "postgres",
+                "StorageEncrypted": True,
+                "BackupRetentionPeriod": 30,
+                "MultiAZ": True,
+                "DeletionProtection": True,
+                "PubliclyAccessible": False,
+            },
+        )
+        production.has_resource("AWS::RDS::DBInstance", {"DeletionPolicy": "Snapshot"})
+        production.has_resource_properties(
+            "AWS::SecretsManager::Secret", {"Name": "aai-backend/production/db"}
+        )
+
+    def test_only_the_tasks_reach_it(self, production: Template):
+        rules = resources(production, "AWS::EC2::SecurityGroupIngress")
+        postgres = [r for r in rules.values() if r["Properties"].get("FromPort") == 5432]
+        assert len(postgres) == 1
+        assert "SourceSecurityGroupId" in postgres[0]["Properties"]
+
+
+class TestServices:
+    def test_api_and_scheduler_from_one_image_and_a_migrate_task(self, production: Template):
+        images = {
+            str(container(production, role)["Image"]) for role in ("api", "scheduler", "migrate")
+        }
+        assert len(images) == 1
+        assert "abc123" in images.pop()
+        for role in ("api", "scheduler", "migrate"):
+            assert container(production, role)["Command"] == [role]
+
+    def test_api_behind_the_load_balancer_with_the_readiness_check(self, production: Template):
+        production.has_resource_properties(
+            "AWS::ElasticLoadBalancingV2::TargetGroup",
+            {"HealthCheckPath": "/health/ready", "Port": 80, "TargetType": "ip"},
+        )
+        production.has_resource_properties(
+            "AWS::ECS::Service",
+            {
+                "DesiredCount": 2,
+                "LoadBalancers": [
+                    Match.object_like({"ContainerName": "api", "ContainerPort": 8000})
+                ],
+            },
+        )
+        production.has_resource_properties(
+            "AWS::ElasticLoadBalancingV2::ListenerRule",
+            {
+                "Conditions": [Match.object_like({"Field": "path-pattern"})],
+                "Actions": [Match.object_like({"Type": "fixed-response"})],
+            },
+        )
+
+    def test_exactly_one_scheduler_never_two_during_a_deploy(self, production: Template):
+        services = resources(production, "AWS::ECS::Service")
+        schedulers = [s for s in services.values() if "LoadBalancers" not in s["Properties"]]
+        assert len(schedulers) == 1
+        properties = schedulers[0]["Properties"]
+        assert properties["DesiredCount"] == 1
+        assert properties["DeploymentConfiguration"]["MaximumPercent"] == 100
+        assert properties["DeploymentConfiguration"]["MinimumHealthyPercent"] == 0
+        assert "ScalableTarget" not in str(properties)
+
+    def test_api_scales_on_cpu_and_on_requests(self, production: Template):
+        production.has_resource_properties(
+            "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 2, "MaxCapacity": 10}
+        )
+        kinds = {
+            p["Properties"]["TargetTrackingScalingPolicyConfiguration"][
+                "PredefinedMetricSpecification"
+            ]["PredefinedMetricType"]
+            for p in resources(production, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        }
+        assert kinds == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
+
+    def test_migration_runs_to_completion_before_the_services_move(self, production: Template):
+        [migration_id] = resources(production, "Custom::AaiMigration")
+        migration = resources(production, "Custom::AaiMigration")[migration_id]
+        assert migration["Properties"]["Container"] == "migrate"
+        for service in resources(production, "AWS::ECS::Service").values():
+            assert migration_id in service.get("DependsOn", [])
+        production.has_resource_properties(
+            "AWS::Lambda::Function", {"Handler": "index.is_complete", "Runtime": "python3.12"}
+        )
+
+    def test_secrets_come_from_secrets_manager_never_plain_environment(self, production: Template):
+        for role in ("api", "scheduler", "migrate"):
+            spec = container(production, role)
+            names = {s["Name"] for s in spec["Secrets"]}
+            assert names == {"DB_PASSWORD", *APP_SECRETS}
+            plain = {e["Name"] for e in spec["Environment"]}
+            assert not plain & names
+            assert {"DB_HOST", "ENVIRONMENT", "AUTH0_DOMAIN", "LOG_FORMAT"} <= plain
+
+    def test_logs_go_to_retained_log_groups(self, production: Template):
+        groups = resources(production, "AWS::Logs::LogGroup")
+        named = {
+            g["Properties"]["LogGroupName"]: g
+            for g in groups.values()
+            if "LogGroupName" in g["Properties"]
+        }
+        for role in ("api", "scheduler", "migrate"):
+            group = named[f"/aai-backend/production/{role}"]
+            assert group["Properties"]["RetentionInDays"] == 365
+
+
+class TestAlarms:
+    def test_alarms_on_5xx_failed_runs_and_a_missing_scheduler(self, production: Template):
+        alarms = resources(production, "AWS::CloudWatch::Alarm")
+        metrics = {a["Properties"].get("MetricName") for a in alarms.values()}
+        assert {
+            "HTTPCode_Target_5XX_Count",
+            "HTTPCode_ELB_5XX_Count",
+            "FailedSchedulerRuns-production",
+            "RunningTaskCount",
+        } <= metrics
+        for alarm in alarms.values():
+            assert alarm["Properties"]["AlarmActions"]
+        production.has_resource_properties(
+            "AWS::Logs::MetricFilter",
+            {"FilterPattern": '{ ($.event = "job_finished") && ($.outcome = "failed") }'},
+        )
+
+
+class TestEnvironments:
+    def test_each_environment_synthesises_with_its_own_sizes(
+        self, dev: Template, production: Template
+    ):
+        dev.has_resource_properties(
+            "AWS::RDS::DBInstance",
+            {"MultiAZ": False, "DeletionProtection": False, "BackupRetentionPeriod": 7},
+        )
+        dev.has_resource_properties(
+            "AWS::ApplicationAutoScaling::ScalableTarget", {"MinCapacity": 1, "MaxCapacity": 2}
+        )
+        assert container(dev, "api")["Environment"] != container(production, "api")["Environment"]
+        assert set(ENVIRONMENTS) == {"dev", "staging", "production"}
+
+    def test_staging_synthesises(self):
+        template = synth("staging")
+        template.resource_count_is("AWS::ECS::Service", 2)
+
+    def test_an_unknown_environment_is_refused(self):
+        with pytest.raises(SystemExit, match="unknown env"):
+            build(cdk.App(context={"env": "qa"}))
+
+    def test_the_stack_class_is_what_the_app_builds(self):
+        app = cdk.App(context={"env": "dev"})
+        assert isinstance(build(app), AaiBackendStack)
