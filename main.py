@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
@@ -16,10 +18,13 @@ from starlette.middleware.sessions import SessionMiddleware
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
 from routers import admin, catalog_admin, db_admin, health, me, metrics, registration, utils
+from routers.deps import form_errors
+from schemas import errors
 from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import AppError
+from services.http_security import SecurityHeadersMiddleware
 from services.observability import ObservabilityMiddleware, configure_logging
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
@@ -113,6 +118,53 @@ async def _db_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    form = form_errors(request, exc)
+    if form is not None:
+        return JSONResponse(form.body(), status_code=form.status_code)
+    return await request_validation_exception_handler(request, exc)
+
+
+async def _too_deep(_request: Request, _exc: Exception) -> JSONResponse:
+    # json.loads recurses per nesting level; a body of 100k "[" would otherwise be a 500.
+    return JSONResponse(
+        {"detail": "the JSON body is nested too deeply", "error": "bad_request"}, status_code=400
+    )
+
+
+async def _not_unicode(_request: Request, _exc: Exception) -> JSONResponse:
+    # JSON may carry lone surrogates ("\\ud800"); neither Postgres nor a form post to
+    # Auth0 can encode them. Refused before anything is half done (the unit of work
+    # rolls back and compensates as for any error).
+    return JSONResponse(
+        {"detail": "the request contains text that is not valid Unicode", "error": "bad_request"},
+        status_code=400,
+    )
+
+
+# SQLSTATEs for text Postgres cannot store (a NUL character, say): bad input, not a bug.
+UNSTORABLE_TEXT = {"22021", "22P05"}
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    orig = getattr(exc, "orig", None)
+    state = str(getattr(orig, "sqlstate", None) or getattr(orig.__cause__, "sqlstate", "") or "")
+    if state in UNSTORABLE_TEXT:
+        return JSONResponse(
+            {
+                "detail": "the request contains text that cannot be stored (e.g. a NUL character)",
+                "error": "bad_request",
+            },
+            status_code=400,
+        )
+    # Connection trouble (08xxx) and a server shutting down or starting (57Pxx) arrive as
+    # plain DBAPI errors from asyncpg: the database is unavailable, not the code broken.
+    if state.startswith(("08", "57P")) or getattr(exc, "connection_invalidated", False):
+        return await _db_unavailable(request, exc)
+    return await _unhandled(request, exc)
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -134,6 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AAI Backend",
         version=app_version(),
         lifespan=_lifespan(settings),
+        responses=errors.UNAVAILABLE,
+        max_body_size=settings.max_request_body_bytes,
     )
     app.add_middleware(
         SessionMiddleware,
@@ -148,11 +202,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
     # Outermost: the request id and timing cover everything below.
     app.add_middleware(ObservabilityMiddleware, metrics=settings.enable_prometheus_metrics)
     app.add_exception_handler(AppError, _app_error)
     for error_type in DB_UNAVAILABLE:
         app.add_exception_handler(error_type, _db_unavailable)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(RecursionError, _too_deep)
+    app.add_exception_handler(UnicodeEncodeError, _not_unicode)
     app.add_exception_handler(Exception, _unhandled)
 
     app.include_router(health.router)

@@ -36,13 +36,14 @@ from schemas.admin import (
     UserCounts,
     UserPages,
 )
+from schemas.errors import AUTHENTICATED, LOOKUPS
 from schemas.profile import Done, EmailUpdate, UsernameUpdate
 from services import admin_accounts, admin_memberships, admin_users
 from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
 from services.settings import Settings
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses={**AUTHENTICATED, **LOOKUPS})
 
 UserId = Annotated[str, Path(min_length=1, max_length=255)]
 PlatformId = Annotated[str, Path(min_length=1, max_length=64)]

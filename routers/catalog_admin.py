@@ -21,6 +21,7 @@ from schemas.catalog import (
     RoleCreate,
     RolePublic,
 )
+from schemas.errors import AUTHENTICATED, LOOKUPS
 from services import catalog_admin
 
 
@@ -36,12 +37,7 @@ router = APIRouter(
     prefix="/biocommons-admin",
     tags=["catalog"],
     dependencies=[Depends(require_general_admin), Depends(forget_admin_scopes)],
-    responses={
-        400: {"description": "Invalid input ({message, field_errors})"},
-        403: {"description": "General admins only"},
-        502: {"description": "Auth0 refused the change"},
-        503: {"description": "Auth0 is unavailable; nothing was changed"},
-    },
+    responses={**AUTHENTICATED, **LOOKUPS},
 )
 
 

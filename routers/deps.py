@@ -5,13 +5,13 @@ handler returns and before the response is sent (`scope="function"`), and rolls 
 if anything raised. Services only flush; routers never commit.
 """
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Body, Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -132,27 +132,35 @@ def rate_limited(scope: str) -> Any:
     return Depends(check)
 
 
+# Request bodies whose invalid input is answered as a form: 400 with named fields.
+FORM_MODELS: set[type[BaseModel]] = set()
+
+
 def form_body(model: type[FormT]) -> Any:
-    """Parse a JSON body into `model`, reporting problems as 400 field errors (the shape
-    the portal's forms show) rather than FastAPI's 422."""
+    """A JSON body declared in the OpenAPI document like any other, whose problems are
+    reported as 400 field errors (the shape the portal's forms show) rather than
+    FastAPI's 422: see `form_errors`, used by the app's validation handler."""
+    FORM_MODELS.add(model)
+    return Body()
 
-    async def parse(request: Request) -> FormT:
-        try:
-            payload = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidFields(
-                [{"field": "body", "message": "The request body must be JSON"}]
-            ) from None
-        try:
-            return model.model_validate(payload)
-        except ValidationError as exc:
-            errors = [
-                {
-                    "field": ".".join(str(part) for part in error["loc"]) or "body",
-                    "message": error["msg"].removeprefix("Value error, "),
-                }
-                for error in exc.errors()
-            ]
-            raise InvalidFields(errors) from None
 
-    return Depends(parse)
+def form_errors(request: Request, exc: RequestValidationError) -> InvalidFields | None:
+    """The form-shaped error for a request to a form route; None for any other route."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    if body is None or body.field_info.annotation not in FORM_MODELS:
+        return None
+    errors = []
+    for error in exc.errors():
+        location = [str(part) for part in error["loc"]][1:]  # drop "body"
+        if error["type"] in ("json_invalid", "model_attributes_type", "dict_type") or (
+            error["type"] == "missing" and not location
+        ):
+            errors.append({"field": "body", "message": "The request body must be JSON"})
+            continue
+        errors.append(
+            {
+                "field": ".".join(location) or "body",
+                "message": str(error["msg"]).removeprefix("Value error, "),
+            }
+        )
+    return InvalidFields(errors)

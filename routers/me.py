@@ -18,6 +18,7 @@ from routers.deps import (
     form_body,
     rate_limited,
 )
+from schemas.errors import AUTHENTICATED, LOOKUPS, RATE_LIMITED
 from schemas.me import (
     AdminGroup,
     AdminPlatform,
@@ -34,7 +35,9 @@ from services import me as me_service
 from services import memberships as memberships_service
 from services import profile as profile_service
 
-router = APIRouter(prefix="/me", tags=["me"])
+router = APIRouter(
+    prefix="/me", tags=["me"], responses={**AUTHENTICATED, **LOOKUPS, **RATE_LIMITED}
+)
 
 APPROVED = {ApprovalStatus.APPROVED}
 PENDING = {ApprovalStatus.PENDING}

@@ -15,14 +15,15 @@ from routers.deps import (
     form_body,
     rate_limited,
 )
+from schemas.errors import LOOKUPS, RATE_LIMITED
 from schemas.registration import RegistrationCreate, RegistrationPublic
 from services import registration as registration_service
 from services.auth0 import Auth0Gateway
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
 
-router = APIRouter(tags=["registration"])
-sbp_router = APIRouter(prefix="/sbp", tags=["registration"])
+router = APIRouter(tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
+sbp_router = APIRouter(prefix="/sbp", tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
 
 REGISTER = {
     "dependencies": [rate_limited("register")],

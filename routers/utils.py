@@ -6,10 +6,11 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from routers.deps import Auth0Dep, SessionDep, SettingsDep, rate_limited
+from schemas.errors import LOOKUPS, RATE_LIMITED
 from schemas.registration import Availability
 from services import registration as registration_service
 
-router = APIRouter(prefix="/utils", tags=["utils"])
+router = APIRouter(prefix="/utils", tags=["utils"], responses={**LOOKUPS, **RATE_LIMITED})
 
 
 class RegistrationInfo(BaseModel):

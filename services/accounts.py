@@ -58,15 +58,18 @@ async def change_username(
         raise InvalidFields([{"field": "username", "message": "This is already the username"}])
     if await username_taken(session, username):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    # Plain values for the compensation: a rollback expires `user`, and reading it then
+    # would need the database the rollback just gave up.
+    user_id = user.id
     try:
-        await auth0.update_user(user.id, username=username)
+        await auth0.update_user(user_id, username=username)
     except Conflict:
         raise InvalidFields(
             [{"field": "username", "message": "Username is already taken"}]
         ) from None
     previous = user.username
     if previous:
-        on_rollback(session, lambda: auth0.update_user(user.id, username=previous))
+        on_rollback(session, lambda: auth0.update_user(user_id, username=previous))
     user.username = username
     user.updated_at = utcnow()
     entry = history(user, UserChange.USERNAME_UPDATE, previous, username, actor=actor)
@@ -95,8 +98,9 @@ async def change_email(
 ) -> None:
     """Set the address in Auth0, then here with history; the previous address is told
     (in this unit of work), so a hijacked account does not change hands silently."""
+    user_id = user.id
     try:
-        await auth0.update_user(user.id, email=email, email_verified=verified)
+        await auth0.update_user(user_id, email=email, email_verified=verified)
     except Conflict:
         raise InvalidFields(
             [{"field": "email", "message": "Email is already registered"}]
@@ -105,7 +109,7 @@ async def change_email(
     if previous:
         on_rollback(
             session,
-            lambda: auth0.update_user(user.id, email=previous, email_verified=was_verified),
+            lambda: auth0.update_user(user_id, email=previous, email_verified=was_verified),
         )
     user.email, user.email_verified, user.updated_at = email, verified, utcnow()
     entry = history(user, UserChange.EMAIL_UPDATE, previous, email, actor=actor)
@@ -127,8 +131,9 @@ async def soft_delete(
 ) -> None:
     """Block in Auth0, revoke refresh tokens, mark deleted here. Memberships and history
     stay, so the account can be restored as it was."""
-    await auth0.update_user(user.id, blocked=True)
-    on_rollback(session, lambda: auth0.update_user(user.id, blocked=False))
+    user_id = user.id
+    await auth0.update_user(user_id, blocked=True)
+    on_rollback(session, lambda: auth0.update_user(user_id, blocked=False))
     # The block already stops new sign-ins; a refresh token that survives fails at its next use.
     with contextlib.suppress(AppError):
         await auth0.revoke_refresh_tokens(user.id)
@@ -148,8 +153,9 @@ async def restore(
         raise Conflict("another live account now uses this email address", field="email")
     if user.username and await _username_live(session, user):
         raise Conflict("another live account now uses this username", field="username")
-    await auth0.update_user(user.id, blocked=False)
-    on_rollback(session, lambda: auth0.update_user(user.id, blocked=True))
+    user_id = user.id
+    await auth0.update_user(user_id, blocked=False)
+    on_rollback(session, lambda: auth0.update_user(user_id, blocked=True))
     user.is_deleted, user.blocked = False, False
     user.deleted_at, user.deleted_by_id, user.deletion_reason = None, None, None
     user.updated_at = utcnow()

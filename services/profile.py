@@ -48,8 +48,9 @@ async def update_name(
         "family_name": data.last_name,
         "name": f"{data.first_name} {data.last_name}",
     }
-    await auth0.update_user(user.id, **new)
-    on_rollback(session, lambda: auth0.update_user(user.id, **{k: v for k, v in old.items() if v}))
+    user_id = user.id  # a rollback expires `user`; the compensation must not read it
+    await auth0.update_user(user_id, **new)
+    on_rollback(session, lambda: auth0.update_user(user_id, **{k: v for k, v in old.items() if v}))
     user.given_name, user.family_name, user.name = (
         new["given_name"],
         new["family_name"],

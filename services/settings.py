@@ -120,6 +120,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:4200"]
     )
     enable_admin_dashboard: bool = False
+    # Larger request bodies are refused with 413 before anything reads them.
+    max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # The dashboard's own Auth0 application (authorization-code flow); unset: the
     # management client is used.
     admin_client_id: str | None = None

@@ -278,7 +278,7 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
     async def token(request: Request) -> JSONResponse:
         body = await _form_or_json(request)
         client_id, client_secret = _client_credentials(request, body)
-        if client_id != tenant.management_client_id or not secrets.compare_digest(
+        if client_id != tenant.management_client_id or not _same(
             str(client_secret or ""), tenant.management_client_secret
         ):
             return JSONResponse(
@@ -356,7 +356,7 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
             if (
                 user is None
                 or tenant.connection_of(user) != realm
-                or not secrets.compare_digest(
+                or not _same(
                     tenant.passwords.get(user["user_id"], ""), str(body.get("password", ""))
                 )
             ):
@@ -878,3 +878,10 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
         return {"access_token": token, "token_type": "Bearer", "user_id": user["user_id"]}
 
     return app
+
+
+def _same(a: str, b: str) -> bool:
+    # compare_digest refuses non-ASCII str; passwords may be any Unicode (found by fuzzing).
+    return secrets.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )

@@ -52,6 +52,22 @@ async def changes(
 
 
 class TestName:
+    async def test_text_the_database_cannot_store_is_400_and_auth0_is_put_back(
+        self, client, emulator, account
+    ):
+        """Found by fuzzing: a NUL in a name reached Auth0, then Postgres refused it; the
+        answer was a 500 and the compensation crashed on the expired user row."""
+        user_id, headers = account
+        before = emulator.tenant.get_user(user_id)["name"]
+        response = await client.post(
+            "/me/profile/name/update",
+            json={"first_name": "Ada\u0000", "last_name": "King"},
+            headers=headers,
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "bad_request"
+        assert emulator.tenant.get_user(user_id)["name"] == before
+
     async def test_updates_auth0_and_here(self, client, emulator, session, account):
         user_id, headers = account
         response = await client.post(

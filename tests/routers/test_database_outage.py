@@ -1,0 +1,67 @@
+"""Postgres restarted while the API serves a steady load: 503s during the outage, full
+recovery without restarting the API, and never a 500."""
+
+import asyncio
+import time
+from collections import Counter
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from db.migrations import upgrade_head
+from main import create_app
+from scripts.pg_cluster import TempCluster
+from tests.conftest import make_settings
+
+CLIENTS = 6
+
+
+async def test_a_postgres_restart_under_load_gives_503s_then_recovers_with_no_500():
+    cluster = TempCluster()
+    cluster.start()
+    try:
+        await upgrade_head(cluster.url)
+        settings = make_settings(
+            cluster.url, db_connect_timeout_s=1, public_rate_limit_per_minute=100_000
+        )
+        app = create_app(settings)
+        seen: list[tuple[float, str, int]] = []
+        stop = asyncio.Event()
+        paths = ["/health/ready", "/utils/register/check-username-availability?username=someone"]
+
+        async with LifespanManager(app) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+                async def load(number: int) -> None:
+                    while not stop.is_set():
+                        path = paths[number % len(paths)]
+                        response = await client.get(path)
+                        seen.append((time.monotonic(), path, response.status_code))
+                        await asyncio.sleep(0.02)
+
+                workers = [asyncio.create_task(load(n)) for n in range(CLIENTS)]
+                await asyncio.sleep(1.0)
+                stopped_at = time.monotonic()
+                await asyncio.to_thread(cluster.stop)
+                await asyncio.sleep(1.5)
+                await asyncio.to_thread(cluster.start)
+                restarted_at = time.monotonic()
+                await asyncio.sleep(4.0)
+                stop.set()
+                await asyncio.gather(*workers)
+    finally:
+        await asyncio.to_thread(cluster.remove)
+
+    statuses = Counter(status for _, _, status in seen)
+    before = [s for t, _, s in seen if t < stopped_at]
+    during = [s for t, _, s in seen if stopped_at + 0.5 < t < restarted_at]
+    settled = [s for t, _, s in seen if t > restarted_at + 2.0]
+    assert 500 not in statuses, statuses
+    assert set(statuses) <= {200, 503}, statuses
+    assert before
+    assert set(before) == {200}
+    assert during
+    assert 503 in during
+    assert settled
+    assert set(settled) == {200}, Counter(settled)
