@@ -15,6 +15,7 @@ import html
 import logging
 import time
 import warnings
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -299,299 +300,249 @@ class ByUserView(ReadOnlyView):
         return sa.or_(*(getattr(self.model, c) == term for c in self.search_columns))
 
 
-def _views() -> list[ReadOnlyView]:
-    def view(cls: type[ReadOnlyView], model: type, **options: Any) -> ReadOnlyView:
-        attributes = {k: v for k, v in options.items() if k not in ("label", "key", "icon")}
-        subclass = type(f"{model.__name__}{cls.__name__}", (cls,), attributes)
-        return subclass(
-            model,
-            menu_label=options.get("label"),
-            key=options.get("key"),
-            icon=options.get("icon"),
-        )
+@dataclass(frozen=True)
+class Listing:
+    """One table's view: its columns, the indexed column it is ordered by (newest or
+    A-Z first), which columns a search matches exactly, and columns for the detail page
+    only."""
 
-    membership_fields = [
+    model: type
+    label: str
+    key: str
+    icon: str
+    fields: tuple[str, ...]
+    order: str
+    search: tuple[str, ...]
+    descending: bool = True
+    detail_only: tuple[str, ...] = ()
+
+
+MEMBERSHIP = ("user_id", "approval_status", "request_reason", "revocation_reason")
+MEMBERSHIP_TAIL = ("updated_by_id", "created_at", "updated_at")
+HISTORY_TAIL = ("user_id", "approval_status", "reason", "updated_by_id", "created_at")
+CATALOG = ("name", "short_name", "access_role_id", "removed_at", "created_at", "updated_at")
+LISTINGS = (
+    Listing(
+        UserHistory,
+        "User history",
+        "user-history",
+        "fa fa-clock-rotate-left",
+        (
+            "id",
+            "user_id",
+            "change",
+            "email",
+            "username",
+            "previous_value",
+            "new_value",
+            "changed_by_id",
+            "reason",
+            "created_at",
+        ),
         "id",
-        "user_id",
-        "approval_status",
-        "request_reason",
-        "revocation_reason",
-        "updated_by_id",
-        "created_at",
+        ("user_id",),
+    ),
+    Listing(
+        PlatformMembership,
+        "Platform memberships",
+        "platform-memberships",
+        "fa fa-id-card",
+        ("id", "platform_id", *MEMBERSHIP, *MEMBERSHIP_TAIL),
         "updated_at",
-    ]
-    history_fields = [
+        ("user_id", "platform_id"),
+    ),
+    Listing(
+        GroupMembership,
+        "Group memberships",
+        "group-memberships",
+        "fa fa-users",
+        ("id", "group_id", *MEMBERSHIP, "rejection_reason", *MEMBERSHIP_TAIL),
+        "updated_at",
+        ("user_id", "group_id"),
+    ),
+    Listing(
+        PlatformMembershipHistory,
+        "Platform membership history",
+        "platform-membership-history",
+        "fa fa-clock-rotate-left",
+        ("id", "platform_id", "membership_id", *HISTORY_TAIL),
         "id",
-        "membership_id",
-        "user_id",
-        "approval_status",
-        "reason",
-        "updated_by_id",
+        ("user_id", "platform_id"),
+    ),
+    Listing(
+        GroupMembershipHistory,
+        "Group membership history",
+        "group-membership-history",
+        "fa fa-clock-rotate-left",
+        ("id", "group_id", "membership_id", *HISTORY_TAIL),
+        "id",
+        ("user_id", "group_id"),
+    ),
+    Listing(
+        Auth0Role,
+        "Roles",
+        "roles",
+        "fa fa-key",
+        ("id", "name", "description", "removed_at", "created_at", "updated_at", "last_synced_at"),
+        "name",
+        ("id", "name"),
+        descending=False,
+    ),
+    Listing(
+        Platform,
+        "Platforms",
+        "platforms",
+        "fa fa-server",
+        ("id", *CATALOG),
+        "name",
+        ("id", "name"),
+        descending=False,
+    ),
+    Listing(
+        Group,
+        "Groups",
+        "groups",
+        "fa fa-people-group",
+        ("id", *CATALOG),
+        "name",
+        ("id", "name", "short_name"),
+        descending=False,
+    ),
+    Listing(
+        PlatformAdminRole,
+        "Platform admin roles",
+        "platform-admin-roles",
+        "fa fa-user-shield",
+        ("platform_id", "role_id"),
+        "platform_id",
+        ("platform_id", "role_id"),
+        descending=False,
+    ),
+    Listing(
+        GroupAdminRole,
+        "Group admin roles",
+        "group-admin-roles",
+        "fa fa-user-shield",
+        ("group_id", "role_id"),
+        "group_id",
+        ("group_id", "role_id"),
+        descending=False,
+    ),
+    Listing(
+        EmailNotification,
+        "Email queue",
+        "email-queue",
+        "fa fa-envelope",
+        (
+            "id",
+            "to_address",
+            "subject",
+            "template",
+            "status",
+            "attempts",
+            "last_error",
+            "priority",
+            "send_after",
+            "last_attempt_at",
+            "sent_at",
+            "expires_at",
+            "lease_expires_at",
+            "dedupe_key",
+            "from_address",
+            "created_at",
+            "body_text",
+            "body_html",
+        ),
         "created_at",
-    ]
-    return [
-        view(UserView, User, label="Users", key="users", icon="fa fa-user"),
-        view(
-            DeletedUserView,
-            User,
-            label="Deleted users",
-            key="deleted-users",
-            icon="fa fa-user-slash",
+        ("to_address", "template"),
+        # Bodies can hold one-time codes: detail page only.
+        detail_only=(
+            "body_text",
+            "body_html",
+            "dedupe_key",
+            "from_address",
+            "priority",
+            "expires_at",
+            "lease_expires_at",
+            "last_attempt_at",
         ),
-        view(
-            ByUserView,
-            UserHistory,
-            label="User history",
-            key="user-history",
-            icon="fa fa-clock-rotate-left",
-            fields=[
-                "id",
-                "user_id",
-                "change",
-                "email",
-                "username",
-                "previous_value",
-                "new_value",
-                "changed_by_id",
-                "reason",
-                "created_at",
-            ],
-            sortable_fields=["id"],
-            fields_default_sort=[("id", True)],
+    ),
+    Listing(
+        # Never the code's hash.
+        EmailChangeOtp,
+        "Email-change codes",
+        "email-change-codes",
+        "fa fa-hashtag",
+        (
+            "id",
+            "user_id",
+            "target_email",
+            "is_active",
+            "attempts",
+            "expires_at",
+            "consumed_at",
+            "created_at",
         ),
-        view(
-            ByUserView,
-            PlatformMembership,
-            label="Platform memberships",
-            key="platform-memberships",
-            icon="fa fa-id-card",
-            fields=[membership_fields[0], "platform_id", *membership_fields[1:]],
-            sortable_fields=["updated_at"],
-            fields_default_sort=[("updated_at", True)],
-            search_columns=("user_id", "platform_id"),
+        "created_at",
+        ("user_id", "target_email"),
+    ),
+    Listing(
+        Auth0OutboxEntry,
+        "Auth0 outbox",
+        "auth0-outbox",
+        "fa fa-paper-plane",
+        (
+            "id",
+            "operation",
+            "user_id",
+            "role_id",
+            "status",
+            "attempts",
+            "last_error",
+            "next_attempt_at",
+            "requested_by_id",
+            "created_at",
+            "completed_at",
         ),
-        view(
-            ByUserView,
-            GroupMembership,
-            label="Group memberships",
-            key="group-memberships",
-            icon="fa fa-users",
-            fields=[
-                membership_fields[0],
-                "group_id",
-                *membership_fields[1:5],
-                "rejection_reason",
-                *membership_fields[5:],
-            ],
-            sortable_fields=["updated_at"],
-            fields_default_sort=[("updated_at", True)],
-            search_columns=("user_id", "group_id"),
-        ),
-        view(
-            ByUserView,
-            PlatformMembershipHistory,
-            label="Platform membership history",
-            key="platform-membership-history",
-            icon="fa fa-clock-rotate-left",
-            fields=[history_fields[0], "platform_id", *history_fields[1:]],
-            sortable_fields=["id"],
-            fields_default_sort=[("id", True)],
-            search_columns=("user_id", "platform_id"),
-        ),
-        view(
-            ByUserView,
-            GroupMembershipHistory,
-            label="Group membership history",
-            key="group-membership-history",
-            icon="fa fa-clock-rotate-left",
-            fields=[history_fields[0], "group_id", *history_fields[1:]],
-            sortable_fields=["id"],
-            fields_default_sort=[("id", True)],
-            search_columns=("user_id", "group_id"),
-        ),
-        view(
-            ByUserView,
-            Auth0Role,
-            label="Roles",
-            key="roles",
-            icon="fa fa-key",
-            fields=[
-                "id",
-                "name",
-                "description",
-                "removed_at",
-                "created_at",
-                "updated_at",
-                "last_synced_at",
-            ],
-            sortable_fields=["name", "created_at"],
-            fields_default_sort=[("name", False)],
-            search_columns=("id", "name"),
-        ),
-        view(
-            ByUserView,
-            Platform,
-            label="Platforms",
-            key="platforms",
-            icon="fa fa-server",
-            fields=[
-                "id",
-                "name",
-                "short_name",
-                "access_role_id",
-                "removed_at",
-                "created_at",
-                "updated_at",
-            ],
-            sortable_fields=["id", "name"],
-            fields_default_sort=[("name", False)],
-            search_columns=("id", "name"),
-        ),
-        view(
-            ByUserView,
-            Group,
-            label="Groups",
-            key="groups",
-            icon="fa fa-people-group",
-            fields=[
-                "id",
-                "name",
-                "short_name",
-                "access_role_id",
-                "removed_at",
-                "created_at",
-                "updated_at",
-            ],
-            sortable_fields=["id", "name"],
-            fields_default_sort=[("name", False)],
-            search_columns=("id", "name", "short_name"),
-        ),
-        view(
-            ByUserView,
-            PlatformAdminRole,
-            label="Platform admin roles",
-            key="platform-admin-roles",
-            icon="fa fa-user-shield",
-            fields=["platform_id", "role_id"],
-            search_columns=("platform_id", "role_id"),
-        ),
-        view(
-            ByUserView,
-            GroupAdminRole,
-            label="Group admin roles",
-            key="group-admin-roles",
-            icon="fa fa-user-shield",
-            fields=["group_id", "role_id"],
-            search_columns=("group_id", "role_id"),
-        ),
-        view(
-            ByUserView,
-            EmailNotification,
-            label="Email queue",
-            key="email-queue",
-            icon="fa fa-envelope",
-            fields=[
-                "id",
-                "to_address",
-                "subject",
-                "template",
-                "status",
-                "attempts",
-                "last_error",
-                "priority",
-                "send_after",
-                "last_attempt_at",
-                "sent_at",
-                "expires_at",
-                "lease_expires_at",
-                "dedupe_key",
-                "from_address",
-                "created_at",
-                "body_text",
-                "body_html",
-            ],
-            # Bodies can hold one-time codes: detail page only.
-            exclude_fields_from_list=[
-                "body_text",
-                "body_html",
-                "dedupe_key",
-                "from_address",
-                "priority",
-                "expires_at",
-                "lease_expires_at",
-                "last_attempt_at",
-            ],
-            sortable_fields=["created_at"],
-            fields_default_sort=[("created_at", True)],
-            search_columns=("to_address", "template"),
-        ),
-        view(
-            ByUserView,
-            EmailChangeOtp,
-            label="Email-change codes",
-            key="email-change-codes",
-            icon="fa fa-hashtag",
-            # Never the code's hash.
-            fields=[
-                "id",
-                "user_id",
-                "target_email",
-                "is_active",
-                "attempts",
-                "expires_at",
-                "consumed_at",
-                "created_at",
-            ],
-            sortable_fields=["created_at"],
-            fields_default_sort=[("created_at", True)],
-            search_columns=("user_id", "target_email"),
-        ),
-        view(
-            ByUserView,
-            Auth0OutboxEntry,
-            label="Auth0 outbox",
-            key="auth0-outbox",
-            icon="fa fa-paper-plane",
-            fields=[
-                "id",
-                "operation",
-                "user_id",
-                "role_id",
-                "status",
-                "attempts",
-                "last_error",
-                "next_attempt_at",
-                "requested_by_id",
-                "created_at",
-                "completed_at",
-            ],
-            sortable_fields=["id"],
-            fields_default_sort=[("id", True)],
-            search_columns=("user_id", "role_id"),
-        ),
-        view(
-            ByUserView,
-            SyncRun,
-            label="Scheduler runs",
-            key="scheduler-runs",
-            icon="fa fa-rotate",
-            fields=[
-                "id",
-                "job",
-                "status",
-                "dry_run",
-                "started_at",
-                "finished_at",
-                "host",
-                "error",
-                "counts",
-            ],
-            exclude_fields_from_list=["counts"],
-            sortable_fields=["started_at"],
-            fields_default_sort=[("started_at", True)],
-            search_columns=("job",),
+        "id",
+        ("user_id", "role_id"),
+    ),
+    Listing(
+        SyncRun,
+        "Scheduler runs",
+        "scheduler-runs",
+        "fa fa-rotate",
+        ("id", "job", "status", "dry_run", "started_at", "finished_at", "host", "error", "counts"),
+        "started_at",
+        ("job",),
+        detail_only=("counts",),
+    ),
+)
+
+
+def _views() -> list[ReadOnlyView]:
+    views: list[ReadOnlyView] = [
+        UserView(User, menu_label="Users", key="users", icon="fa fa-user"),
+        DeletedUserView(
+            User, menu_label="Deleted users", key="deleted-users", icon="fa fa-user-slash"
         ),
     ]
+    for listing in LISTINGS:
+        view_class = type(
+            f"{listing.model.__name__}View",
+            (ByUserView,),
+            {
+                "fields": list(listing.fields),
+                "exclude_fields_from_list": list(listing.detail_only),
+                "sortable_fields": [listing.order],
+                "fields_default_sort": [(listing.order, listing.descending)],
+                "search_columns": listing.search,
+            },
+        )
+        views.append(
+            view_class(listing.model, menu_label=listing.label, key=listing.key, icon=listing.icon)
+        )
+    return views
 
 
 def mount(app: FastAPI, settings: Settings) -> async_sessionmaker[AsyncSession]:
