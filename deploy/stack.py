@@ -254,23 +254,17 @@ class AaiBackendStack(cdk.Stack):
             )
         )
         code = lambda_.Code.from_inline(MIGRATION_RUNNER.read_text())
-        on_event = lambda_.Function(
-            self,
-            "MigrationStart",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            handler="index.on_event",
-            code=code,
-            role=runner_role,
-            timeout=cdk.Duration.minutes(1),
-        )
-        is_complete = lambda_.Function(
-            self,
-            "MigrationCheck",
-            runtime=lambda_.Runtime.PYTHON_3_12,
-            handler="index.is_complete",
-            code=code,
-            role=runner_role,
-            timeout=cdk.Duration.minutes(1),
+        on_event, is_complete = (
+            lambda_.Function(
+                self,
+                name,
+                runtime=lambda_.Runtime.PYTHON_3_12,
+                handler=f"index.{handler}",
+                code=code,
+                role=runner_role,
+                timeout=cdk.Duration.minutes(1),
+            )
+            for name, handler in (("MigrationStart", "on_event"), ("MigrationCheck", "is_complete"))
         )
         provider = cr.Provider(
             self,

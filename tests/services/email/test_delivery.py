@@ -44,6 +44,21 @@ async def run(sessions: async_sessionmaker[AsyncSession], settings: Settings):
         await backend.aclose()
 
 
+async def lease(
+    sessions: async_sessionmaker[AsyncSession], *, attempts: int, expires_in: timedelta
+) -> None:
+    """Every queued row as a sender leaves it mid-send: claimed, lease ending then."""
+    async with sessions() as session:
+        await session.execute(
+            sa.update(t).values(
+                status=EmailStatus.SENDING,
+                attempts=attempts,
+                lease_expires_at=utcnow() + expires_in,
+            )
+        )
+        await session.commit()
+
+
 async def row(sessions: async_sessionmaker[AsyncSession], to: str) -> sa.Row:
     async with sessions() as session:
         return (await session.execute(sa.select(t).where(t.c.to_address == to))).one()
@@ -224,15 +239,7 @@ async def test_a_lease_left_by_a_dead_sender_is_retried(
     sink, port = smtp_sink
     settings = smtp_settings(db_engine.url, port)
     await queue(sessions, settings, "ada@example.org")
-    async with sessions() as session:
-        await session.execute(
-            sa.update(t).values(
-                status=EmailStatus.SENDING,
-                attempts=1,
-                lease_expires_at=utcnow() - timedelta(seconds=1),
-            )
-        )
-        await session.commit()
+    await lease(sessions, attempts=1, expires_in=timedelta(seconds=-1))
 
     stats = await run(sessions, settings)
 
@@ -249,15 +256,7 @@ async def test_a_row_still_leased_by_another_sender_is_left_alone(
     sink, port = smtp_sink
     settings = smtp_settings(db_engine.url, port)
     await queue(sessions, settings, "ada@example.org")
-    async with sessions() as session:
-        await session.execute(
-            sa.update(t).values(
-                status=EmailStatus.SENDING,
-                attempts=1,
-                lease_expires_at=utcnow() + timedelta(minutes=1),
-            )
-        )
-        await session.commit()
+    await lease(sessions, attempts=1, expires_in=timedelta(minutes=1))
 
     stats = await run(sessions, settings)
 
@@ -269,15 +268,7 @@ async def test_a_row_still_leased_by_another_sender_is_left_alone(
 async def test_a_sender_killed_on_its_last_attempt_fails_the_row(sessions, db_engine):
     settings = smtp_settings(db_engine.url, free_port(), email_max_attempts=2)
     await queue(sessions, settings, "ada@example.org")
-    async with sessions() as session:
-        await session.execute(
-            sa.update(t).values(
-                status=EmailStatus.SENDING,
-                attempts=2,
-                lease_expires_at=utcnow() - timedelta(seconds=1),
-            )
-        )
-        await session.commit()
+    await lease(sessions, attempts=2, expires_in=timedelta(seconds=-1))
 
     await run(sessions, settings)
 
