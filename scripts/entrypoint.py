@@ -19,42 +19,35 @@ import sys
 import tempfile
 import time
 
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from db.engine import create_engine
-from db.migrations import current_revisions, head_revisions, upgrade_head
+from db.migrations import head_revisions, upgrade_head
+from schemas.health import ReadinessReport
+from services.health import readiness
 from services.settings import ConfigError, get_settings
 
 ROLES = ("api", "scheduler", "migrate")
 EXIT_USAGE, EXIT_CONFIG, EXIT_NO_DATABASE, EXIT_NOT_MIGRATED = 64, 2, 3, 4
 
 
-async def wait_for_database(url: URL, timeout_s: float) -> str | None:
-    """None once the database answers; the last error if it did not within the timeout."""
+async def wait_for_database(url: URL, timeout_s: float) -> ReadinessReport:
+    """The readiness report (services/health: answering? at the migration head?) once the
+    database answers, or the last one if it never did within the timeout."""
+    engine = create_engine(url, process="entrypoint", connect_timeout_s=5)
     deadline = time.monotonic() + timeout_s
-    last = "no attempt made"
-    while True:
-        engine = create_engine(url, process="entrypoint", connect_timeout_s=5)
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
-            return None
-        except Exception as exc:  # any failure to connect is worth another try
-            last = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        finally:
-            await engine.dispose()
-        if time.monotonic() >= deadline:
-            return last
-        print(f"entrypoint: waiting for the database ({last})", file=sys.stderr, flush=True)
-        await asyncio.sleep(1.0)
-
-
-async def at_head(url: URL) -> bool:
-    engine = create_engine(url, process="entrypoint")
     try:
-        async with engine.connect() as conn:
-            return await current_revisions(conn) == head_revisions()
+        while True:
+            report = await readiness(engine, head_revisions())
+            database = report.checks["database"]
+            if database.ok or time.monotonic() >= deadline:
+                return report
+            print(
+                f"entrypoint: waiting for the database ({database.detail})",
+                file=sys.stderr,
+                flush=True,
+            )
+            await asyncio.sleep(1.0)
     finally:
         await engine.dispose()
 
@@ -71,11 +64,11 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     url = settings.database_url
     timeout_s = float(os.environ.get("DB_WAIT_TIMEOUT_S", "60"))
-    error = asyncio.run(wait_for_database(url, timeout_s))
-    if error is not None:
+    report = asyncio.run(wait_for_database(url, timeout_s))
+    if not report.checks["database"].ok:
         print(
             f"entrypoint: the database at {url.render_as_string(hide_password=True)} did not "
-            f"answer within {timeout_s:.0f} s: {error}",
+            f"answer within {timeout_s:.0f} s: {report.checks['database'].detail}",
             file=sys.stderr,
         )
         return EXIT_NO_DATABASE
@@ -83,10 +76,9 @@ def main(argv: list[str]) -> int:
         asyncio.run(upgrade_head(url))
         print("entrypoint: database migrated to head", flush=True)
         return 0
-    if url.get_backend_name() == "postgresql" and not asyncio.run(at_head(url)):
+    if url.get_backend_name() == "postgresql" and not report.checks["migrations"].ok:
         print(
-            "entrypoint: the database is not at the code's migration head; run the "
-            "`migrate` role first",
+            f"entrypoint: {report.checks['migrations'].detail}; run the `migrate` role first",
             file=sys.stderr,
         )
         return EXIT_NOT_MIGRATED
