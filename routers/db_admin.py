@@ -47,6 +47,7 @@ from db.models import (
     User,
     UserHistory,
 )
+from services.admin_users import contains
 from services.settings import Settings
 
 with warnings.catch_warnings():
@@ -233,11 +234,6 @@ class ReadOnlyView(ModelView):
         return name == "view"
 
 
-def _lower_like(column: Any, term: str) -> Any:
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
-
-
 class UserView(ReadOnlyView):
     fields: ClassVar[list[str]] = [
         "id",
@@ -270,9 +266,7 @@ class UserView(ReadOnlyView):
 
     def get_search_query(self, request: Request, term: str) -> Any:
         # The trigram indexes on lower(email) / lower(username) answer these.
-        return sa.or_(
-            User.id == term, _lower_like(User.email, term), _lower_like(User.username, term)
-        )
+        return sa.or_(User.id == term, contains(User.email, term), contains(User.username, term))
 
 
 class DeletedUserView(UserView):

@@ -147,9 +147,11 @@ async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuer
     return Selection(query, platform, group)
 
 
-def _like(term: str) -> str:
+def contains(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
+    """Case-insensitive "part of" match that the trigram indexes on lower(email) and
+    lower(username) answer; `%`, `_` and `\\` in the term match themselves."""
     escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
 
 
 def _where(scope: Scope, selection: Selection) -> list[sa.ColumnElement[bool]]:
@@ -161,12 +163,11 @@ def _where(scope: Scope, selection: Selection) -> list[sa.ColumnElement[bool]]:
     if query.email_verified is not None:
         clauses.append(u.c.email_verified.is_(query.email_verified))
     if query.search:
-        pattern = _like(query.search)
-        by_email = sa.func.lower(u.c.email).like(pattern, escape="\\")
+        by_email = contains(u.c.email, query.search)
         if "@" in query.search:
             clauses.append(by_email)
         else:
-            clauses.append(sa.or_(by_email, sa.func.lower(u.c.username).like(pattern, escape="\\")))
+            clauses.append(sa.or_(by_email, contains(u.c.username, query.search)))
 
     platform_status = query.platform_approval_status or query.approval_status
     group_status = query.group_approval_status or query.approval_status
