@@ -184,26 +184,24 @@ async def claim(session: AsyncSession, settings: Settings, stats: DeliveryStats)
         )
     ).all()
     oldest = now - timedelta(seconds=settings.email_max_age_s)
-    stale = {
-        row.id: (
-            "expired before it could be sent"
-            if row.expires_at is not None and row.expires_at <= now
-            else f"not sent within EMAIL_MAX_AGE_S ({settings.email_max_age_s} s)"
-        )
-        for row in rows
-        if (row.expires_at is not None and row.expires_at <= now) or row.created_at < oldest
-    }
-    for row_id, reason in stale.items():
-        await session.execute(
-            sa.update(t)
-            .where(t.c.id == row_id)
-            .values(
-                status=EmailStatus.FAILED,
-                # Keep the last delivery error if there was one: it says why it never went.
-                last_error=sa.func.coalesce(t.c.last_error + " | ", "") + reason,
-                updated_at=now,
+    expired = [r.id for r in rows if r.expires_at is not None and r.expires_at <= now]
+    too_old = [r.id for r in rows if r.id not in expired and r.created_at < oldest]
+    for ids, reason in (
+        (expired, "expired before it could be sent"),
+        (too_old, f"not sent within EMAIL_MAX_AGE_S ({settings.email_max_age_s} s)"),
+    ):
+        if ids:
+            await session.execute(
+                sa.update(t)
+                .where(t.c.id.in_(ids))
+                .values(
+                    status=EmailStatus.FAILED,
+                    # Keep the last delivery error if there was one: it says why it never went.
+                    last_error=sa.func.coalesce(t.c.last_error + " | ", "") + reason,
+                    updated_at=now,
+                )
             )
-        )
+    stale = {*expired, *too_old}
     stats.expired += len(stale)
     due = [row for row in rows if row.id not in stale]
     if not due:
@@ -243,12 +241,12 @@ async def record(
     now = utcnow()
     sent = [r.claim for r in results if r.error is None]
     if sent:
-        # One lease per batch: every row claimed together carries the same value.
-        for lease, ids in _by_lease(sent).items():
+        # Rows claimed together share one lease; a row re-claimed since carries another.
+        for lease in {item.lease for item in sent}:
             await session.execute(
                 sa.update(t)
                 .where(
-                    t.c.id.in_(ids),
+                    t.c.id.in_([item.message.id for item in sent if item.lease == lease]),
                     t.c.status == EmailStatus.SENDING,
                     t.c.lease_expires_at == lease,
                 )
@@ -289,10 +287,3 @@ async def record(
             )
             .values(**values)
         )
-
-
-def _by_lease(claims: list[Claim]) -> dict[datetime, list[object]]:
-    grouped: dict[datetime, list[object]] = {}
-    for item in claims:
-        grouped.setdefault(item.lease, []).append(item.message.id)
-    return grouped

@@ -6,7 +6,7 @@ sent and ops can read it. HTML is autoescaped (names and reasons come from users
 an unknown or missing variable is an error, not an empty string.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -30,10 +30,10 @@ class Message:
     priority: int = PRIORITY_NORMAL
     # Not worth sending after this long (a code that has expired): dropped as failed.
     lifetime: timedelta | None = None
-    required: frozenset[str] = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "required", frozenset(self.example))
+    @property
+    def required(self) -> frozenset[str]:
+        return frozenset(self.example)
 
 
 MESSAGES: dict[str, Message] = {
