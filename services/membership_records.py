@@ -14,32 +14,28 @@ from db.types import ApprovalStatus
 Membership = PlatformMembership | GroupMembership
 
 
+# Per kind: the history table and the membership's target column.
+HISTORY: dict[type, tuple[type[PlatformMembershipHistory | GroupMembershipHistory], str]] = {
+    PlatformMembership: (PlatformMembershipHistory, "platform_id"),
+    GroupMembership: (GroupMembershipHistory, "group_id"),
+}
+
+
 def record_history(
     session: AsyncSession, membership: Membership, *, reason: str | None, actor: str | None
-) -> None:
-    """Add the history row for the state `membership` is in now."""
-    if isinstance(membership, PlatformMembership):
-        session.add(
-            PlatformMembershipHistory(
-                membership_id=membership.id,
-                platform_id=membership.platform_id,
-                user_id=membership.user_id,
-                approval_status=membership.approval_status,
-                reason=reason,
-                updated_by_id=actor,
-            )
-        )
-    else:
-        session.add(
-            GroupMembershipHistory(
-                membership_id=membership.id,
-                group_id=membership.group_id,
-                user_id=membership.user_id,
-                approval_status=membership.approval_status,
-                reason=reason,
-                updated_by_id=actor,
-            )
-        )
+) -> PlatformMembershipHistory | GroupMembershipHistory:
+    """Add the history row for the state `membership` is in now (its id after a flush)."""
+    model, target = HISTORY[type(membership)]
+    entry = model(
+        membership_id=membership.id,
+        user_id=membership.user_id,
+        approval_status=membership.approval_status,
+        reason=reason,
+        updated_by_id=actor,
+        **{target: getattr(membership, target)},
+    )
+    session.add(entry)
+    return entry
 
 
 async def add_membership(
@@ -54,23 +50,14 @@ async def add_membership(
     actor: str | None = None,
 ) -> Membership:
     """A new membership and its first history row."""
-    membership: Membership
-    if kind == "platform":
-        membership = PlatformMembership(
-            platform_id=target_id,
-            user_id=user_id,
-            approval_status=status,
-            request_reason=request_reason,
-            updated_by_id=actor,
-        )
-    else:
-        membership = GroupMembership(
-            group_id=target_id,
-            user_id=user_id,
-            approval_status=status,
-            request_reason=request_reason,
-            updated_by_id=actor,
-        )
+    model = PlatformMembership if kind == "platform" else GroupMembership
+    membership: Membership = model(
+        user_id=user_id,
+        approval_status=status,
+        request_reason=request_reason,
+        updated_by_id=actor,
+        **{HISTORY[model][1]: target_id},
+    )
     session.add(membership)
     await session.flush()
     record_history(session, membership, reason=reason, actor=actor)

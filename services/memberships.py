@@ -123,11 +123,12 @@ async def request_groups(
 ) -> list[GroupRequestResult]:
     """Request each group; raises when none of them could be requested."""
     user = await ensure_user(session, auth0, user_id)
-    results = []
+    results, requested = [], []
     for item in items:
-        results.append(await _request_group(session, user, item))
-    reasons = {item.group_id: item.request_reason for item in items}
-    requested = {r.group_id: reasons.get(r.group_id) for r in results if r.status == "pending"}
+        result, entry = await _request_group(session, user, item)
+        results.append(result)
+        if entry is not None:
+            requested.append((result.group_id, item.request_reason, entry.id))
     if requested:
         await _notify_group_request(session, auth0, settings, user, requested)
         return results
@@ -140,12 +141,13 @@ async def request_groups(
 
 async def _request_group(
     session: AsyncSession, user: User, item: GroupRequestItem
-) -> GroupRequestResult:
+) -> tuple[GroupRequestResult, GroupMembershipHistory | None]:
+    """The outcome, and the history row of the pending request it made (if it made one)."""
     group = await session.get(Group, item.group_id)
     if group is None or group.removed_at is not None:
         return GroupRequestResult(
             group_id=item.group_id, status="not_found", message="no such group"
-        )
+        ), None
     now = utcnow()
     table = GroupMembership.__table__
     inserted = (
@@ -166,7 +168,7 @@ async def _request_group(
         )
     ).scalar_one_or_none()
     if inserted is not None:
-        record_history(
+        entry = record_history(
             session,
             await session.get_one(GroupMembership, inserted),
             reason=item.request_reason,
@@ -177,7 +179,7 @@ async def _request_group(
             group_id=group.id,
             status="pending",
             message="request sent to the group's administrators",
-        )
+        ), entry
 
     membership = (
         await session.exec(
@@ -193,12 +195,14 @@ async def _request_group(
         membership.updated_by_id = user.id
         membership.updated_at = now
         await session.flush()
-        record_history(session, membership, reason=item.request_reason, actor=user.id)
+        entry = record_history(session, membership, reason=item.request_reason, actor=user.id)
         await session.flush()
-        return GroupRequestResult(group_id=group.id, status="pending", message="request sent again")
+        return GroupRequestResult(
+            group_id=group.id, status="pending", message="request sent again"
+        ), entry
     return GroupRequestResult(
         group_id=group.id, status="conflict", message=CONFLICT_MESSAGES[membership.approval_status]
-    )
+    ), None
 
 
 async def _group_admin_emails(
@@ -223,15 +227,14 @@ async def _notify_group_request(
     auth0: Auth0Gateway,
     settings: Settings,
     user: User,
-    requested: dict[str, str | None],
+    requested: list[tuple[str, str | None, int | None]],
 ) -> None:
     """Queue the requester's confirmation and each group admin's notice, in this transaction.
 
-    Keyed on the request's history row: a new request (after a rejection) mails again,
-    a retried one does not."""
+    `requested` holds (group id, reason, id of the request's history row); keyed on that
+    row, a new request (after a rejection) mails again, a retried one does not."""
     who = " ".join(p for p in (user.email, f"({user.username})" if user.username else None) if p)
-    for group_id, reason in requested.items():
-        request_key = await _latest_history_id(session, user.id, group_id)
+    for group_id, reason, request_key in requested:
         group = await session.get_one(Group, group_id)
         if user.email:
             await enqueue(
@@ -266,18 +269,3 @@ async def _notify_group_request(
                 },
                 dedupe_key=f"group-request-admin:{request_key}:{admin}",
             )
-
-
-async def _latest_history_id(session: AsyncSession, user_id: str, group_id: str) -> str:
-    history_id = (
-        await session.exec(
-            select(GroupMembershipHistory.id)
-            .where(
-                GroupMembershipHistory.user_id == user_id,
-                GroupMembershipHistory.group_id == group_id,
-            )
-            .order_by(GroupMembershipHistory.id.desc())
-            .limit(1)
-        )
-    ).first()
-    return str(history_id)

@@ -326,6 +326,21 @@ class TestGroupRequests:
             None,
             "now complete",
         )
+        # The confirmation is keyed on this request's history row, so asking again after
+        # a rejection mails again while a retried request would not.
+        history = (
+            await session.exec(
+                select(GroupMembershipHistory).where(GroupMembershipHistory.user_id == row.user_id)
+            )
+        ).one()
+        mail = (
+            await session.exec(
+                select(EmailNotification).where(
+                    EmailNotification.template == "group_request_confirmation"
+                )
+            )
+        ).one()
+        assert mail.dedupe_key == f"group-request:{history.id}"
 
     async def test_unknown_group_is_404(
         self, client: httpx.AsyncClient, emulator: EmulatorServer, member: User
