@@ -33,14 +33,9 @@ from services.version import app_version
 
 logger = logging.getLogger("aai.api")
 
-# Failures that mean "the database is unreachable right now", not "this request is wrong".
-DB_UNAVAILABLE = (
-    sa_exc.OperationalError,
-    sa_exc.InterfaceError,
-    sa_exc.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
+# Failures outside the driver that mean "the database is unreachable right now"; the
+# driver's own errors are sorted by `_database_error`.
+DB_UNAVAILABLE = (sa_exc.TimeoutError, ConnectionError, TimeoutError)
 
 
 def _lifespan(settings: Settings) -> Any:
@@ -148,6 +143,8 @@ UNSTORABLE_TEXT = {"22021", "22P05"}
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Every error the database driver raises, sorted once: bad input (400), the database
+    unavailable (503), or a bug (500)."""
     orig = getattr(exc, "orig", None)
     state = str(getattr(orig, "sqlstate", None) or getattr(orig.__cause__, "sqlstate", "") or "")
     if state in UNSTORABLE_TEXT:
@@ -158,9 +155,13 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
             },
             status_code=400,
         )
-    # Connection trouble (08xxx) and a server shutting down or starting (57Pxx) arrive as
-    # plain DBAPI errors from asyncpg: the database is unavailable, not the code broken.
-    if state.startswith(("08", "57P")) or getattr(exc, "connection_invalidated", False):
+    # Connection trouble (08xxx) and a server shutting down or starting (57Pxx) can also
+    # arrive as plain DBAPI errors from asyncpg: the database is unavailable, not the code.
+    if (
+        isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+        or state.startswith(("08", "57P"))
+        or getattr(exc, "connection_invalidated", False)
+    ):
         return await _db_unavailable(request, exc)
     return await _unhandled(request, exc)
 
