@@ -121,13 +121,6 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return await request_validation_exception_handler(request, exc)
 
 
-async def _too_deep(_request: Request, _exc: Exception) -> JSONResponse:
-    # json.loads recurses per nesting level; a body of 100k "[" would otherwise be a 500.
-    return JSONResponse(
-        {"detail": "the JSON body is nested too deeply", "error": "bad_request"}, status_code=400
-    )
-
-
 async def _not_unicode(_request: Request, _exc: Exception) -> JSONResponse:
     # JSON may carry lone surrogates ("\\ud800"); neither Postgres nor a form post to
     # Auth0 can encode them. Refused before anything is half done (the unit of work
@@ -211,7 +204,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(error_type, _db_unavailable)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(RecursionError, _too_deep)
     app.add_exception_handler(UnicodeEncodeError, _not_unicode)
     app.add_exception_handler(Exception, _unhandled)
 

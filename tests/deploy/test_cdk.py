@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match, Template
 
 from deploy.app import build
 from deploy.config import ENVIRONMENTS
-from deploy.stack import APP_SECRETS, AaiBackendStack
+from deploy.stack import APP_SECRETS
 
 
 def synth(name: str) -> Template:
@@ -187,7 +187,3 @@ class TestEnvironments:
     def test_an_unknown_environment_is_refused(self):
         with pytest.raises(SystemExit, match="unknown env"):
             build(cdk.App(context={"env": "qa"}))
-
-    def test_the_stack_class_is_what_the_app_builds(self):
-        app = cdk.App(context={"env": "dev"})
-        assert isinstance(build(app), AaiBackendStack)

@@ -117,7 +117,7 @@ async def test_scheduler_jobs_and_queues_come_from_the_database(
     assert sample(text, "aai_email_queue_messages", status="failed") == 1
 
 
-async def test_auth0_responses_and_429s_are_counted(
+async def test_auth0_responses_are_counted_by_status(
     metrics_client: httpx.AsyncClient, emulator, app_factory, pg_url
 ):
     from services.auth0 import Auth0Gateway
