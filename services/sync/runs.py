@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -101,12 +101,6 @@ async def _save_run(sessions: SessionFactory, run: SyncRun) -> SyncRun:
         return merged
 
 
-async def _delete_run(sessions: SessionFactory, run: SyncRun) -> None:
-    async with sessions() as session:
-        await session.execute(delete(SyncRun).where(SyncRun.id == run.id))
-        await session.commit()
-
-
 async def _close_abandoned(sessions: SessionFactory, job: str) -> None:
     """Runs still marked running while we hold the job's lock died with their process."""
     async with sessions() as session:
@@ -128,28 +122,28 @@ JobBody = Callable[[JobContext], Awaitable[None]]
 async def run_job(ctx: JobContext, name: str, body: JobBody, *, quiet: bool = False) -> SyncRun:
     """Run one job under its lock and record it. Never raises: a failure is a failed run.
 
-    `quiet` jobs run every few seconds (the email queue): a run that found nothing to do
-    leaves no row and no log line, so the run history shows work, not polling."""
+    `quiet` jobs run every few seconds (the email queue) and recover from a crash by
+    themselves (leases): they are recorded once, when they finish, and only if they did
+    something or failed, so the run history shows work, not polling."""
     host = socket.gethostname()
     async with job_lock(ctx.engine, name) as acquired:
         if not acquired:
-            logger.info("job %s skipped: another scheduler holds its lock", name)
-            return await _save_run(
-                ctx.sessions,
-                SyncRun(
-                    job=name,
-                    status=SyncRunStatus.SKIPPED,
-                    dry_run=ctx.dry_run,
-                    host=host,
-                    finished_at=utcnow(),
-                    error="another scheduler holds this job's lock",
-                ),
+            skipped = SyncRun(
+                job=name,
+                status=SyncRunStatus.SKIPPED,
+                dry_run=ctx.dry_run,
+                host=host,
+                finished_at=utcnow(),
+                error="another scheduler holds this job's lock",
             )
-        await _close_abandoned(ctx.sessions, name)
-        run = await _save_run(
-            ctx.sessions,
-            SyncRun(job=name, status=SyncRunStatus.RUNNING, dry_run=ctx.dry_run, host=host),
-        )
+            if quiet:
+                return skipped
+            logger.info("job %s skipped: another scheduler holds its lock", name)
+            return await _save_run(ctx.sessions, skipped)
+        run = SyncRun(job=name, status=SyncRunStatus.RUNNING, dry_run=ctx.dry_run, host=host)
+        if not quiet:
+            await _close_abandoned(ctx.sessions, name)
+            run = await _save_run(ctx.sessions, run)
         requests_before = ctx.auth0.stats.requests
         started = time.monotonic()
         ctx.counts = {}
@@ -168,7 +162,6 @@ async def run_job(ctx: JobContext, name: str, body: JobBody, *, quiet: bool = Fa
         idle = run.status is SyncRunStatus.SUCCEEDED and not ctx.counts
         run.counts = {**ctx.counts, "auth0_requests": ctx.auth0.stats.requests - requests_before}
         if quiet and idle:
-            await _delete_run(ctx.sessions, run)
             return run
         run = await _save_run(ctx.sessions, run)
         logger.info(
