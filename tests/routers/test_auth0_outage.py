@@ -23,10 +23,11 @@ READS = [
 ]
 
 
-@pytest.mark.parametrize("outage", ["every call 500", "unreachable"])
-async def test_reads_are_served_from_postgres_when_auth0_fails(
-    client: httpx.AsyncClient, emulator: EmulatorServer, outage: str
-):
+async def signed_in(
+    client: httpx.AsyncClient, emulator: EmulatorServer, *roles: str
+) -> tuple[str, dict[str, str]]:
+    """A new Auth0 user whose first call (while Auth0 answers) created their row here and
+    cached the signing keys."""
     user = emulator.tenant.create_user(
         {
             "connection": DEFAULT_CONNECTION,
@@ -34,37 +35,32 @@ async def test_reads_are_served_from_postgres_when_auth0_fails(
             "password": "long-enough-1",
         }
     )
-    headers = {
-        "Authorization": f"Bearer {emulator.tenant.mint_access_token(user['user_id'], roles=['Admin'])}"
-    }
-    # First contact: the user row is created from Auth0 and the signing keys are cached.
+    token = emulator.tenant.mint_access_token(user["user_id"], roles=list(roles))
+    headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get("/me/profile", headers=headers)).status_code == 200
+    return user["user_id"], headers
 
+
+def break_auth0(emulator: EmulatorServer, outage: str) -> None:
     if outage == "unreachable":
         emulator.state.faults.down = True
     else:
         emulator.state.faults.error_rate = 1.0
         emulator.state.faults.error_status = 500
+
+
+@pytest.mark.parametrize("outage", ["every call 500", "unreachable"])
+async def test_reads_are_served_from_postgres_when_auth0_fails(
+    client: httpx.AsyncClient, emulator: EmulatorServer, outage: str
+):
+    _admin, headers = await signed_in(client, emulator, "Admin")
+    other, _ = await signed_in(client, emulator)
+
+    break_auth0(emulator, outage)
     statuses = {path: (await client.get(path, headers=headers)).status_code for path in READS}
+    details = await client.get(f"/admin/users/{other}/details", headers=headers)
 
     assert statuses == dict.fromkeys(READS, 200)
     # The outage is real: the one read that asks Auth0 falls back to the database.
-    other = emulator.tenant.create_user(
-        {
-            "connection": DEFAULT_CONNECTION,
-            "email": f"other.{secrets.token_hex(3)}@example.org",
-            "password": "long-enough-1",
-        }
-    )
-    other_headers = {
-        "Authorization": f"Bearer {emulator.tenant.mint_access_token(other['user_id'])}"
-    }
-    emulator.state.faults.down, emulator.state.faults.error_rate = False, 0.0
-    assert (await client.get("/me/profile", headers=other_headers)).status_code == 200
-    if outage == "unreachable":
-        emulator.state.faults.down = True
-    else:
-        emulator.state.faults.error_rate = 1.0
-    details = await client.get(f"/admin/users/{other['user_id']}/details", headers=headers)
     assert details.status_code == 200
     assert details.json()["profile_source"] == "database"
