@@ -20,7 +20,6 @@ import os
 import random
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,13 +27,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 from sqlalchemy.engine import URL
 
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
 from run_scheduler import build_context, close_context
-from scripts.auth0_emulator.server import free_port
+from scripts.bench.harness import Connection, mint, percentile, start_api
 from scripts.bench.sync import start_emulator
 from services.settings import load_settings, to_async_url
 from services.sync.jobs import JOBS_BY_NAME
@@ -178,85 +176,6 @@ async def build_catalog(db_url: URL, emulator_url: str) -> None:
         await close_context(ctx)
 
 
-def start_api(db_url: URL, emulator_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DB_URL": db_url.render_as_string(hide_password=False),
-        "AUTH0_DOMAIN": emulator_url,
-        "ADMIN_ROLES": f'["{GENERAL_ROLE}"]',
-        "LOG_LEVEL": "warning",
-    }
-    env.pop("DB_HOST", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "main:create_app",
-            "--factory",
-            "--workers",
-            "2",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
-                return process, base_url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    process.terminate()
-    raise RuntimeError("the API did not become ready within 60 s")
-
-
-class Connection:
-    """A minimal HTTP/1.1 keep-alive client. httpx costs a few milliseconds of CPU per
-    request, and on a 2-core machine that CPU is taken from the server being measured."""
-
-    def __init__(self, host: str, port: int, token: str) -> None:
-        self.host, self.port = host, port
-        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def get(self, path: str) -> int:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(f"GET {path} HTTP/1.1\r\n".encode() + self.head)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("connection closed")
-        status = int(status_line.split()[1])
-        length, chunked = 0, False
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode("latin-1").partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
-                chunked = True
-        if chunked:
-            while (size := int((await self.reader.readline()).strip(), 16)) > 0:
-                await self.reader.readexactly(size + 2)
-            await self.reader.readline()
-        else:
-            await self.reader.readexactly(length)
-        return status
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 async def drive(
     base_url: str,
     token: str,
@@ -266,22 +185,21 @@ async def drive(
 ) -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
-    url = httpx.URL(base_url)
     stop_warmup = time.perf_counter() + WARMUP_S
     stop = stop_warmup + seconds
 
     async def client(number: int) -> None:
         nonlocal errors
         rng = random.Random(number)
-        connection = Connection(url.host, url.port or 80, token)
+        connection = Connection(base_url)
         try:
             while (started := time.perf_counter()) < stop:
                 try:
-                    failed = await connection.get(make_path(rng)) != 200
+                    status, _body = await connection.request("GET", make_path(rng), token)
+                    failed = status != 200
                 except (OSError, ValueError):
                     failed = True
-                    await connection.close()
-                    connection = Connection(url.host, url.port or 80, token)
+                    await connection.reset()
                 if started >= stop_warmup:
                     latencies.append(time.perf_counter() - started)
                     errors += failed
@@ -295,7 +213,7 @@ async def drive(
         "requests": count,
         "rps": count / seconds,
         "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[min(count - 1, int(count * 0.99))] * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": errors,
     }
 
@@ -317,17 +235,6 @@ SCENARIOS: list[tuple[str, Callable[[random.Random], str], float]] = [
     ),
     ("counts", lambda rng: "/admin/users/counts", 100),
 ]
-
-
-async def mint(emulator_url: str, user: str, role: str) -> tuple[str, str]:
-    """An access token for an emulator user holding `role`, and the user's id."""
-    async with httpx.AsyncClient(base_url=emulator_url) as http:
-        response = await http.post(
-            "/_emulator/tokens", json={"user": user, "roles": [role], "expires_in": 3600}
-        )
-        response.raise_for_status()
-        body = response.json()
-        return body["access_token"], body["user_id"]
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -354,7 +261,7 @@ async def main_async(args: argparse.Namespace) -> int:
             started = time.perf_counter()
             await seed(db_url, args.users, admin_ids)
             print(f"seed took {time.perf_counter() - started:.1f} s")
-        api, base_url = start_api(db_url, emulator_url)
+        api, base_url = start_api(db_url, emulator_url, {"ADMIN_ROLES": f'["{GENERAL_ROLE}"]'})
         tokens = {"galaxy admin": galaxy_token, "general admin": general_token}
         print(
             f"\n{args.users} users, {args.clients} clients, {args.seconds:.0f} s per scenario, "

@@ -25,7 +25,8 @@ from asgi_lifespan import LifespanManager
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
 from main import create_app
-from scripts.bench.admin_lists import GENERAL_ROLE, _raw_dsn, build_catalog, mint, seed
+from scripts.bench.admin_lists import GENERAL_ROLE, _raw_dsn, build_catalog, seed
+from scripts.bench.harness import mint
 from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
 from services.settings import load_settings, to_async_url

@@ -1,0 +1,190 @@
+"""What the HTTP benchmarks share: the API under uvicorn, a cheap keep-alive client,
+tokens from the emulator, percentiles and process memory."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy.engine import URL
+
+from scripts.auth0_emulator.server import free_port
+
+
+def start_api(
+    db_url: URL, emulator_url: str, env: Mapping[str, str], *, workers: int = 2
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The API as deployed (uvicorn, `workers` processes), ready to serve."""
+    port = free_port()
+    process_env = {
+        **os.environ,
+        "DB_URL": db_url.render_as_string(hide_password=False),
+        "AUTH0_DOMAIN": emulator_url,
+        "LOG_LEVEL": "warning",
+        **env,
+    }
+    process_env.pop("DB_HOST", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "main:create_app",
+            "--factory",
+            "--workers",
+            str(workers),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=process_env,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                return process, base_url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.terminate()
+    raise RuntimeError("the API did not become ready within 60 s")
+
+
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client. httpx costs a few milliseconds of CPU per
+    request, and on a 2-core machine that CPU is taken from the server being measured."""
+
+    def __init__(self, base_url: str) -> None:
+        url = httpx.URL(base_url)
+        self.host, self.port = url.host, url.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, token: str, body: Any = None
+    ) -> tuple[int, bytes]:
+        """Status and body. A dropped connection raises OSError; reopen with `reset`."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {token}\r\n"
+        )
+        payload = b""
+        if body is not None:
+            payload = json.dumps(body).encode()
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + payload)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("connection closed")
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            parts = []
+            while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+                parts.append((await self.reader.readexactly(size + 2))[:-2])
+            await self.reader.readline()
+            return status, b"".join(parts)
+        return status, await self.reader.readexactly(length)
+
+    async def reset(self) -> None:
+        await self.close()
+        self.reader = self.writer = None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def mint(emulator_url: str, user: str, role: str | None = None) -> tuple[str, str]:
+    """An access token for an emulator user (holding `role`, else the user's own roles),
+    and the user's id."""
+    tokens = await mint_many(emulator_url, [user], role)
+    return tokens[0]
+
+
+async def mint_many(
+    emulator_url: str, users: list[str], role: str | None = None, *, concurrency: int = 8
+) -> list[tuple[str, str]]:
+    """Tokens for many users through the emulator's test endpoint, in order."""
+    results: list[tuple[str, str]] = [("", "")] * len(users)
+    queue = list(enumerate(users))
+    async with httpx.AsyncClient(base_url=emulator_url, timeout=30) as http:
+
+        async def worker() -> None:
+            while queue:
+                index, user = queue.pop()
+                request: dict[str, Any] = {"user": user, "expires_in": 3600}
+                if role is not None:
+                    request["roles"] = [role]
+                response = await http.post("/_emulator/tokens", json=request)
+                response.raise_for_status()
+                body = response.json()
+                results[index] = (body["access_token"], body["user_id"])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """The nearest-rank percentile of an ascending list (0 for an empty one)."""
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def process_memory_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a live process, from /proc, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def child_pids(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(child) for child in text)
+    return children
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every process named postgres on this machine (the server and backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total

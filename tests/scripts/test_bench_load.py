@@ -1,0 +1,48 @@
+"""The load benchmark at toy size: what it checks besides latency must hold, and the
+script must keep working (it is not run anywhere else in CI)."""
+
+from scripts.bench.load import build_parser, main_async
+
+
+async def test_mixed_load_with_concurrent_sync_keeps_postgres_and_auth0_in_agreement() -> None:
+    args = build_parser().parse_args(["--users", "400", "--clients", "4", "--seconds", "4"])
+
+    outcome = await main_async(args)
+
+    assert outcome.errors == 0
+    # Every kind of call was made, the writes included.
+    assert set(outcome.requests) >= {
+        "GET /me/profile",
+        "GET /admin/users (first page)",
+        "POST /me/groups/request",
+        "POST /admin/.../approve",
+    }
+    assert outcome.sync_exit_codes
+    assert all(code == 0 for code in outcome.sync_exit_codes)
+    assert outcome.final_sync_exit_code == 0
+    assert outcome.disagreements == []
+
+
+async def test_auth0_outage_under_load_queues_approvals_and_loses_nothing() -> None:
+    args = build_parser().parse_args(
+        [
+            "--users",
+            "400",
+            "--clients",
+            "4",
+            "--seconds",
+            "6",
+            "--auth0-outage",
+            "4",
+            "--rate",
+            "40",
+        ]
+    )
+
+    outcome = await main_async(args)
+
+    # Reads are served from Postgres throughout; approvals during the outage are 202.
+    assert outcome.errors == 0
+    assert outcome.statuses[202] > 0
+    assert outcome.final_sync_exit_code == 0
+    assert outcome.disagreements == []
