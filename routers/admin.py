@@ -105,7 +105,7 @@ class Decider:
         return result
 
 
-def get_decider(
+async def get_decider(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,

@@ -50,7 +50,7 @@ class Registrar:
     remote_ip: str
 
 
-def get_registrar(
+async def get_registrar(
     request: Request,
     session: SessionDep,
     auth0: Auth0Dep,

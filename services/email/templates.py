@@ -117,6 +117,9 @@ def _environment() -> jinja2.Environment:
         ),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        # Templates ship with the image; without this every render stats each file
+        # (blocking file-system calls inside the request's event loop).
+        auto_reload=False,
     )
 
 
