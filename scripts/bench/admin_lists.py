@@ -32,9 +32,9 @@ from sqlalchemy.engine import URL
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
 from run_scheduler import build_context, close_context
-from scripts.bench.harness import Connection, mint, percentile, start_api
+from scripts.bench.harness import Connection, bench_settings, mint, percentile, start_api, stop
 from scripts.bench.sync import start_emulator
-from services.settings import load_settings, to_async_url
+from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
 from services.sync.runs import run_job
 
@@ -161,15 +161,7 @@ async def seed(db_url: URL, users: int, admin_ids: list[str], rng_seed: int = 7)
 
 
 async def build_catalog(db_url: URL, emulator_url: str) -> None:
-    settings = load_settings(
-        _env_file=None,
-        db_url=db_url.render_as_string(hide_password=False),
-        db_host=None,
-        auth0_domain=emulator_url,
-        auth0_mgmt_rps=1000,
-        auth0_mgmt_burst=1000,
-    )
-    ctx = build_context(settings, dry_run=False)
+    ctx = build_context(bench_settings(db_url, emulator_url), dry_run=False)
     try:
         await run_job(ctx, "sync.roles", JOBS_BY_NAME["sync.roles"].body)
     finally:
@@ -282,11 +274,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 )
         return 1 if failed else 0
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        stop(api, emulator)
         if args.keep or not fresh:
             print(f"database kept: {db_url.render_as_string(hide_password=False)}")
         else:

@@ -15,6 +15,20 @@ import httpx
 from sqlalchemy.engine import URL
 
 from scripts.auth0_emulator.server import free_port
+from services.settings import Settings, load_settings
+
+
+def bench_settings(db_url: URL, emulator_url: str, **extra: Any) -> Settings:
+    """Settings for in-process jobs against the emulator, whose rate limit is off."""
+    return load_settings(
+        _env_file=None,
+        db_url=db_url.render_as_string(hide_password=False),
+        db_host=None,
+        auth0_domain=emulator_url,
+        auth0_mgmt_rps=1000,
+        auth0_mgmt_burst=1000,
+        **extra,
+    )
 
 
 def start_api(
@@ -59,6 +73,14 @@ def start_api(
         time.sleep(0.3)
     process.terminate()
     raise RuntimeError("the API did not become ready within 60 s")
+
+
+def stop(*processes: subprocess.Popen[Any] | None) -> None:
+    """Terminate the benchmark's child processes (those that were started) and reap them."""
+    for process in processes:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 class Connection:

@@ -54,6 +54,7 @@ from run_scheduler import build_context, close_context
 from scripts.bench.admin_lists import GALAXY_ADMIN_ROLE, GENERAL_ROLE, _raw_dsn
 from scripts.bench.harness import (
     Connection,
+    bench_settings,
     child_pids,
     cpu_seconds,
     mint,
@@ -62,10 +63,11 @@ from scripts.bench.harness import (
     postgres_cpu_seconds,
     process_memory_mb,
     start_api,
+    stop,
 )
 from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
-from services.settings import load_settings, to_async_url
+from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
 from services.sync.runs import run_job
 
@@ -222,20 +224,8 @@ class Memory:
 # ---- setup ------------------------------------------------------------------------
 
 
-def _settings(db_url: URL, emulator_url: str, **extra: Any) -> Any:
-    return load_settings(
-        _env_file=None,
-        db_url=db_url.render_as_string(hide_password=False),
-        db_host=None,
-        auth0_domain=emulator_url,
-        auth0_mgmt_rps=1000,
-        auth0_mgmt_burst=1000,
-        **extra,
-    )
-
-
 async def initial_sync(db_url: URL, emulator_url: str) -> None:
-    ctx = build_context(_settings(db_url, emulator_url), dry_run=False)
+    ctx = build_context(bench_settings(db_url, emulator_url), dry_run=False)
     try:
         for job in ("sync.roles", "sync.users.full", "sync.memberships"):
             started = time.perf_counter()
@@ -306,8 +296,8 @@ async def pick_users(db_url: URL, skip: set[str]) -> tuple[list[str], list[str],
 
 async def churn_tenant(emulator_url: str, users: int, churn: int, avoid: set[str]) -> None:
     """Change the tenant behind the database's back, so the sync under load has work."""
-    settings = _settings(URL.create("postgresql"), emulator_url)
-    gateway = Auth0Gateway.from_settings(settings)
+    settings = bench_settings(URL.create("postgresql"), emulator_url)
+    gateway = Auth0Gateway.frombench_settings(settings)
     try:
         roles = {role["name"]: role["id"] for role in await gateway.list_roles()}
         galaxy = roles["biocommons/platform/galaxy"]
@@ -495,7 +485,7 @@ async def agreement(db_url: URL, emulator_url: str) -> list[str]:
     """Roles whose Auth0 members differ from the approved memberships here, and leftovers."""
     problems = []
     connection = await asyncpg.connect(_raw_dsn(db_url))
-    gateway = Auth0Gateway.from_settings(_settings(db_url, emulator_url))
+    gateway = Auth0Gateway.frombench_settings(bench_settings(db_url, emulator_url))
     try:
         targets = await connection.fetch(
             """
@@ -739,11 +729,7 @@ async def main_async(args: argparse.Namespace) -> Outcome:
         print("targets met" if met else "targets MISSED")
         return outcome
     finally:
-        if api is not None:
-            api.terminate()
-            api.wait(timeout=30)
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        stop(api, emulator)
         if args.keep:
             print(f"database kept: {db_url.render_as_string(hide_password=False)}")
         else:

@@ -31,7 +31,8 @@ from db.models import GroupMembership, PlatformMembership
 from db.types import ApprovalStatus
 from run_scheduler import build_context, close_context
 from scripts.auth0_emulator.server import free_port
-from services.settings import load_settings, to_async_url
+from scripts.bench.harness import bench_settings
+from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
 from services.sync.runs import JobContext, run_job
 
@@ -74,15 +75,7 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     try:
         await upgrade_head(db_url)
-        settings = load_settings(
-            _env_file=None,
-            db_url=db_url.render_as_string(hide_password=False),
-            db_host=None,
-            auth0_domain=base_url,
-            auth0_mgmt_rps=1000,
-            auth0_mgmt_burst=1000,
-            sync_user_source="auto",
-        )
+        settings = bench_settings(db_url, base_url, sync_user_source="auto")
         ctx = build_context(settings, dry_run=False)
         try:
             timings: dict[str, float] = {}
