@@ -297,7 +297,7 @@ async def pick_users(db_url: URL, skip: set[str]) -> tuple[list[str], list[str],
 async def churn_tenant(emulator_url: str, users: int, churn: int, avoid: set[str]) -> None:
     """Change the tenant behind the database's back, so the sync under load has work."""
     settings = bench_settings(URL.create("postgresql"), emulator_url)
-    gateway = Auth0Gateway.frombench_settings(settings)
+    gateway = Auth0Gateway.from_settings(settings)
     try:
         roles = {role["name"]: role["id"] for role in await gateway.list_roles()}
         galaxy = roles["biocommons/platform/galaxy"]
@@ -485,7 +485,7 @@ async def agreement(db_url: URL, emulator_url: str) -> list[str]:
     """Roles whose Auth0 members differ from the approved memberships here, and leftovers."""
     problems = []
     connection = await asyncpg.connect(_raw_dsn(db_url))
-    gateway = Auth0Gateway.frombench_settings(bench_settings(db_url, emulator_url))
+    gateway = Auth0Gateway.from_settings(bench_settings(db_url, emulator_url))
     try:
         targets = await connection.fetch(
             """
