@@ -26,13 +26,20 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 from sqlalchemy.engine import URL
 
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
 from run_scheduler import build_context, close_context
-from scripts.bench.harness import Connection, bench_settings, mint, percentile, start_api, stop
+from scripts.bench.harness import (
+    Connection,
+    bench_settings,
+    mint,
+    percentile,
+    raw_connection,
+    start_api,
+    stop,
+)
 from scripts.bench.sync import start_emulator
 from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
@@ -41,10 +48,6 @@ from services.sync.runs import run_job
 GENERAL_ROLE = "Admin"
 GALAXY_ADMIN_ROLE = "biocommons/role/galaxy/admin"
 WARMUP_S = 2.0
-
-
-def _raw_dsn(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def seed(db_url: URL, users: int, admin_ids: list[str], rng_seed: int = 7) -> None:
@@ -116,8 +119,7 @@ async def seed(db_url: URL, users: int, admin_ids: list[str], rng_seed: int = 7)
             )
             group_rows.append(("biocommons/group/tsi", *membership(user_id, created, state)))
 
-    connection = await asyncpg.connect(_raw_dsn(db_url))
-    try:
+    async with raw_connection(db_url) as connection:
         await connection.copy_records_to_table(
             "app_user",
             records=user_rows,
@@ -153,8 +155,6 @@ async def seed(db_url: URL, users: int, admin_ids: list[str], rng_seed: int = 7)
             columns=[*columns, "group_id"],
         )
         await connection.execute("VACUUM ANALYZE")
-    finally:
-        await connection.close()
     print(
         f"seeded {users} users, {len(platform_rows)} platform and {len(group_rows)} group memberships"
     )

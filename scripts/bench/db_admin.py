@@ -13,20 +13,18 @@ import argparse
 import asyncio
 import os
 import secrets
-import statistics
 import sys
 import time
 from urllib.parse import urlencode, urlsplit
 
-import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
 from main import create_app
-from scripts.bench.admin_lists import GENERAL_ROLE, _raw_dsn, build_catalog, seed
-from scripts.bench.harness import mint
+from scripts.bench.admin_lists import GENERAL_ROLE, build_catalog, seed
+from scripts.bench.harness import mint, percentile, raw_connection, stop
 from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
 from services.settings import load_settings, to_async_url
@@ -88,8 +86,7 @@ async def main_async(args: argparse.Namespace) -> int:
             await gateway.assign_roles(admin_id, [role["id"]])
         finally:
             await gateway.aclose()
-        connection = await asyncpg.connect(_raw_dsn(db_url))
-        try:
+        async with raw_connection(db_url) as connection:
             user = await connection.fetchval(
                 "SELECT id FROM app_user ORDER BY created_at DESC LIMIT 1 OFFSET 500"
             )
@@ -97,8 +94,6 @@ async def main_async(args: argparse.Namespace) -> int:
                 "EXPLAIN SELECT * FROM app_user WHERE is_deleted IS false "
                 "ORDER BY created_at DESC LIMIT 25 OFFSET 0"
             )
-        finally:
-            await connection.close()
         app = create_app(settings)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
@@ -117,15 +112,14 @@ async def main_async(args: argparse.Namespace) -> int:
                         times.append((time.perf_counter() - started) * 1000)
                         statuses.add(response.status_code)
                     times.sort()
-                    p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
                     print(
-                        f"| {label} | {statistics.median(times):.1f} | {p95:.1f} | {sorted(statuses)} |"
+                        f"| {label} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} "
+                        f"| {sorted(statuses)} |"
                     )
         print("\nusers list plan:\n  " + "\n  ".join(r[0] for r in plan))
         return 0
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        stop(emulator)
         if args.db is None:
             await drop_database(server, name)
 

@@ -9,17 +9,13 @@ export (gzip NDJSON). Prints one line per figure.
 
 import argparse
 import asyncio
-import resource
 import time
 
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from scripts.bench.harness import peak_rss_mb
 from services.auth0 import Auth0Gateway
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 async def measure(server: EmulatorServer, users: int) -> None:
@@ -87,10 +83,10 @@ def main() -> None:
             if index % 2 == 0:
                 server.tenant.assign_roles(user["user_id"], [galaxy])
         print(
-            f"seeded {args.users} users ({args.users // 2} with one role) in {time.perf_counter() - started:.1f} s; peak RSS {rss_mb():.0f} MB"
+            f"seeded {args.users} users ({args.users // 2} with one role) in {time.perf_counter() - started:.1f} s; peak RSS {peak_rss_mb():.0f} MB"
         )
         asyncio.run(measure(server, args.users))
-        print(f"peak RSS after the run: {rss_mb():.0f} MB")
+        print(f"peak RSS after the run: {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""What the HTTP benchmarks share: the API under uvicorn, a cheap keep-alive client,
-tokens from the emulator, percentiles and process memory."""
+"""What the benchmarks share: settings and a raw connection for the scratch database, the
+API under uvicorn, a cheap keep-alive client, tokens from the emulator, percentiles, and
+process memory and CPU."""
 
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from sqlalchemy.engine import URL
 
@@ -29,6 +33,17 @@ def bench_settings(db_url: URL, emulator_url: str, **extra: Any) -> Settings:
         auth0_mgmt_burst=1000,
         **extra,
     )
+
+
+@asynccontextmanager
+async def raw_connection(db_url: URL) -> AsyncIterator[asyncpg.Connection]:
+    """A plain asyncpg connection, for COPY and set-up SQL outside the application's code."""
+    dsn = db_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 def start_api(
@@ -174,22 +189,28 @@ def percentile(ordered: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def process_memory_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of a live process, from /proc, in MB."""
-    fields = {}
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def process_peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a live process (VmHWM, which only grows), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024
-    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+        if name == "VmHWM":
+            return int(value.split()[0]) / 1024
+    return 0.0
 
 
-def child_pids(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        children.extend(int(child) for child in text)
-    return children
+def worker_pids(uvicorn_pid: int) -> list[int]:
+    """uvicorn's worker processes (not multiprocessing's resource tracker beside them)."""
+    workers: list[int] = []
+    for task in Path(f"/proc/{uvicorn_pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(int(child))
+    return workers
 
 
 def cpu_seconds(pid: int) -> float:

@@ -28,10 +28,8 @@ Needs PostgreSQL at TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
-import resource
 import secrets
 import subprocess
 import sys
@@ -44,32 +42,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.engine import URL
+from sqlmodel import func, select
 
 from db.admin import create_database, drop_database
+from db.base import utcnow
 from db.migrations import upgrade_head
+from db.models import Auth0OutboxEntry
+from db.types import ApprovalStatus, OutboxStatus
 from run_scheduler import build_context, close_context
-from scripts.bench.admin_lists import GALAXY_ADMIN_ROLE, GENERAL_ROLE, _raw_dsn
+from scripts.bench.admin_lists import GALAXY_ADMIN_ROLE, GENERAL_ROLE
 from scripts.bench.harness import (
     Connection,
     bench_settings,
-    child_pids,
     cpu_seconds,
     mint,
     mint_many,
+    peak_rss_mb,
     percentile,
     postgres_cpu_seconds,
-    process_memory_mb,
+    process_peak_rss_mb,
+    raw_connection,
     start_api,
     stop,
+    worker_pids,
 )
 from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
 from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
-from services.sync.runs import run_job
+from services.sync.memberships import TABLES, load_targets
+from services.sync.runs import JobContext, run_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WARMUP_S = 3.0
@@ -100,6 +105,7 @@ class Call:
     token: str
     body: Any = None
     accept: tuple[int, ...] = (200,)
+    expect: bytes = b""  # what an accepted answer's body must contain
 
 
 @dataclass
@@ -123,7 +129,9 @@ def _request_group(world: World, _rng: random.Random) -> Call | None:
     if not world.requesters:
         return None
     token = world.requesters.pop()
-    return Call("POST", "/me/groups/request", token, {"group_id": TSI, "request_reason": "load"})
+    # 200 carries a result per group: anything but "pending" is wrong here.
+    body = {"group_id": TSI, "request_reason": "load"}
+    return Call("POST", "/me/groups/request", token, body, expect=b'"pending"')
 
 
 def _approve(world: World, _rng: random.Random) -> Call | None:
@@ -215,12 +223,6 @@ class Outcome:
         )
 
 
-@dataclass
-class Memory:
-    api_peak_mb: dict[int, float] = field(default_factory=dict)
-    scheduler_peak_mb: float = 0.0
-
-
 # ---- setup ------------------------------------------------------------------------
 
 
@@ -240,9 +242,8 @@ async def initial_sync(db_url: URL, emulator_url: str) -> None:
 
 
 async def seed_pending(db_url: URL, skip: set[str]) -> list[str]:
-    """Pending SBP requests (with their history rows) from users without SBP."""
-    connection = await asyncpg.connect(_raw_dsn(db_url))
-    try:
+    """Pending SBP requests from users without SBP, for admins to approve."""
+    async with raw_connection(db_url) as connection:
         rows = await connection.fetch(
             """
             SELECT u.id FROM app_user u
@@ -261,15 +262,12 @@ async def seed_pending(db_url: URL, skip: set[str]) -> list[str]:
             "platform_membership", records=memberships, columns=columns
         )
         await connection.execute("ANALYZE platform_membership")
-        return users
-    finally:
-        await connection.close()
+    return users
 
 
 async def pick_users(db_url: URL, skip: set[str]) -> tuple[list[str], list[str], list[str]]:
     """(readers, requesters without TSI, sample) — emails for tokens, ids for the sample."""
-    connection = await asyncpg.connect(_raw_dsn(db_url))
-    try:
+    async with raw_connection(db_url) as connection:
         readers = await connection.fetch(
             "SELECT id, email FROM app_user ORDER BY md5(id) LIMIT $1", READERS + len(skip)
         )
@@ -283,8 +281,6 @@ async def pick_users(db_url: URL, skip: set[str]) -> tuple[list[str], list[str],
             TSI,
             REQUESTERS + len(skip),
         )
-    finally:
-        await connection.close()
     reader_rows = [r for r in readers if r["id"] not in skip][:READERS]
     requester_rows = [r for r in requesters if r["id"] not in skip][:REQUESTERS]
     return (
@@ -368,10 +364,7 @@ async def drive(
                     status, body = await connection.request(
                         call.method, call.path, call.token, call.body
                     )
-                    ok = status in call.accept
-                    if ok and call.path == "/me/groups/request":
-                        # 200 carries a result per group: anything but "pending" is wrong here.
-                        ok = b'"pending"' in body
+                    ok = status in call.accept and call.expect in body
                 except (OSError, ValueError):
                     status, ok = 0, False
                     await connection.reset()
@@ -433,18 +426,6 @@ async def keep_syncing(env: dict[str, str], begin: float, seconds: float) -> lis
     return runs
 
 
-async def watch_memory(api_pid: int, memory: Memory, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        for pid in child_pids(api_pid):
-            try:
-                _current, peak = process_memory_mb(pid)
-            except FileNotFoundError:
-                continue
-            memory.api_peak_mb[pid] = max(memory.api_peak_mb.get(pid, 0.0), peak)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 0.5)
-
-
 async def outage(emulator_url: str, begin: float, at: float, seconds: float) -> None:
     async with httpx.AsyncClient(base_url=emulator_url, timeout=10) as control:
         await asyncio.sleep(max(0.0, begin + at - time.perf_counter()))
@@ -455,7 +436,7 @@ async def outage(emulator_url: str, begin: float, at: float, seconds: float) -> 
 
 def cpu_use(api_pid: int, emulator_pid: int) -> dict[str, float]:
     return {
-        "API workers": sum(cpu_seconds(pid) for pid in child_pids(api_pid)),
+        "API workers": sum(cpu_seconds(pid) for pid in worker_pids(api_pid)),
         "Postgres": postgres_cpu_seconds(),
         "Auth0 emulator": cpu_seconds(emulator_pid),
         "load generator": cpu_seconds(os.getpid()),
@@ -465,65 +446,48 @@ def cpu_use(api_pid: int, emulator_pid: int) -> dict[str, float]:
 # ---- checks and report ------------------------------------------------------------
 
 
-async def outbox_wait_s(db_url: URL) -> float | None:
+async def outbox_wait_s(ctx: JobContext) -> float | None:
     """Seconds until the last queued outbox entry is due (0 if due now), None if none is."""
-    connection = await asyncpg.connect(_raw_dsn(db_url))
-    try:
-        return await connection.fetchval(
-            """
-            SELECT CASE WHEN count(*) > 0 THEN
-                greatest(0, coalesce(extract(epoch FROM max(next_attempt_at) - now()), 0))::float
-            END
-            FROM auth0_outbox WHERE status IN ('pending', 'in_progress')
-            """
-        )
-    finally:
-        await connection.close()
+    async with ctx.sessions() as session:
+        due = (
+            await session.exec(
+                select(func.count(), func.max(Auth0OutboxEntry.next_attempt_at)).where(
+                    Auth0OutboxEntry.status.in_([OutboxStatus.PENDING, OutboxStatus.IN_PROGRESS])
+                )
+            )
+        ).one()
+    queued, last = due
+    if not queued:
+        return None
+    return max(0.0, (last - utcnow()).total_seconds()) if last else 0.0
 
 
-async def agreement(db_url: URL, emulator_url: str) -> list[str]:
+async def agreement(ctx: JobContext) -> list[str]:
     """Roles whose Auth0 members differ from the approved memberships here, and leftovers."""
     problems = []
-    connection = await asyncpg.connect(_raw_dsn(db_url))
-    gateway = Auth0Gateway.from_settings(bench_settings(db_url, emulator_url))
-    try:
-        targets = await connection.fetch(
-            """
-            SELECT 'platform' AS kind, id, access_role_id FROM platform
-            UNION ALL SELECT 'group', id, access_role_id FROM portal_group
-            """
-        )
-        for target in targets:
-            table, column = (
-                ("platform_membership", "platform_id")
-                if target["kind"] == "platform"
-                else ("group_membership", "group_id")
+    async with ctx.sessions() as session:
+        for target in await load_targets(session):
+            tables = TABLES[target.kind]
+            rows = await session.execute(
+                sa.select(tables.membership.c.user_id).where(
+                    tables.membership.c[tables.target_column] == target.id,
+                    tables.membership.c.approval_status == ApprovalStatus.APPROVED,
+                )
             )
-            rows = await connection.fetch(
-                f"SELECT user_id FROM {table} WHERE {column} = $1 "  # noqa: S608 - fixed names
-                "AND approval_status = 'approved'",
-                target["id"],
-            )
-            here = {row["user_id"] for row in rows}
-            there = {
-                m["user_id"]
-                async for m in gateway.iter_role_members(target["access_role_id"], take=100)
-            }
+            here = set(rows.scalars())
+            there = {m["user_id"] async for m in ctx.auth0.iter_role_members(target.role_id)}
             if here != there:
                 problems.append(
-                    f"{target['id']}: {len(here - there)} approved here only, "
+                    f"{target.id}: {len(here - there)} approved here only, "
                     f"{len(there - here)} in Auth0 only"
                 )
             else:
-                print(f"  {target['id']}: {len(here)} members, Postgres and Auth0 agree")
-        left = await connection.fetchval(
-            "SELECT count(*) FROM auth0_outbox WHERE status IN ('pending', 'in_progress', 'failed')"
+                print(f"  {target.id}: {len(here)} members, Postgres and Auth0 agree")
+        left = await session.scalar(
+            select(func.count()).where(Auth0OutboxEntry.status != OutboxStatus.DONE)
         )
-        if left:
-            problems.append(f"{left} outbox entries not completed")
-    finally:
-        await gateway.aclose()
-        await connection.close()
+    if left:
+        problems.append(f"{left} outbox entries not completed")
     return problems
 
 
@@ -641,9 +605,6 @@ async def main_async(args: argparse.Namespace) -> Outcome:
             sample_ids,
         )
         begin = time.perf_counter() + WARMUP_S
-        memory = Memory()
-        stop_watch = asyncio.Event()
-        watcher = asyncio.create_task(watch_memory(api.pid, memory, stop_watch))
         env = scheduler_env(db_url, emulator_url, args.auth0_rps)
 
         async def syncs() -> list[SyncRun]:
@@ -683,8 +644,6 @@ async def main_async(args: argparse.Namespace) -> Outcome:
             measured_cpu(),
             *extra,
         )
-        stop_watch.set()
-        await watcher
         outcome = Outcome()
         report(samples, args.seconds, runs, skipped, outcome)
         if args.samples:
@@ -703,28 +662,31 @@ async def main_async(args: argparse.Namespace) -> Outcome:
                 f"peak RSS {run.peak_rss_mb:.0f} MB"
             )
         outcome.sync_exit_codes = [run.exit_code for run in runs]
-        api_peaks = ", ".join(f"{mb:.0f} MB" for mb in memory.api_peak_mb.values())
+        # The workers are still running, so their high-water marks cover the whole load.
+        api_peaks = ", ".join(f"{process_peak_rss_mb(pid):.0f} MB" for pid in worker_pids(api.pid))
         print(f"API workers' peak RSS: {api_peaks}")
 
         print("\nafter the load: one more sync, then Postgres against Auth0")
         after: list[SyncRun] = []
         await run_scheduler_once(env, time.perf_counter(), after)
         print(f"  sync exit {after[0].exit_code} in {after[0].ended:.1f} s")
-        waiting = await outbox_wait_s(db_url)
-        if waiting is not None:
-            # Entries that failed while Auth0 was down wait out their backoff; the
-            # scheduler's next outbox run after that delivers them.
-            print(f"  outbox entries still queued; the next is due in {waiting:.0f} s")
-            await asyncio.sleep(min(waiting + 1, 300))
-            await run_scheduler_once(env, time.perf_counter(), after, "--job", "sync.outbox")
-            print(f"  sync.outbox exit {after[-1].exit_code}")
+        checker = build_context(bench_settings(db_url, emulator_url), dry_run=False)
+        try:
+            waiting = await outbox_wait_s(checker)
+            if waiting is not None:
+                # Entries that failed while Auth0 was down wait out their backoff; the
+                # scheduler's next outbox run after that delivers them.
+                print(f"  outbox entries still queued; the next is due in {waiting:.0f} s")
+                await asyncio.sleep(min(waiting + 1, 300))
+                await run_scheduler_once(env, time.perf_counter(), after, "--job", "sync.outbox")
+                print(f"  sync.outbox exit {after[-1].exit_code}")
+            outcome.disagreements = await agreement(checker)
+        finally:
+            await close_context(checker)
         outcome.final_sync_exit_code = max(run.exit_code or 0 for run in after)
-        outcome.disagreements = await agreement(db_url, emulator_url)
         for problem in outcome.disagreements:
             print(f"  DISAGREE {problem}")
-        print(
-            f"\nload generator peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
-        )
+        print(f"\nload generator peak RSS {peak_rss_mb():.0f} MB")
         met = outcome.met(outage=bool(args.auth0_outage))
         print("targets met" if met else "targets MISSED")
         return outcome

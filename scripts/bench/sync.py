@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import math
 import os
-import resource
 import secrets
 import subprocess
 import sys
@@ -31,16 +30,12 @@ from db.models import GroupMembership, PlatformMembership
 from db.types import ApprovalStatus
 from run_scheduler import build_context, close_context
 from scripts.auth0_emulator.server import free_port
-from scripts.bench.harness import bench_settings
+from scripts.bench.harness import bench_settings, peak_rss_mb, stop
 from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
 from services.sync.runs import JobContext, run_job
 
 ENTERPRISE_RPS, ENTERPRISE_BURST = 16.0, 50
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def start_emulator(users: int) -> tuple[subprocess.Popen[str], str]:
@@ -130,8 +125,7 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
             await close_context(ctx)
         rows.append(("peak RSS of the sync process", f"{peak_rss_mb():.0f} MB"))
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
+        stop(emulator)
         await drop_database(server, name)
     return rows
 
