@@ -64,6 +64,15 @@ async def row(sessions: async_sessionmaker[AsyncSession], to: str) -> sa.Row:
         return (await session.execute(sa.select(t).where(t.c.to_address == to))).one()
 
 
+async def queue_code(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, to: str
+) -> None:
+    """An email-change code: sent before anything else, dropped once its 10 minutes pass."""
+    await queue(
+        sessions, settings, to, "email_change_code", code="123456", minutes=10, new_email=to
+    )
+
+
 async def test_a_queued_message_arrives_with_recipient_subject_and_both_parts(
     sessions, db_engine, smtp_sink: tuple[Sink, int]
 ):
@@ -177,15 +186,7 @@ async def test_too_old_and_expired_messages_fail_without_being_sent(
     sink, port = smtp_sink
     settings = smtp_settings(db_engine.url, port, email_max_age_s=3600)
     await queue(sessions, settings, "old@example.org")
-    await queue(
-        sessions,
-        settings,
-        "code@example.org",
-        "email_change_code",
-        code="123456",
-        minutes=10,
-        new_email="code@example.org",
-    )
+    await queue_code(sessions, settings, "code@example.org")
     async with sessions() as session:
         await session.execute(
             sa.update(t)
@@ -216,15 +217,7 @@ async def test_codes_go_first_and_one_run_drains_many_batches(
     settings = smtp_settings(db_engine.url, port, email_batch_size=5, email_concurrency=1)
     for n in range(12):
         await queue(sessions, settings, f"user{n}@example.org")
-    await queue(
-        sessions,
-        settings,
-        "code@example.org",
-        "email_change_code",
-        code="123456",
-        minutes=10,
-        new_email="code@example.org",
-    )
+    await queue_code(sessions, settings, "code@example.org")
 
     stats = await run(sessions, settings)
 

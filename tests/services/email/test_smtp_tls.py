@@ -111,31 +111,30 @@ async def send_one(sessions, settings) -> sa.Row:
         return (await session.execute(sa.select(t))).one()
 
 
-async def test_tls_with_login_delivers(sessions, db_engine, tls_sink):
-    sink, port, mode, cert = tls_sink
-    settings = smtp_settings(
+def login_settings(db_engine, tls_sink, *, password: str = PASSWORD, trust_ca: bool = True):
+    """Settings logging in over the sink's TLS mode, trusting the test CA unless told not to."""
+    _sink, port, mode, cert = tls_sink
+    return smtp_settings(
         db_engine.url,
         port,
         smtp_security=mode,
         smtp_username=USER,
-        smtp_password=PASSWORD,
-        smtp_ca_file=str(cert),
+        smtp_password=password,
+        smtp_ca_file=str(cert) if trust_ca else None,
     )
+
+
+async def test_tls_with_login_delivers(sessions, db_engine, tls_sink):
+    sink = tls_sink[0]
+    settings = login_settings(db_engine, tls_sink)
     row = await send_one(sessions, settings)
     assert row.status == EmailStatus.SENT, row.last_error
     assert sink.to("ada@example.org")
 
 
 async def test_a_wrong_password_is_retried_not_dropped(sessions, db_engine, tls_sink):
-    sink, port, mode, cert = tls_sink
-    settings = smtp_settings(
-        db_engine.url,
-        port,
-        smtp_security=mode,
-        smtp_username=USER,
-        smtp_password="wrong",
-        smtp_ca_file=str(cert),
-    )
+    sink = tls_sink[0]
+    settings = login_settings(db_engine, tls_sink, password="wrong")
     row = await send_one(sessions, settings)
     assert row.status == EmailStatus.PENDING
     assert "535" in row.last_error
@@ -143,10 +142,8 @@ async def test_a_wrong_password_is_retried_not_dropped(sessions, db_engine, tls_
 
 
 async def test_an_untrusted_certificate_is_refused(sessions, db_engine, tls_sink):
-    sink, port, mode, _cert = tls_sink
-    settings = smtp_settings(
-        db_engine.url, port, smtp_security=mode, smtp_username=USER, smtp_password=PASSWORD
-    )
+    sink = tls_sink[0]
+    settings = login_settings(db_engine, tls_sink, trust_ca=False)
     row = await send_one(sessions, settings)
     assert row.status == EmailStatus.PENDING
     assert "CERTIFICATE_VERIFY_FAILED" in row.last_error or "certificate" in row.last_error.lower()
