@@ -19,6 +19,7 @@ from db.engine import create_engine, create_session_factory
 from db.migrations import current_revisions, head_revisions
 from db.models import SyncRun
 from scripts.auth0_emulator.server import free_port
+from tests.processes import run_python
 
 
 def environment(db: URL | str, **extra: str) -> dict[str, str]:
@@ -28,18 +29,8 @@ def environment(db: URL | str, **extra: str) -> dict[str, str]:
 
 async def entrypoint(repo_root: Path, env: dict[str, str], *args: str) -> tuple[int, str, float]:
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scripts.entrypoint",
-        *args,
-        cwd=repo_root,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    return process.returncode or 0, output.decode(), time.monotonic() - started
+    code, output = await run_python(repo_root, env, "-m", "scripts.entrypoint", *args)
+    return code, output, time.monotonic() - started
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from db.models import SyncRun, User
 from db.types import SyncRunStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from tests.conftest import TEST_AUDIENCE
+from tests.processes import run_python
 from tests.services.sync.conftest import add_user
 
 
@@ -30,17 +31,7 @@ def environment(db: URL, server: EmulatorServer, **extra: str) -> dict[str, str]
 
 
 async def run_cli(repo_root: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "run_scheduler.py",
-        *args,
-        cwd=repo_root,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    return process.returncode or 0, output.decode()
+    return await run_python(repo_root, env, "run_scheduler.py", *args)
 
 
 async def runs_of(db: URL) -> list[SyncRun]:
