@@ -36,18 +36,23 @@ class EnvConfig:
     settings: dict[str, str] = field(default_factory=dict)
 
 
+# The same in every environment; each adds its own Auth0 tenant and audience.
+SHARED_SETTINGS = {
+    "ADMIN_ROLES": '["BiocommonsAdmin"]',
+    "EMAIL_BACKEND": "ses",
+    "SES_REGION": "ap-southeast-2",
+    "ENABLE_ADMIN_DASHBOARD": "true",
+    "ENABLE_PROMETHEUS_METRICS": "true",
+}
+
 ENVIRONMENTS: dict[str, EnvConfig] = {
     "dev": EnvConfig(
         name="dev",
         settings={
+            **SHARED_SETTINGS,
             "ENVIRONMENT": "dev",
             "AUTH0_DOMAIN": "dev-aai.au.auth0.com",
             "AUTH0_AUDIENCE": "https://dev.api.aai.biocommons.org.au",
-            "ADMIN_ROLES": '["BiocommonsAdmin"]',
-            "EMAIL_BACKEND": "ses",
-            "SES_REGION": "ap-southeast-2",
-            "ENABLE_ADMIN_DASHBOARD": "true",
-            "ENABLE_PROMETHEUS_METRICS": "true",
         },
     ),
     "staging": EnvConfig(
@@ -57,14 +62,10 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         db_instance_class="t4g.small",
         db_backup_days=14,
         settings={
+            **SHARED_SETTINGS,
             "ENVIRONMENT": "staging",
             "AUTH0_DOMAIN": "staging-aai.au.auth0.com",
             "AUTH0_AUDIENCE": "https://staging.api.aai.biocommons.org.au",
-            "ADMIN_ROLES": '["BiocommonsAdmin"]',
-            "EMAIL_BACKEND": "ses",
-            "SES_REGION": "ap-southeast-2",
-            "ENABLE_ADMIN_DASHBOARD": "true",
-            "ENABLE_PROMETHEUS_METRICS": "true",
         },
     ),
     "production": EnvConfig(
@@ -82,14 +83,10 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
         api_max_tasks=10,
         log_retention_days=365,
         settings={
+            **SHARED_SETTINGS,
             "ENVIRONMENT": "production",
             "AUTH0_DOMAIN": "login.aai.biocommons.org.au",
             "AUTH0_AUDIENCE": "https://api.aai.biocommons.org.au",
-            "ADMIN_ROLES": '["BiocommonsAdmin"]',
-            "EMAIL_BACKEND": "ses",
-            "SES_REGION": "ap-southeast-2",
-            "ENABLE_ADMIN_DASHBOARD": "true",
-            "ENABLE_PROMETHEUS_METRICS": "true",
         },
     ),
 }
