@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlmodel import func, select
 
@@ -468,13 +467,11 @@ async def agreement(ctx: JobContext) -> list[str]:
     async with ctx.sessions() as session:
         for target in await load_targets(session):
             tables = TABLES[target.kind]
-            rows = await session.execute(
-                sa.select(tables.membership.c.user_id).where(
-                    tables.membership.c[tables.target_column] == target.id,
-                    tables.membership.c.approval_status == ApprovalStatus.APPROVED,
-                )
+            members = select(tables.membership.c.user_id).where(
+                tables.membership.c[tables.target_column] == target.id,
+                tables.membership.c.approval_status == ApprovalStatus.APPROVED,
             )
-            here = set(rows.scalars())
+            here = set((await session.exec(members)).all())
             there = {m["user_id"] async for m in ctx.auth0.iter_role_members(target.role_id)}
             if here != there:
                 problems.append(
