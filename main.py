@@ -87,6 +87,7 @@ def _lifespan(settings: Settings) -> Any:
                 "rate_limiter": RateLimiter(settings.public_rate_limit_per_minute),
                 "counts_cache": TtlCache(settings.admin_counts_cache_s),
                 "scope_cache": TtlCache(settings.admin_scope_cache_s),
+                "group_admins_cache": TtlCache(settings.group_admins_cache_s),
             }
         finally:
             await engine.dispose()

@@ -47,6 +47,7 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
         max_retries=max(settings.auth0_max_retries, 6),
         timeout_s=max(settings.auth0_timeout_s, 30),
         max_wait_s=120,
+        breaker_threshold=0,
     )
     return JobContext(
         settings=settings,

@@ -109,8 +109,13 @@ async def get_scope_cache(request: Request) -> TtlCache[Targets]:
     return request.state.scope_cache
 
 
+async def get_group_admins_cache(request: Request) -> TtlCache[frozenset[str]]:
+    return request.state.group_admins_cache
+
+
 CountsCacheDep = Annotated[TtlCache[UserCounts], Depends(get_counts_cache)]
 ScopeCacheDep = Annotated[TtlCache[Targets], Depends(get_scope_cache)]
+GroupAdminsCacheDep = Annotated[TtlCache[frozenset[str]], Depends(get_group_admins_cache)]
 
 
 async def get_recaptcha(request: Request) -> RecaptchaVerifier:

@@ -11,6 +11,7 @@ from routers.deps import (
     AdministeredDep,
     Auth0Dep,
     CurrentUserDep,
+    GroupAdminsCacheDep,
     RecaptchaDep,
     SessionDep,
     SettingsDep,
@@ -119,12 +120,13 @@ async def request_groups(
     auth0: Auth0Dep,
     settings: SettingsDep,
     caller: CurrentUserDep,
+    admins_cache: GroupAdminsCacheDep,
     body: Annotated[GroupRequestCreate, Body()],
 ) -> list[GroupRequestResult]:
     """Ask to join one group or several; each gets its own result. The requester and the
     group's admins are emailed."""
     return await memberships_service.request_groups(
-        session, auth0, settings, caller.id, body.items()
+        session, auth0, settings, caller.id, body.items(), admins_cache
     )
 
 

@@ -11,14 +11,21 @@ MAX_ENTRIES = 10_000
 
 class TtlCache(Generic[T]):
     """Values live `ttl_s` seconds (0 turns the cache off). Concurrent misses for one key
-    wait for a single computation instead of each running it."""
+    wait for a single computation instead of each running it. When a recomputation fails
+    with one of `stale_on`, the expired value (if any) is returned instead."""
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
         self._entries: dict[Hashable, tuple[float, T]] = {}
         self._locks: dict[Hashable, asyncio.Lock] = {}
 
-    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+    async def get(
+        self,
+        key: Hashable,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        stale_on: tuple[type[Exception], ...] = (),
+    ) -> T:
         if self.ttl_s <= 0:
             return await compute()
         hit = self._entries.get(key)
@@ -29,7 +36,12 @@ class TtlCache(Generic[T]):
             hit = self._entries.get(key)
             if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
                 return hit[1]
-            value = await compute()
+            try:
+                value = await compute()
+            except stale_on:
+                if hit is None:
+                    raise
+                return hit[1]
             if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
                 self._locks = {key: lock}

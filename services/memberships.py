@@ -32,6 +32,7 @@ from schemas.me import (
 )
 from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
+from services.cache import TtlCache
 from services.email.queue import enqueue
 from services.errors import AppError, Conflict, NotFound
 from services.membership_records import record_history
@@ -120,6 +121,7 @@ async def request_groups(
     settings: Settings,
     user_id: str,
     items: list[GroupRequestItem],
+    admins_cache: TtlCache[frozenset[str]] | None = None,
 ) -> list[GroupRequestResult]:
     """Request each group; raises when none of them could be requested."""
     user = await ensure_user(session, auth0, user_id)
@@ -130,7 +132,8 @@ async def request_groups(
         if entry is not None:
             requested.append((result.group_id, item.request_reason, entry.id))
     if requested:
-        await _notify_group_request(session, auth0, settings, user, requested)
+        admins = admins_cache or TtlCache(0)
+        await _notify_group_request(session, auth0, settings, user, requested, admins)
         return results
     detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
     body = [r.model_dump() for r in results]
@@ -206,20 +209,34 @@ async def _request_group(
 
 
 async def _group_admin_emails(
-    session: AsyncSession, auth0: Auth0Gateway, group_id: str
-) -> set[str]:
-    """Admins hold the group's admin role in Auth0; their addresses are read from there."""
+    session: AsyncSession, auth0: Auth0Gateway, group_id: str, cache: TtlCache[frozenset[str]]
+) -> frozenset[str]:
+    """Admins hold the group's admin role in Auth0; their addresses are read from there.
+
+    Every request for the group needs them, so each process reuses them for a while (and
+    past that while Auth0 is failing): a notice to an admin who has just lost the role
+    is a smaller harm than holding each request, and its connection, on Auth0."""
     role_ids = (
         await session.exec(
             select(GroupAdminRole.role_id).where(GroupAdminRole.group_id == group_id)
         )
     ).all()
-    emails: set[str] = set()
-    for role_id in role_ids:
-        async for member in auth0.iter_role_members(role_id):
-            if member.get("email"):
-                emails.add(str(member["email"]).lower())
-    return emails
+
+    async def lookup() -> frozenset[str]:
+        emails: set[str] = set()
+        for role_id in role_ids:
+            async for member in auth0.iter_role_members(role_id):
+                if member.get("email"):
+                    emails.add(str(member["email"]).lower())
+        return frozenset(emails)
+
+    async def bounded() -> frozenset[str]:
+        # A slow Auth0 must not hold the requester's page.
+        return await asyncio.wait_for(lookup(), ADMIN_LOOKUP_TIMEOUT_S)
+
+    return await cache.get(
+        (group_id, tuple(sorted(role_ids))), bounded, stale_on=(AppError, TimeoutError)
+    )
 
 
 async def _notify_group_request(
@@ -228,6 +245,7 @@ async def _notify_group_request(
     settings: Settings,
     user: User,
     requested: list[tuple[str, str | None, int | None]],
+    admins_cache: TtlCache[frozenset[str]],
 ) -> None:
     """Queue the requester's confirmation and each group admin's notice, in this transaction.
 
@@ -246,10 +264,7 @@ async def _notify_group_request(
                 dedupe_key=f"group-request:{request_key}",
             )
         try:
-            # Bounded: a slow or failing Auth0 must not hold the requester's page.
-            admins = await asyncio.wait_for(
-                _group_admin_emails(session, auth0, group_id), ADMIN_LOOKUP_TIMEOUT_S
-            )
+            admins = await _group_admin_emails(session, auth0, group_id, admins_cache)
         except (AppError, TimeoutError) as exc:
             # The request itself is recorded; admins still see it among pending requests.
             logger.warning("could not look up the admins of %s to notify them: %r", group_id, exc)

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     auth0_max_retries: int = Field(default=4, ge=0, le=10)
     auth0_timeout_s: float = Field(default=10.0, gt=0)
     auth0_max_wait_s: float = Field(default=30.0, ge=0)
+    # After this many Auth0 failures in a row, calls fail at once for the cool-off (0: off).
+    auth0_breaker_threshold: int = Field(default=5, ge=0, le=100)
+    auth0_breaker_cooloff_s: float = Field(default=10.0, gt=0, le=300)
     auth0_jwks_ttl_s: float = Field(default=600.0, gt=0)
     auth0_jwks_cooldown_s: float = Field(default=30.0, ge=0)
     auth0_token_leeway_s: int = Field(default=30, ge=0, le=300)
@@ -176,6 +179,9 @@ class Settings(BaseSettings):
     admin_counts_cache_s: float = Field(default=2.0, ge=0, le=60)
     # How long each API process reuses what an admin's roles administer (catalog lookups).
     admin_scope_cache_s: float = Field(default=10.0, ge=0, le=300)
+    # How long each API process reuses a group's admin addresses (read from Auth0 to
+    # notify them of requests); a stale copy also serves while Auth0 is down.
+    group_admins_cache_s: float = Field(default=60.0, ge=0, le=3600)
 
     # Email: the queue is delivered by the scheduler's `email.deliver` job.
     no_reply_email_sender: str = "no-reply@aai.localhost"

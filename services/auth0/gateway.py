@@ -5,6 +5,12 @@ module decides what is retried. 429s are waited out (Retry-After / X-RateLimit-R
 and paced for everyone sharing the gateway; 5xx and connection failures are retried
 with backoff, but only for idempotent calls; a 409 is never retried. Failures leave
 as domain errors (404, 409 naming the field, 400, 502, 503).
+
+A circuit breaker sits in front of the retry loop: once Auth0 has failed several
+attempts in a row, calls fail at once (503) for a cool-off instead of each waiting
+through its own retries. In the API that matters more than the Auth0 call itself: a
+request waiting on Auth0 holds its database connection, and during an outage enough
+of them drained the pool and stalled reads that never touch Auth0.
 """
 
 import asyncio
@@ -110,6 +116,59 @@ class Pacer:
         self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
 
+class CircuitBreaker:
+    """Opens after `threshold` consecutive failed attempts (5xx, unreachable); while open,
+    calls are refused for `cooloff_s`. Then one trial call is let through: its success
+    closes the circuit, its failure opens it for another cool-off. A threshold of 0
+    turns the breaker off (the scheduler's jobs would rather wait Auth0 out)."""
+
+    def __init__(self, threshold: int, cooloff_s: float) -> None:
+        self.threshold = threshold
+        self.cooloff_s = cooloff_s
+        self.failures = 0
+        self.opened = 0  # times the circuit has opened, for logs and tests
+        self._open_until = 0.0
+        self._trial_running = False
+
+    def admit(self, operation: str) -> None:
+        """Let an attempt go to Auth0 (as the trial, if one is due), or raise
+        ServiceUnavailable while the circuit is open."""
+        if not self.threshold or self.failures < self.threshold:
+            return
+        now = time.monotonic()
+        if now < self._open_until or self._trial_running:
+            wait = max(self._open_until - now, 1.0)
+            raise ServiceUnavailable(
+                f"Auth0 failed {self.failures} attempts in a row; {operation} not tried, "
+                f"retry in {wait:.0f}s",
+                retry_after_s=int(wait) + 1,
+            )
+        self._trial_running = True
+
+    def succeeded(self) -> None:
+        if self.failures >= self.threshold > 0:
+            logger.info("auth0 answers again; circuit closed")
+        self.failures = 0
+        self._trial_running = False
+
+    def failed(self) -> None:
+        self.failures += 1
+        self._trial_running = False
+        if self.threshold and self.failures >= self.threshold:
+            if time.monotonic() >= self._open_until:
+                self.opened += 1
+                logger.warning(
+                    "auth0 failed %s attempts in a row; refusing calls for %.0fs",
+                    self.failures,
+                    self.cooloff_s,
+                )
+            self._open_until = time.monotonic() + self.cooloff_s
+
+    def abandoned(self) -> None:
+        """The attempt ended without an answer either way (cancelled): let another try."""
+        self._trial_running = False
+
+
 def retry_after_seconds(headers: dict[str, str] | httpx.Headers | None) -> float | None:
     """How long Auth0 asks us to wait: Retry-After (seconds or date), else X-RateLimit-Reset."""
     if not headers:
@@ -153,10 +212,13 @@ class Auth0Gateway:
         timeout_s: float = 10.0,
         max_wait_s: float = 30.0,
         backoff_base_s: float = 0.5,
+        breaker_threshold: int = 5,
+        breaker_cooloff_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.stats = Auth0Stats()
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_cooloff_s)
         self.max_retries = max_retries
         self.max_wait_s = max_wait_s
         self.backoff_base_s = backoff_base_s
@@ -194,6 +256,8 @@ class Auth0Gateway:
             "max_retries": settings.auth0_max_retries,
             "timeout_s": settings.auth0_timeout_s,
             "max_wait_s": settings.auth0_max_wait_s,
+            "breaker_threshold": settings.auth0_breaker_threshold,
+            "breaker_cooloff_s": settings.auth0_breaker_cooloff_s,
         }
         return cls(**{**options, **overrides})
 
@@ -210,6 +274,10 @@ class Auth0Gateway:
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_base_s * 2**attempt, 10.0) * (0.8 + random.random() * 0.4)
 
+    async def _pause(self, attempt: int) -> None:
+        if attempt < self.max_retries:  # no sleep before giving up
+            await asyncio.sleep(self._backoff(attempt))
+
     async def call(
         self,
         operation: str,
@@ -222,11 +290,14 @@ class Auth0Gateway:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.retries += 1
-            await self._pacer.wait()
+            self.breaker.admit(operation)
             try:
-                return await request(self.client)
+                await self._pacer.wait()
+                result = await request(self.client)
             except ApiError as exc:
                 status = exc.status_code or 0
+                if status < 500:
+                    self.breaker.succeeded()  # an answer, if not the one we wanted
                 if status == 429:
                     wait = retry_after_seconds(exc.headers) or self._backoff(attempt)
                     if wait > self.max_wait_s:
@@ -242,6 +313,7 @@ class Auth0Gateway:
                     self.tokens.invalidate()
                     continue
                 if status >= 500:
+                    self.breaker.failed()
                     failure = (
                         ServiceUnavailable(f"Auth0 is unavailable ({status}) during {operation}")
                         if status in (502, 503, 504)
@@ -250,14 +322,16 @@ class Auth0Gateway:
                     if not idempotent:
                         raise failure from exc
                     logger.warning("auth0 %s on %s (attempt %s)", status, operation, attempt + 1)
-                    await asyncio.sleep(self._backoff(attempt))
+                    await self._pause(attempt)
                     continue
                 raise self._client_error(operation, exc) from exc
             except ServiceUnavailable as exc:  # the token endpoint could not be reached
+                self.breaker.failed()
                 failure = exc
-                await asyncio.sleep(self._backoff(attempt))
+                await self._pause(attempt)
                 continue
             except httpx.TransportError as exc:
+                self.breaker.failed()
                 # A connect error means nothing was sent, so even a create may be retried.
                 failure = ServiceUnavailable(
                     f"Auth0 is unreachable during {operation} ({type(exc).__name__})"
@@ -265,8 +339,13 @@ class Auth0Gateway:
                 if not idempotent and not isinstance(exc, httpx.ConnectError):
                     raise failure from exc
                 logger.warning("auth0 unreachable on %s: %r", operation, exc)
-                await asyncio.sleep(self._backoff(attempt))
+                await self._pause(attempt)
                 continue
+            except BaseException:
+                self.breaker.abandoned()
+                raise
+            self.breaker.succeeded()
+            return result
         assert failure is not None
         raise failure
 

@@ -1,6 +1,7 @@
 """Admins deciding on memberships: state machine, permissions, and Auth0 kept in step."""
 
 import pytest
+from sqlalchemy.engine import URL
 from sqlmodel import select
 
 from db.models import (
@@ -11,10 +12,11 @@ from db.models import (
     PlatformMembershipHistory,
 )
 from db.types import ApprovalStatus, OutboxStatus
+from scripts.auth0_emulator.server import EmulatorServer
 from services.settings import Settings
 from services.sync.outbox import deliver_outbox
 from services.sync.runs import JobContext
-from tests.conftest import savepoint_sessions
+from tests.conftest import emulator_settings, make_settings, savepoint_sessions
 from tests.routers.admin_world import COHORT, GALAXY, TSI, admin, membership, url
 from tests.services.sync.conftest import make_gateway
 
@@ -202,6 +204,37 @@ class TestAuth0Down:
         assert entry.status is OutboxStatus.DONE
         row = (await session.exec(select(GroupMembership))).one()
         assert row.approval_status is ApprovalStatus.APPROVED
+
+
+class TestAuth0DownCircuit:
+    """During an outage each approval used to wait through its own retries, holding its
+    database connection; under load that drained the pool and stalled plain reads."""
+
+    @pytest.fixture
+    def settings(self, pg_url: URL, emulator: EmulatorServer) -> Settings:
+        return make_settings(pg_url, **emulator_settings(emulator), auth0_breaker_threshold=2)
+
+    async def test_once_the_circuit_opens_approvals_are_queued_without_calling_auth0(
+        self, client, session, emulator, world
+    ):
+        for target in (TSI, COHORT):
+            await membership(session, world, "group", target, ApprovalStatus.PENDING)
+        headers = admin(emulator, "Admin")
+        assert (await client.get("/me/profile", headers=headers)).status_code == 200
+        emulator.state.faults.down = True
+        first = await client.post(url(world, "group", TSI, "approve"), headers=headers)
+        grants = "POST /api/v2/users/{id}/roles"
+        before = emulator.state.requests.get(grants, 0)
+        assert before >= 2  # the first approval did try, until the circuit opened
+        second = await client.post(url(world, "group", COHORT, "approve"), headers=headers)
+
+        assert (first.status_code, second.status_code) == (202, 202)
+        assert emulator.state.requests.get(grants, 0) == before
+        entries = (await session.exec(select(Auth0OutboxEntry).order_by(Auth0OutboxEntry.id))).all()
+        assert [e.status for e in entries] == [OutboxStatus.PENDING] * 2
+        assert entries[1].last_error is not None
+        assert "in a row" in entries[1].last_error
+        assert entries[1].next_attempt_at is not None
 
 
 class TestPermissions:

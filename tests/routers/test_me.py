@@ -24,6 +24,7 @@ from db.types import ApprovalStatus
 from main import create_app
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from services.settings import Settings
 from tests.conftest import emulator_settings, make_settings
 
 TSI = "biocommons/group/tsi"
@@ -440,17 +441,29 @@ async def test_two_identical_requests_at_once_make_one_row(
         await engine.dispose()
 
 
-class TestGroupRequestEmails:
-    async def link_admin_role(self, session: AsyncSession, emulator: EmulatorServer) -> str:
-        role = emulator.tenant.role_by_name(
-            "biocommons/role/cohort/admin"
-        ) or emulator.tenant.create_role("biocommons/role/cohort/admin", "Cohort admins")
-        session.add(Auth0Role(id=role["id"], name=role["name"]))
-        await session.flush()
-        session.add(GroupAdminRole(group_id="biocommons/group/cohort", role_id=role["id"]))
-        await session.flush()
-        return str(role["id"])
+async def link_admin_role(session: AsyncSession, emulator: EmulatorServer) -> str:
+    role = emulator.tenant.role_by_name(
+        "biocommons/role/cohort/admin"
+    ) or emulator.tenant.create_role("biocommons/role/cohort/admin", "Cohort admins")
+    session.add(Auth0Role(id=role["id"], name=role["name"]))
+    await session.flush()
+    session.add(GroupAdminRole(group_id="biocommons/group/cohort", role_id=role["id"]))
+    await session.flush()
+    return str(role["id"])
 
+
+def add_cohort_admin(emulator: EmulatorServer, role_id: str) -> None:
+    admin = emulator.tenant.create_user(
+        {
+            "connection": DEFAULT_CONNECTION,
+            "email": "cohort.admin@example.org",
+            "password": "long-enough-1",
+        }
+    )
+    emulator.tenant.assign_roles(admin["user_id"], [role_id])
+
+
+class TestGroupRequestEmails:
     async def test_requester_and_group_admins_are_emailed(
         self,
         client: httpx.AsyncClient,
@@ -458,15 +471,7 @@ class TestGroupRequestEmails:
         session: AsyncSession,
         member: User,
     ):
-        role_id = await self.link_admin_role(session, emulator)
-        admin = emulator.tenant.create_user(
-            {
-                "connection": DEFAULT_CONNECTION,
-                "email": "cohort.admin@example.org",
-                "password": "long-enough-1",
-            }
-        )
-        emulator.tenant.assign_roles(admin["user_id"], [role_id])
+        add_cohort_admin(emulator, await link_admin_role(session, emulator))
         response = await client.post(
             "/me/groups/request",
             json={"group_id": "biocommons/group/cohort"},
@@ -488,7 +493,7 @@ class TestGroupRequestEmails:
         session: AsyncSession,
         member: User,
     ):
-        await self.link_admin_role(session, emulator)
+        await link_admin_role(session, emulator)
         emulator.state.faults.down = True
         response = await client.post(
             "/me/groups/request",
@@ -503,3 +508,49 @@ class TestGroupRequestEmails:
         ).one()
         templates = (await session.exec(select(EmailNotification.template))).all()
         assert templates == ["group_request_confirmation"]
+
+
+class TestGroupAdminsLookup:
+    CACHE_S = 0.3
+
+    @pytest.fixture
+    def settings(self, pg_url: URL, emulator: EmulatorServer) -> Settings:
+        return make_settings(
+            pg_url, **emulator_settings(emulator), group_admins_cache_s=self.CACHE_S
+        )
+
+    async def test_admins_are_read_once_per_period_and_still_notified_while_auth0_is_down(
+        self,
+        client: httpx.AsyncClient,
+        emulator: EmulatorServer,
+        session: AsyncSession,
+        member: User,
+    ):
+        add_cohort_admin(emulator, await link_admin_role(session, emulator))
+        requesters = [member] + [await add_user(session, f"auth0|asker{i}") for i in (1, 2)]
+        lookups = "GET /api/v2/roles/{id}/users"
+
+        async def request(user: User) -> None:
+            response = await client.post(
+                "/me/groups/request",
+                json={"group_id": "biocommons/group/cohort"},
+                headers=bearer(emulator, user.id),
+            )
+            assert response.status_code == 200, response.text
+
+        before = emulator.state.requests.get(lookups, 0)
+        await request(requesters[0])
+        await request(requesters[1])
+        assert emulator.state.requests.get(lookups, 0) - before == 1
+        await asyncio.sleep(self.CACHE_S + 0.05)
+        emulator.state.faults.down = True
+        await request(requesters[2])
+
+        notices = (
+            await session.exec(
+                select(EmailNotification.to_address).where(
+                    EmailNotification.template == "group_request_admin"
+                )
+            )
+        ).all()
+        assert notices == ["cohort.admin@example.org"] * 3

@@ -249,6 +249,100 @@ class TestRetries:
             await gateway.aclose()
 
 
+class TestCircuitBreaker:
+    async def test_after_the_threshold_calls_fail_at_once_without_reaching_auth0(
+        self, emulator: EmulatorServer
+    ):
+        (user_id,) = add_users(emulator, 1)
+        gateway = make_gateway(
+            emulator.base_url, emulator, max_retries=1, breaker_threshold=4, breaker_cooloff_s=30
+        )
+        try:
+            await gateway.get_user(user_id)
+            emulator.state.faults.down = True
+            for _ in range(2):  # two calls, two attempts each: four failures in a row
+                with pytest.raises(ServiceUnavailable, match="unavailable"):
+                    await gateway.get_user(user_id)
+            before = requests_to(emulator, "GET /api/v2/users/{id}")
+            with pytest.raises(ServiceUnavailable, match="in a row") as caught:
+                await gateway.get_user(user_id)
+            assert requests_to(emulator, "GET /api/v2/users/{id}") == before
+            assert caught.value.headers is not None
+            assert 25 <= int(caught.value.headers["Retry-After"]) <= 31
+            assert gateway.breaker.opened == 1
+        finally:
+            await gateway.aclose()
+
+    async def test_one_trial_after_the_cool_off_closes_the_circuit_when_auth0_is_back(
+        self, emulator: EmulatorServer
+    ):
+        (user_id,) = add_users(emulator, 1)
+        gateway = make_gateway(
+            emulator.base_url, emulator, max_retries=0, breaker_threshold=2, breaker_cooloff_s=0.3
+        )
+        try:
+            await gateway.get_user(user_id)
+            emulator.state.faults.down = True
+            for _ in range(2):
+                with pytest.raises(ServiceUnavailable):
+                    await gateway.get_user(user_id)
+            await asyncio.sleep(0.35)
+            # Still down: the trial fails and the circuit opens again.
+            before = requests_to(emulator, "GET /api/v2/users/{id}")
+            with pytest.raises(ServiceUnavailable, match="unavailable"):
+                await gateway.get_user(user_id)
+            with pytest.raises(ServiceUnavailable, match="in a row"):
+                await gateway.get_user(user_id)
+            assert requests_to(emulator, "GET /api/v2/users/{id}") - before == 1
+            assert gateway.breaker.opened == 2
+
+            emulator.state.faults.down = False
+            await asyncio.sleep(0.35)
+            emulator.state.faults.latency_ms = 100
+            before = requests_to(emulator, "GET /api/v2/users/{id}")
+            # While the trial is out, the others are still refused; after it, all pass.
+            outcomes = await asyncio.gather(
+                *(gateway.get_user(user_id) for _ in range(5)), return_exceptions=True
+            )
+            assert requests_to(emulator, "GET /api/v2/users/{id}") - before == 1
+            assert sum(isinstance(o, dict) for o in outcomes) == 1
+            assert sum(isinstance(o, ServiceUnavailable) for o in outcomes) == 4
+            results = await asyncio.gather(*(gateway.get_user(user_id) for _ in range(5)))
+            assert {r["user_id"] for r in results} == {user_id}
+        finally:
+            await gateway.aclose()
+
+    async def test_answers_that_are_not_outages_do_not_open_it(
+        self, gateway: Auth0Gateway, emulator: EmulatorServer
+    ):
+        (user_id,) = add_users(emulator, 1)
+        for _ in range(3 * gateway.breaker.threshold):
+            with pytest.raises(NotFound):
+                await gateway.get_user("auth0|nobody")
+        emulator.state.faults.down = True
+        with pytest.raises(ServiceUnavailable):
+            await gateway.get_user(user_id)  # its own retries open it
+        emulator.state.faults.down = False
+        with pytest.raises(ServiceUnavailable, match="in a row"):
+            await gateway.get_user(user_id)
+        assert gateway.breaker.opened == 1
+
+    async def test_threshold_zero_keeps_retrying_every_call(self, emulator: EmulatorServer):
+        (user_id,) = add_users(emulator, 1)
+        gateway = make_gateway(emulator.base_url, emulator, max_retries=2, breaker_threshold=0)
+        try:
+            await gateway.get_user(user_id)
+            emulator.state.faults.down = True
+            before = requests_to(emulator, "GET /api/v2/users/{id}")
+            for _ in range(4):
+                with pytest.raises(ServiceUnavailable, match="unavailable"):
+                    await gateway.get_user(user_id)
+            assert requests_to(emulator, "GET /api/v2/users/{id}") - before == 4 * 3
+            assert gateway.breaker.opened == 0
+        finally:
+            await gateway.aclose()
+
+
 class TestUsersAndRoles:
     async def test_duplicate_create_is_a_conflict_naming_the_field_without_retries(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
