@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
@@ -84,3 +84,48 @@ def test_alembic_command_line_upgrades_a_database(tmp_path: Path, repo_root: Pat
     assert result.returncode == 0, result.stderr
     assert "Running upgrade" in result.stderr
     assert database.stat().st_size > 0
+
+
+async def test_the_planner_knows_which_target_has_pending_requests(scratch_db: URL):
+    """Thousands pending for one platform, none for another: without the joint statistics
+    the planner expected hundreds of "galaxy pending" rows and chose a full walk of the
+    users to find them."""
+    engine = create_engine(scratch_db, process="tests")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO platform (id, name) VALUES ('galaxy', 'Galaxy'), ('sbp', 'SBP')")
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO app_user (id, email, email_verified, blocked, is_deleted,"
+                    " created_at, updated_at) SELECT 'u' || n, 'u' || n || '@example.org', true,"
+                    " false, false, now(), now() FROM generate_series(1, 20000) AS n"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO platform_membership (id, platform_id, user_id, approval_status,"
+                    " created_at, updated_at) SELECT gen_random_uuid(), p.id, 'u' || n,"
+                    " CASE WHEN p.id = 'sbp' AND n <= 6000 THEN 'pending' ELSE 'approved' END,"
+                    " now(), now() FROM generate_series(1, 20000) AS n, platform AS p"
+                )
+            )
+        async with engine.connect() as conn:
+            await conn.execute(text("ANALYZE platform_membership"))
+            estimates = {}
+            for platform in ("galaxy", "sbp"):
+                plan = (
+                    await conn.execute(
+                        text(
+                            "EXPLAIN (FORMAT JSON) SELECT 1 FROM platform_membership"
+                            " WHERE platform_id = :platform AND approval_status = 'pending'"
+                        ),
+                        {"platform": platform},
+                    )
+                ).scalar_one()
+                estimates[platform] = plan[0]["Plan"]["Plan Rows"]
+    finally:
+        await engine.dispose()
+    assert estimates["galaxy"] < 100  # independent columns would say ~3,000
+    assert 5000 < estimates["sbp"] < 7000
