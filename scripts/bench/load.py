@@ -1,7 +1,7 @@
 """Mixed portal load at 100,000 users while the scheduler runs full syncs.
 
     uv run python -m scripts.bench.load [--users 100000] [--clients 32] [--seconds 60]
-                                        [--auth0-outage 15]
+                                        [--rate 40] [--auth0-outage 15] [--nice 19]
 
 Setup: an Auth0 emulator seeded with the bench tenant (3 platform roles on ~70% of users,
 2 group roles on ~20%); a migrated Postgres filled by the real initial sync (roles, users,
