@@ -46,6 +46,7 @@ def make_gateway(server: EmulatorServer, **options: Any) -> Auth0Gateway:
         "max_retries": 6,
         "backoff_base_s": 0.01,
         "max_wait_s": 10.0,
+        "breaker_threshold": 0,  # as run_scheduler.py builds the jobs' gateway
     }
     return Auth0Gateway(
         base_url=server.base_url,
