@@ -58,8 +58,7 @@ async def test_a_postgres_restart_under_load_gives_503s_then_recovers_with_no_50
     during = [s for t, _, s in seen if stopped_at + 0.5 < t < restarted_at]
     settled = [s for t, _, s in seen if t > restarted_at + 2.0]
     recovered = min((t for t, _, s in seen if t > restarted_at and s == 200), default=None)
-    # The figures behind the assertions (shown with `pytest -rP`).
-    print(
+    print(  # noqa: T201 - the figures behind the assertions, shown with `pytest -rP`
         f"{len(seen)} requests: {dict(statuses)}; down {restarted_at - stopped_at:.1f} s; "
         f"first 200 {recovered - restarted_at if recovered else float('nan'):.2f} s after restart"
     )
