@@ -4,6 +4,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -249,20 +250,33 @@ class TestRetries:
             await gateway.aclose()
 
 
+@asynccontextmanager
+async def tripped(
+    emulator: EmulatorServer, **options: object
+) -> AsyncIterator[tuple[Auth0Gateway, str]]:
+    """A gateway whose circuit has just opened (Auth0 down), and a user it knows."""
+    (user_id,) = add_users(emulator, 1)
+    gateway = make_gateway(emulator.base_url, emulator, **options)
+    try:
+        await gateway.get_user(user_id)
+        emulator.state.faults.down = True
+        while not gateway.breaker.opened:
+            with pytest.raises(ServiceUnavailable, match="unavailable"):
+                await gateway.get_user(user_id)
+        yield gateway, user_id
+    finally:
+        await gateway.aclose()
+
+
 class TestCircuitBreaker:
     async def test_after_the_threshold_calls_fail_at_once_without_reaching_auth0(
         self, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
-        gateway = make_gateway(
-            emulator.base_url, emulator, max_retries=1, breaker_threshold=4, breaker_cooloff_s=30
-        )
-        try:
-            await gateway.get_user(user_id)
-            emulator.state.faults.down = True
-            for _ in range(2):  # two calls, two attempts each: four failures in a row
-                with pytest.raises(ServiceUnavailable, match="unavailable"):
-                    await gateway.get_user(user_id)
+        async with tripped(emulator, max_retries=1, breaker_threshold=4, breaker_cooloff_s=30) as (
+            gateway,
+            user_id,
+        ):
+            assert gateway.breaker.failures == 4  # two calls, two attempts each
             before = requests_to(emulator, "GET /api/v2/users/{id}")
             with pytest.raises(ServiceUnavailable, match="in a row") as caught:
                 await gateway.get_user(user_id)
@@ -270,22 +284,14 @@ class TestCircuitBreaker:
             assert caught.value.headers is not None
             assert 25 <= int(caught.value.headers["Retry-After"]) <= 31
             assert gateway.breaker.opened == 1
-        finally:
-            await gateway.aclose()
 
     async def test_one_trial_after_the_cool_off_closes_the_circuit_when_auth0_is_back(
         self, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
-        gateway = make_gateway(
-            emulator.base_url, emulator, max_retries=0, breaker_threshold=2, breaker_cooloff_s=0.3
-        )
-        try:
-            await gateway.get_user(user_id)
-            emulator.state.faults.down = True
-            for _ in range(2):
-                with pytest.raises(ServiceUnavailable):
-                    await gateway.get_user(user_id)
+        async with tripped(emulator, max_retries=0, breaker_threshold=2, breaker_cooloff_s=0.3) as (
+            gateway,
+            user_id,
+        ):
             await asyncio.sleep(0.35)
             # Still down: the trial fails and the circuit opens again.
             before = requests_to(emulator, "GET /api/v2/users/{id}")
@@ -309,8 +315,6 @@ class TestCircuitBreaker:
             assert sum(isinstance(o, ServiceUnavailable) for o in outcomes) == 4
             results = await asyncio.gather(*(gateway.get_user(user_id) for _ in range(5)))
             assert {r["user_id"] for r in results} == {user_id}
-        finally:
-            await gateway.aclose()
 
     async def test_answers_that_are_not_outages_do_not_open_it(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
