@@ -288,15 +288,17 @@ class Auth0Gateway:
         """Run one Management API request with pacing, retries and error mapping."""
         failure: AppError | None = None
         for attempt in range(self.max_retries + 1):
+            self.breaker.admit(operation)
             if attempt:
                 self.stats.retries += 1
-            self.breaker.admit(operation)
             try:
                 await self._pacer.wait()
                 result = await request(self.client)
             except ApiError as exc:
                 status = exc.status_code or 0
-                if status < 500:
+                if status >= 500:
+                    self.breaker.failed()
+                else:
                     self.breaker.succeeded()  # an answer, if not the one we wanted
                 if status == 429:
                     wait = retry_after_seconds(exc.headers) or self._backoff(attempt)
@@ -313,7 +315,6 @@ class Auth0Gateway:
                     self.tokens.invalidate()
                     continue
                 if status >= 500:
-                    self.breaker.failed()
                     failure = (
                         ServiceUnavailable(f"Auth0 is unavailable ({status}) during {operation}")
                         if status in (502, 503, 504)
