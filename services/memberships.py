@@ -121,7 +121,7 @@ async def request_groups(
     settings: Settings,
     user_id: str,
     items: list[GroupRequestItem],
-    admins_cache: TtlCache[frozenset[str]] | None = None,
+    admins_cache: TtlCache[frozenset[str]],
 ) -> list[GroupRequestResult]:
     """Request each group; raises when none of them could be requested."""
     user = await ensure_user(session, auth0, user_id)
@@ -132,8 +132,7 @@ async def request_groups(
         if entry is not None:
             requested.append((result.group_id, item.request_reason, entry.id))
     if requested:
-        admins = admins_cache or TtlCache(0)
-        await _notify_group_request(session, auth0, settings, user, requested, admins)
+        await _notify_group_request(session, auth0, settings, user, requested, admins_cache)
         return results
     detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
     body = [r.model_dump() for r in results]
