@@ -260,9 +260,12 @@ async def tripped(
     try:
         await gateway.get_user(user_id)
         emulator.state.faults.down = True
-        while not gateway.breaker.opened:
+        for _ in range(10):
+            if gateway.breaker.opened:
+                break
             with pytest.raises(ServiceUnavailable, match="unavailable"):
                 await gateway.get_user(user_id)
+        assert gateway.breaker.opened == 1
         yield gateway, user_id
     finally:
         await gateway.aclose()
