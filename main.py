@@ -24,6 +24,7 @@ from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import AppError
+from services.live_roles import LiveRoles
 from services.http_security import SecurityHeadersMiddleware
 from services.observability import ObservabilityMiddleware, configure_logging
 from services.ratelimit import RateLimiter
@@ -88,6 +89,7 @@ def _lifespan(settings: Settings) -> Any:
                 "counts_cache": TtlCache(settings.admin_counts_cache_s),
                 "scope_cache": TtlCache(settings.admin_scope_cache_s),
                 "group_admins_cache": TtlCache(settings.group_admins_cache_s),
+                "live_roles": LiveRoles(auth0, settings.live_roles_cache_s),
             }
         finally:
             await engine.dispose()

@@ -1,9 +1,11 @@
 """Admin endpoints for platform, group and general admins.
 
 Reads are narrowed to the users the caller administers and leave the caller out.
+Writes first confirm the caller's admin roles with Auth0 (AdminWriteScopeDep).
 Membership decisions: a general admin, or an admin of the platform or group in the
 path; 202 means the database changed and the Auth0 role change is queued. Account
-changes: a general admin or an admin of one of the user's platforms.
+changes: a general admin on anyone else, or a platform or group admin on a plain user
+(no admin role) with a pending or approved membership they administer.
 """
 
 from dataclasses import dataclass
@@ -15,9 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routers.deps import (
     AdminScopeDep,
+    AdminWriteScopeDep,
     Auth0Dep,
     CountsCacheDep,
     GeneralAdminDep,
+    LiveRolesDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
@@ -60,7 +64,10 @@ USER_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 ACCOUNT_RESPONSES: dict[int | str, dict[str, str]] = {
     400: {"description": "Invalid or unchanged value ({message, field_errors})"},
-    403: {"description": "Only general admins and admins of one of the user's platforms"},
+    403: {
+        "description": "Only general admins, or admins of one of the user's platforms or "
+        "groups when the user holds no admin role; or the caller's admin role was removed"
+    },
     404: {"description": "No such user"},
     409: {"description": "The account is deleted (restore it first) or its name is taken"},
     502: {"description": "Auth0 refused the change"},
@@ -68,11 +75,12 @@ ACCOUNT_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 DECISION_RESPONSES: dict[int | str, dict[str, str]] = {
     202: {"description": "Changed here; the Auth0 role change is queued and completes shortly"},
-    403: {"description": "Not an admin of this platform or group"},
+    403: {"description": "Not an admin of this platform or group (any more), or your own"},
     404: {"description": "No such user, platform, group or membership"},
     409: {
         "description": "Not allowed from the membership's current state (current_status says which)"
     },
+    503: {"description": "Auth0 cannot confirm the caller's roles right now"},
 }
 
 
@@ -109,7 +117,7 @@ async def get_decider(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope: AdminScopeDep,
+    scope: AdminWriteScopeDep,
     response: Response,
 ) -> Decider:
     return Decider(session, auth0, settings, scope, response)
@@ -204,13 +212,15 @@ async def list_sync_runs(
 async def delete_user(
     session: SessionDep,
     auth0: Auth0Dep,
-    scope: AdminScopeDep,
+    settings: SettingsDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
     user_id: UserId,
     body: Annotated[ReasonOptional | None, Body()] = None,
 ) -> Done:
     """Block in Auth0, end their sessions, mark deleted; memberships and history are kept."""
     return await admin_accounts.delete_user(
-        session, auth0, scope, user_id, body.reason if body else None
+        session, auth0, settings, live_roles, scope, user_id, body.reason if body else None
     )
 
 
@@ -218,13 +228,15 @@ async def delete_user(
 async def restore_user(
     session: SessionDep,
     auth0: Auth0Dep,
-    scope: AdminScopeDep,
+    settings: SettingsDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
     user_id: UserId,
     body: Annotated[ReasonOptional | None, Body()] = None,
 ) -> Done:
     """Unblock in Auth0 and bring a deleted account back as it was."""
     return await admin_accounts.restore_user(
-        session, auth0, scope, user_id, body.reason if body else None
+        session, auth0, settings, live_roles, scope, user_id, body.reason if body else None
     )
 
 
@@ -233,13 +245,16 @@ async def update_email(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope: AdminScopeDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
     user_id: UserId,
     body: Annotated[EmailUpdate, form_body(EmailUpdate)],
 ) -> Done:
     """Set a new, unverified address; the old one is told and the new one gets Auth0's
     verification email."""
-    return await admin_accounts.update_email(session, auth0, settings, scope, user_id, body.email)
+    return await admin_accounts.update_email(
+        session, auth0, settings, live_roles, scope, user_id, body.email
+    )
 
 
 @router.post("/users/{user_id}/username/update", responses=ACCOUNT_RESPONSES)
@@ -247,21 +262,29 @@ async def update_username(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope: AdminScopeDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
     user_id: UserId,
     body: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
 ) -> Done:
     """Usernames are unique among all users, past usernames included."""
     return await admin_accounts.update_username(
-        session, auth0, settings, scope, user_id, body.username
+        session, auth0, settings, live_roles, scope, user_id, body.username
     )
 
 
 @router.post("/users/{user_id}/verification-email/resend", responses=ACCOUNT_RESPONSES)
 async def resend_verification(
-    session: SessionDep, auth0: Auth0Dep, scope: AdminScopeDep, user_id: UserId
+    session: SessionDep,
+    auth0: Auth0Dep,
+    settings: SettingsDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
+    user_id: UserId,
 ) -> Done:
-    return await admin_accounts.resend_verification(session, auth0, scope, user_id)
+    return await admin_accounts.resend_verification(
+        session, auth0, settings, live_roles, scope, user_id
+    )
 
 
 @router.post("/users/{user_id}/password-reset-email", responses=ACCOUNT_RESPONSES)
@@ -269,11 +292,14 @@ async def send_password_reset(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
-    scope: AdminScopeDep,
+    live_roles: LiveRolesDep,
+    scope: AdminWriteScopeDep,
     user_id: UserId,
 ) -> Done:
     """Auth0 emails the user a link to choose a new password (database accounts only)."""
-    return await admin_accounts.send_password_reset(session, auth0, settings, scope, user_id)
+    return await admin_accounts.send_password_reset(
+        session, auth0, settings, live_roles, scope, user_id
+    )
 
 
 @router.post("/users/{user_id}/platforms/{platform_id}/approve", responses=DECISION_RESPONSES)

@@ -11,7 +11,7 @@ from routers.deps import (
     SessionDep,
     SettingsDep,
     form_body,
-    require_general_admin,
+    require_confirmed_general_admin,
 )
 from schemas.catalog import (
     AdminRolesUpdate,
@@ -21,7 +21,7 @@ from schemas.catalog import (
     RoleCreate,
     RolePublic,
 )
-from schemas.errors import AUTHENTICATED, LOOKUPS
+from schemas.errors import AUTHENTICATED, LOOKUPS, UNAVAILABLE
 from services import catalog_admin
 
 
@@ -36,8 +36,8 @@ async def forget_admin_scopes(cache: ScopeCacheDep) -> AsyncIterator[None]:
 router = APIRouter(
     prefix="/biocommons-admin",
     tags=["catalog"],
-    dependencies=[Depends(require_general_admin), Depends(forget_admin_scopes)],
-    responses={**AUTHENTICATED, **LOOKUPS},
+    dependencies=[Depends(require_confirmed_general_admin), Depends(forget_admin_scopes)],
+    responses={**AUTHENTICATED, **LOOKUPS, **UNAVAILABLE},
 )
 
 

@@ -23,6 +23,7 @@ from services.auth import CurrentUser, authenticate
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import Forbidden, InvalidFields
+from services.live_roles import LiveRoles
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -87,9 +88,26 @@ async def get_admin_scope(request: Request, session: SessionDep, caller: Current
     return await admin_scope.scope_for(session, caller, request.state.scope_cache)
 
 
-# What the caller administers (possibly nothing) / the same, refusing non-admins with 403.
+async def get_live_roles(request: Request) -> LiveRoles:
+    return request.state.live_roles
+
+
+LiveRolesDep = Annotated[LiveRoles, Depends(get_live_roles)]
+
+
+async def get_admin_write_scope(
+    request: Request, session: SessionDep, caller: CurrentUserDep, live_roles: LiveRolesDep
+) -> Scope:
+    return await admin_scope.confirmed_scope(
+        session, caller, live_roles, request.state.settings, request.state.scope_cache
+    )
+
+
+# What the caller administers (possibly nothing) / the same, refusing non-admins with 403
+# / the same with the caller's admin roles confirmed by Auth0 (for writes).
 AdministeredDep = Annotated[Scope, Depends(get_administered)]
 AdminScopeDep = Annotated[Scope, Depends(get_admin_scope)]
+AdminWriteScopeDep = Annotated[Scope, Depends(get_admin_write_scope)]
 
 
 async def require_general_admin(caller: CurrentUserDep) -> CurrentUser:
@@ -98,7 +116,19 @@ async def require_general_admin(caller: CurrentUserDep) -> CurrentUser:
     return caller
 
 
+async def require_confirmed_general_admin(
+    request: Request, caller: CurrentUserDep, live_roles: LiveRolesDep
+) -> CurrentUser:
+    """A general admin whose ADMIN_ROLES role Auth0 confirms (for writes)."""
+    await require_general_admin(caller)
+    held = caller.roles & await live_roles.of(caller.id)
+    if not held & frozenset(request.state.settings.admin_roles):
+        raise Forbidden("your general admin role has been removed; sign in again")
+    return caller
+
+
 GeneralAdminDep = Annotated[CurrentUser, Depends(require_general_admin)]
+ConfirmedGeneralAdminDep = Annotated[CurrentUser, Depends(require_confirmed_general_admin)]
 
 
 async def get_counts_cache(request: Request) -> TtlCache[UserCounts]:

@@ -1,6 +1,8 @@
 """Admins changing someone else's account: delete, restore, email, username, and the
-verification and password-reset emails. Only general admins and admins of one of the
-user's platforms may (services/admin_scope.manageable_user); group admins may not.
+verification and password-reset emails. General admins may change anyone's but their
+own; platform and group admins only a plain user's with a pending or approved
+membership they administer (services/admin_scope.manageable_user). `scope` is the
+caller's confirmed scope (admin_scope.confirmed_scope).
 """
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -9,6 +11,7 @@ from db.models import User
 from schemas.profile import Done
 from services import accounts
 from services.admin_scope import Scope, manageable_user
+from services.live_roles import LiveRoles
 from services.auth0 import Auth0Gateway
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.registration import email_registered
@@ -21,9 +24,15 @@ async def _actor(session: AsyncSession, auth0: Auth0Gateway, scope: Scope) -> Us
 
 
 async def delete_user(
-    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, reason: str | None
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    live_roles: LiveRoles,
+    scope: Scope,
+    user_id: str,
+    reason: str | None,
 ) -> Done:
-    user = await manageable_user(session, scope, user_id)
+    user = await manageable_user(session, scope, user_id, live_roles=live_roles, settings=settings)
     if user.is_deleted:
         return Done(message="The account was already deleted")
     actor = await _actor(session, auth0, scope)
@@ -32,9 +41,15 @@ async def delete_user(
 
 
 async def restore_user(
-    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str, reason: str | None
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    live_roles: LiveRoles,
+    scope: Scope,
+    user_id: str,
+    reason: str | None,
 ) -> Done:
-    user = await manageable_user(session, scope, user_id)
+    user = await manageable_user(session, scope, user_id, live_roles=live_roles, settings=settings)
     if not user.is_deleted:
         return Done(message="The account is not deleted")
     actor = await _actor(session, auth0, scope)
@@ -46,11 +61,12 @@ async def update_username(
     session: AsyncSession,
     auth0: Auth0Gateway,
     settings: Settings,
+    live_roles: LiveRoles,
     scope: Scope,
     user_id: str,
     username: str,
 ) -> Done:
-    user = await _live(session, scope, user_id)
+    user = await _live(session, settings, live_roles, scope, user_id)
     actor = await _actor(session, auth0, scope)
     await accounts.change_username(session, auth0, settings, user, username, actor=actor.id)
     return Done(message="Username updated")
@@ -60,13 +76,14 @@ async def update_email(
     session: AsyncSession,
     auth0: Auth0Gateway,
     settings: Settings,
+    live_roles: LiveRoles,
     scope: Scope,
     user_id: str,
     email: str,
 ) -> Done:
     """Set a new address (unverified), tell the old one, and send Auth0's verification
     email to the new one."""
-    user = await _live(session, scope, user_id)
+    user = await _live(session, settings, live_roles, scope, user_id)
     if user.email and user.email.lower() == email:
         raise InvalidFields([{"field": "email", "message": "This is already the user's email"}])
     if await email_registered(session, email):
@@ -80,9 +97,14 @@ async def update_email(
 
 
 async def resend_verification(
-    session: AsyncSession, auth0: Auth0Gateway, scope: Scope, user_id: str
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    live_roles: LiveRoles,
+    scope: Scope,
+    user_id: str,
 ) -> Done:
-    user = await _live(session, scope, user_id)
+    user = await _live(session, settings, live_roles, scope, user_id)
     if user.email_verified:
         raise BadRequest("the user's email address is already verified")
     await auth0.send_verification_email(user.id)
@@ -90,9 +112,14 @@ async def resend_verification(
 
 
 async def send_password_reset(
-    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, scope: Scope, user_id: str
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    live_roles: LiveRoles,
+    scope: Scope,
+    user_id: str,
 ) -> Done:
-    user = await _live(session, scope, user_id)
+    user = await _live(session, settings, live_roles, scope, user_id)
     if user.connection != settings.auth0_db_connection or not user.email:
         raise BadRequest("this user signs in through another provider; it holds their password")
     await auth0.request_password_reset(
@@ -101,8 +128,10 @@ async def send_password_reset(
     return Done(message=f"Password reset email sent to {user.email}")
 
 
-async def _live(session: AsyncSession, scope: Scope, user_id: str) -> User:
-    user = await manageable_user(session, scope, user_id)
+async def _live(
+    session: AsyncSession, settings: Settings, live_roles: LiveRoles, scope: Scope, user_id: str
+) -> User:
+    user = await manageable_user(session, scope, user_id, live_roles=live_roles, settings=settings)
     if user.is_deleted:
         raise Conflict("the account is deleted; restore it first")
     return user

@@ -3,8 +3,17 @@
 A general admin (a role in ADMIN_ROLES) sees everyone. Any other admin sees the users
 with a membership (in any state) of a platform or group they administer; the catalog
 in the database decides which of the admin roles they hold name real platforms and
-groups. Changing a user's identity (delete, restore, email, username, password) needs
-a platform or general admin: group admins only decide on their group's memberships.
+groups.
+
+Writes are held to more than the token says (`confirmed_scope`): the caller's admin
+roles are confirmed with Auth0, so a removed role stops working within a minute.
+Account actions (delete, restore, email, username, verification and password-reset
+emails) by a platform or group admin reach only *plain* users with a pending or
+approved membership they administer (`manageable_user`): anyone holding an
+ADMIN_ROLES role, a `{ns}/role/*/admin` role or a role linked as some platform's or
+group's admin role is out of their reach, judged by the target's roles in Auth0 now.
+Otherwise a Galaxy admin could move a general admin's email to their own address and
+have Auth0 send them the password reset. General admins act on anyone but themselves.
 """
 
 from collections.abc import Sequence
@@ -28,6 +37,9 @@ from db.types import ApprovalStatus
 from services.auth import CurrentUser
 from services.cache import TtlCache
 from services.errors import Forbidden, NotFound
+from services.live_roles import LiveRoles
+from services.roles import RoleScheme, permissions_for
+from services.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -78,17 +90,21 @@ class Scope:
         kind: Kind,
         *,
         targets: Sequence[str] | None = None,
-        status: ApprovalStatus | None = None,
+        status: ApprovalStatus | Sequence[ApprovalStatus] | None = None,
     ) -> sa.Select[tuple[str]]:
         """User ids with a membership of `kind`: of `targets` if given, else any this scope
-        covers; in `status` if given."""
+        covers; in `status` (one or several) if given."""
         statement = sa.select(kind.memberships.c.user_id)
         if targets is None and not self.everything:
             targets = list(self.targets(kind))
         if targets is not None:
             statement = statement.where(kind.target.in_(targets))
-        if status is not None:
+        if isinstance(status, ApprovalStatus):
             statement = statement.where(kind.memberships.c.approval_status == status.value)
+        elif status is not None:
+            statement = statement.where(
+                kind.memberships.c.approval_status.in_([s.value for s in status])
+            )
         return statement
 
     def has_membership(
@@ -97,7 +113,7 @@ class Scope:
         kind: Kind,
         *,
         targets: Sequence[str] | None = None,
-        status: ApprovalStatus | None = None,
+        status: ApprovalStatus | Sequence[ApprovalStatus] | None = None,
     ) -> sa.ColumnElement[bool]:
         if targets is None and not self.covers(kind):
             return sa.false()
@@ -105,11 +121,13 @@ class Scope:
         return members.where(kind.memberships.c.user_id == user_id).exists()
 
     def membership_clause(
-        self, user_id: sa.ColumnElement[str], *, platforms_only: bool = False
+        self,
+        user_id: sa.ColumnElement[str],
+        *,
+        status: Sequence[ApprovalStatus] | None = None,
     ) -> sa.ColumnElement[bool]:
-        """True for users with any membership inside this scope."""
-        kinds = (PLATFORMS,) if platforms_only else KINDS
-        return sa.or_(*(self.has_membership(user_id, kind) for kind in kinds))
+        """True for users with any membership inside this scope (in `status`, if given)."""
+        return sa.or_(*(self.has_membership(user_id, kind, status=status) for kind in KINDS))
 
 
 Targets = tuple[frozenset[str], frozenset[str]]
@@ -206,19 +224,87 @@ async def visible_user(session: AsyncSession, scope: Scope, user_id: str) -> Use
     return user
 
 
-async def manageable_user(session: AsyncSession, scope: Scope, user_id: str) -> User:
-    """The user, if the caller may change their account: a general admin, or an admin of
-    a platform the user is a member of. Admins change their own account through /me."""
+async def confirmed_scope(
+    session: AsyncSession,
+    caller: CurrentUser,
+    live_roles: LiveRoles,
+    settings: Settings,
+    cache: TtlCache[Targets] | None = None,
+) -> Scope:
+    """The caller's scope for a write: only the roles the token names *and* Auth0 says
+    the caller still holds count. Non-admins are refused before Auth0 is asked."""
+    scope = await scope_for(session, caller, cache)
+    held = caller.roles & await live_roles.of(caller.id)
+    if held == caller.roles:
+        return scope
+    still = CurrentUser(
+        id=caller.id,
+        roles=held,
+        permissions=permissions_for(
+            held, RoleScheme(settings.auth0_role_namespace), frozenset(settings.admin_roles)
+        ),
+        access_token=caller.access_token,
+    )
+    scope = await administered(session, still, cache)
+    if not scope.is_admin:
+        raise Forbidden("your admin role has been removed; sign in again")
+    return scope
+
+
+# A membership that makes a user someone the target's admins answer for.
+LIVE_MEMBERSHIP = (ApprovalStatus.PENDING, ApprovalStatus.APPROVED)
+
+
+async def manageable_user(
+    session: AsyncSession,
+    scope: Scope,
+    user_id: str,
+    *,
+    live_roles: LiveRoles,
+    settings: Settings,
+) -> User:
+    """The user, if the caller may change their account. Admins change their own account
+    through /me; a general admin may change anyone else's; a platform or group admin only
+    a plain user with a pending or approved membership they administer."""
     user = await visible_user(session, scope, user_id)
     if user_id == scope.caller_id:
         raise Forbidden("use /me to change your own account")
     if scope.everything:
         return user
     inside = await session.scalar(
-        sa.select(scope.membership_clause(sa.literal(user_id), platforms_only=True))
+        sa.select(scope.membership_clause(sa.literal(user_id), status=LIVE_MEMBERSHIP))
     )
     if not inside:
         raise Forbidden(
-            "only general admins and admins of one of the user's platforms may change their account"
+            "only general admins, and admins of a platform or group the user has a pending "
+            "or approved membership of, may change their account"
         )
+    if await privileged_roles(session, settings, await live_roles.of(user_id)):
+        raise Forbidden("this user is an admin: only general admins may change their account")
     return user
+
+
+async def privileged_roles(
+    session: AsyncSession, settings: Settings, roles: frozenset[str]
+) -> frozenset[str]:
+    """Which of `roles` make their holder an admin of anything: ADMIN_ROLES, any
+    `{ns}/role/*/admin` (whether or not its platform or group exists yet) and any role
+    linked as a platform's or group's admin role."""
+    prefix = f"{settings.auth0_role_namespace}/role/"
+    found = {
+        r
+        for r in roles
+        if r in settings.admin_roles or (r.startswith(prefix) and r.endswith("/admin"))
+    }
+    rest = list(roles - found)
+    if rest:
+        linked = sa.union(
+            sa.select(Auth0Role.name)
+            .join(PlatformAdminRole, PlatformAdminRole.role_id == Auth0Role.id)
+            .where(Auth0Role.name.in_(rest)),
+            sa.select(Auth0Role.name)
+            .join(GroupAdminRole, GroupAdminRole.role_id == Auth0Role.id)
+            .where(Auth0Role.name.in_(rest)),
+        )
+        found.update((await session.execute(linked)).scalars().all())
+    return frozenset(found)

@@ -182,6 +182,11 @@ class Settings(BaseSettings):
     # How long each API process reuses a group's admin addresses (read from Auth0 to
     # notify them of requests); a stale copy also serves while Auth0 is down.
     group_admins_cache_s: float = Field(default=60.0, ge=0, le=3600)
+    # How long each API process trusts Auth0's answer to "which roles does this user hold
+    # now?" (asked before admin writes, for the caller and the target). A removed admin
+    # role stops working within a minute: fresh for this long, then served stale while
+    # Auth0 is down until 60 s have passed in all, then 503.
+    live_roles_cache_s: float = Field(default=30.0, ge=0, le=60)
 
     # Email: the queue is delivered by the scheduler's `email.deliver` job.
     no_reply_email_sender: str = "no-reply@aai.localhost"

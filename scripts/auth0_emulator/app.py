@@ -872,9 +872,13 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
         user = tenant.find_user(str(body.get("user", "")))
         if user is None:
             raise TenantError(404, "The user does not exist.", "inexistent_user")
-        token = tenant.mint_access_token(
-            user["user_id"], roles=body.get("roles"), expires_in=body.get("expires_in")
-        )
+        roles = body.get("roles")
+        if roles is not None:
+            # A real tenant's token names the roles the user holds (the login Action reads
+            # them), so asking for roles gives them to the user first: the backend confirms
+            # admin roles with the Management API before admin writes.
+            tenant.grant_roles(user["user_id"], [str(name) for name in roles])
+        token = tenant.mint_access_token(user["user_id"], expires_in=body.get("expires_in"))
         return {"access_token": token, "token_type": "Bearer", "user_id": user["user_id"]}
 
     return app

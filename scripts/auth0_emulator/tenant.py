@@ -431,6 +431,15 @@ class Tenant:
                     held.add(role_id)
                     bisect.insort(self.role_members[role_id], user_id)
 
+    def grant_roles(self, user_id: str, names: list[str]) -> None:
+        """Assign roles by name, creating the ones the tenant lacks (a test convenience)."""
+        ids = []
+        for name in names:
+            role = self.role_by_name(name) or self.create_role(name, name)
+            ids.append(role["id"])
+        if ids:
+            self.assign_roles(user_id, ids)
+
     def remove_roles(self, user_id: str, role_ids: list[str]) -> None:
         with self.lock:
             self.get_user(user_id)

@@ -55,7 +55,8 @@ def tokens(emulator_server: EmulatorServer) -> dict[str, str]:
                 "password": "Fuzz-password-1",
             }
         )
-        made[kind] = tenant.mint_access_token(user["user_id"], roles=roles)
+        tenant.grant_roles(user["user_id"], roles)
+        made[kind] = tenant.mint_access_token(user["user_id"])
     made["forged"] = made["admin"][:-6] + "AAAAAA"
     return made
 

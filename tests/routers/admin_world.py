@@ -67,8 +67,9 @@ async def membership(
     await session.flush()
 
 
-def admin(emulator: EmulatorServer, *roles: str) -> dict[str, str]:
-    """A token for a real Auth0 user holding `roles` (its DB row is created on first use)."""
+def admin_user(emulator: EmulatorServer, *roles: str) -> tuple[str, dict[str, str]]:
+    """A real Auth0 user holding `roles` (its DB row is created on first use) and a token
+    naming them."""
     user = emulator.tenant.create_user(
         {
             "connection": DEFAULT_CONNECTION,
@@ -76,8 +77,15 @@ def admin(emulator: EmulatorServer, *roles: str) -> dict[str, str]:
             "password": "long-enough-1",
         }
     )
+    # In the tenant too: admin writes confirm roles with Auth0, not only the token.
+    emulator.tenant.grant_roles(user["user_id"], list(roles))
     token = emulator.tenant.mint_access_token(user["user_id"], roles=list(roles))
-    return {"Authorization": f"Bearer {token}"}
+    return user["user_id"], {"Authorization": f"Bearer {token}"}
+
+
+def admin(emulator: EmulatorServer, *roles: str) -> dict[str, str]:
+    """A token for a real Auth0 user holding `roles`."""
+    return admin_user(emulator, *roles)[1]
 
 
 def url(world: World, kind: str, target: str, action: str) -> str:
