@@ -24,8 +24,8 @@ from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
 from services.cache import TtlCache
 from services.errors import AppError
-from services.live_roles import LiveRoles
 from services.http_security import SecurityHeadersMiddleware
+from services.live_roles import LiveRoles
 from services.observability import ObservabilityMiddleware, configure_logging
 from services.ratelimit import RateLimiter
 from services.recaptcha import RecaptchaVerifier

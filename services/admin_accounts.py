@@ -11,9 +11,9 @@ from db.models import User
 from schemas.profile import Done
 from services import accounts
 from services.admin_scope import Scope, manageable_user
-from services.live_roles import LiveRoles
 from services.auth0 import Auth0Gateway
 from services.errors import BadRequest, Conflict, InvalidFields
+from services.live_roles import LiveRoles
 from services.registration import email_registered
 from services.settings import Settings
 from services.users import ensure_user

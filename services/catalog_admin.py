@@ -76,24 +76,81 @@ async def create_role(session: AsyncSession, auth0: Auth0Gateway, data: RoleCrea
     return RolePublic(id=role.id, name=role.name, description=role.description, created=created)
 
 
-async def _admin_roles(session: AsyncSession, names: list[str]) -> list[Auth0Role]:
-    """Existing live roles by name; an unknown one is a field error, not a silent skip."""
+async def _admin_roles(
+    session: AsyncSession,
+    settings: Settings,
+    kind: str,
+    target_id: str,
+    names: list[str],
+    *,
+    field: str = "admin_roles",
+) -> list[Auth0Role]:
+    """Existing live roles by name that may administer this target; an unknown or
+    unfit one is a field error, not a silent skip.
+
+    Unfit: an access role (its members would all become admins), a general admin role
+    (already administers everything; linking it hides that) and a role that administers
+    another platform or group (its holders would gain this one unasked)."""
     if not names:
         return []
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    short_id = target_id if kind == "platform" else scheme.short_id(target_id)
+    errors = []
+    for name in dict.fromkeys(names):
+        parsed = scheme.parse(name)
+        if name in settings.admin_roles:
+            errors.append(f"{name!r} is a general admin role; it administers everything already")
+        elif parsed is not None and parsed.kind in ("platform", "group"):
+            errors.append(f"{name!r} is an access role; its members would all become admins")
+        elif parsed is not None and parsed.target != short_id:
+            errors.append(f"{name!r} is the admin role of {parsed.target!r}")
     roles = (
         await session.exec(
             select(Auth0Role).where(Auth0Role.name.in_(names), Auth0Role.removed_at.is_(None))
         )
     ).all()
-    missing = sorted(set(names) - {role.name for role in roles})
-    if missing:
+    errors += [
+        f"No role named {name!r}; create it first"
+        for name in sorted(set(names) - {role.name for role in roles})
+    ]
+    ids = [role.id for role in roles]
+    elsewhere = sa.union_all(
+        sa.select(Auth0Role.name, sa.literal("platform"), PlatformAdminRole.platform_id)
+        .join(PlatformAdminRole, PlatformAdminRole.role_id == Auth0Role.id)
+        .where(Auth0Role.id.in_(ids)),
+        sa.select(Auth0Role.name, sa.literal("group"), GroupAdminRole.group_id)
+        .join(GroupAdminRole, GroupAdminRole.role_id == Auth0Role.id)
+        .where(Auth0Role.id.in_(ids)),
+    )
+    for name, other_kind, other_id in (await session.execute(elsewhere)).all():
+        if (other_kind, other_id) != (kind, target_id):
+            errors.append(f"{name!r} already administers {other_kind} {other_id!r}")
+    if errors:
+        raise InvalidFields([{"field": field, "message": message} for message in errors])
+    return list(roles)
+
+
+async def _refuse_shared_short_id(
+    session: AsyncSession, scheme: RoleScheme, kind: str, short_id: str
+) -> None:
+    """`{ns}/role/{x}/admin` administers platform x and group {ns}/group/x alike: a group
+    and a platform must never share x."""
+    if kind == "group":
+        other = await session.get(Platform, short_id)
+        field, what = "group_id", f"platform {short_id!r}"
+    else:
+        other = await session.get(Group, scheme.group_id(short_id))
+        field, what = "id", f"group {scheme.group_id(short_id)!r}"
+    if other is not None and other.removed_at is None:
         raise InvalidFields(
             [
-                {"field": "admin_roles", "message": f"No role named {name!r}; create it first"}
-                for name in missing
+                {
+                    "field": field,
+                    "message": f"{short_id!r} is taken by {what}: the two would share the "
+                    f"admin role {scheme.admin_role(short_id)}",
+                }
             ]
         )
-    return list(roles)
 
 
 async def create_platform(
@@ -103,6 +160,7 @@ async def create_platform(
     return await _create(
         session,
         auth0,
+        settings,
         scheme,
         Platform.__table__,
         target_id=data.id,
@@ -132,6 +190,7 @@ async def create_group(
     return await _create(
         session,
         auth0,
+        settings,
         scheme,
         Group.__table__,
         target_id=data.group_id,
@@ -147,6 +206,7 @@ async def create_group(
 async def _create(
     session: AsyncSession,
     auth0: Auth0Gateway,
+    settings: Settings,
     scheme: RoleScheme,
     table: sa.Table,
     *,
@@ -159,7 +219,8 @@ async def _create(
 ) -> CatalogEntry:
     """The access and admin roles in Auth0 first, then the row the roles sync would write."""
     kind = "platform" if table is Platform.__table__ else "group"
-    extra = await _admin_roles(session, admin_roles)
+    await _refuse_shared_short_id(session, scheme, kind, short_id)
+    extra = await _admin_roles(session, settings, kind, target_id, admin_roles)
     access, _ = await ensure_role(session, auth0, access_role, name)
     admin, _ = await ensure_role(
         session, auth0, scheme.admin_role(short_id), f"{name} administrators"
@@ -203,7 +264,7 @@ async def set_admin_roles(
     target = await session.get(model, target_id)
     if target is None or target.removed_at is not None:
         raise NotFound(f"no {kind} {target_id!r}")
-    roles = await _admin_roles(session, role_names)
+    roles = await _admin_roles(session, settings, kind, target_id, role_names, field="role_names")
     await _link(session, scheme, kind, target_id, roles, replace=True)
     return await entry(session, kind, target_id)
 

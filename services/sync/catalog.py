@@ -3,6 +3,8 @@
 Adding a platform or a group is creating its roles in Auth0; the next run picks it up.
 """
 
+import logging
+
 import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -12,6 +14,8 @@ from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminR
 from services.roles import RoleScheme
 from services.sync.runs import JobContext
 from services.sync.sql import upsert
+
+logger = logging.getLogger("aai.sync")
 
 
 def derive_short_name(identifier: str, name: str, configured: dict[str, str]) -> str:
@@ -63,6 +67,24 @@ async def sync_roles(ctx: JobContext) -> None:
             }
         else:
             admin_targets.setdefault(parsed.target, []).append(role["id"])
+
+    # `{ns}/role/{x}/admin` administers platform x *and* group {ns}/group/x: a group whose
+    # short id is a platform's id would hand the platform's admins the group and the
+    # group's admins the platform. The platform keeps the name; the group is left out.
+    clashing = sorted(g for g in groups if scheme.short_id(g) in platforms)
+    for group_id in clashing:
+        del groups[group_id]
+        logger.error(
+            "sync.roles: group %s skipped: its short id is platform %r's id, and the two "
+            "would share the admin role %s",
+            group_id,
+            scheme.short_id(group_id),
+            scheme.admin_role(scheme.short_id(group_id)),
+            extra={"event": "catalog_clash", "job": "sync.roles"},
+        )
+    if clashing:
+        ctx.count("errors", len(clashing))
+        ctx.counts["groups_refused"] = clashing
 
     async with ctx.transaction() as session:
         role_table = Auth0Role.__table__

@@ -515,6 +515,8 @@ CALLERS = {
     "tsi admin": ([TSI_ADMIN], {"galaxy": 403, "tsi": 200, "loner": 403}),
     "member": (["biocommons/platform/galaxy"], {"galaxy": 403, "tsi": 403, "loner": 403}),
 }
+
+
 @pytest.fixture
 async def targets(session, emulator, world):
     tag = secrets.token_hex(2)

@@ -66,3 +66,27 @@ async def test_a_role_recreated_under_the_same_name_takes_it_over(
     assert run.status.value == "succeeded", run.error
     session.expire_all()
     assert (await session.get_one(Group, "biocommons/group/tsi")).access_role_id == new["id"]
+
+
+async def test_a_group_sharing_a_platforms_id_is_skipped_and_reported(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """`biocommons/group/galaxy` would share `biocommons/role/galaxy/admin` with the Galaxy
+    platform: its admins would get Galaxy and Galaxy's admins the group."""
+    clash = tenant_server.tenant.create_role("biocommons/group/galaxy", "Galaxy fan club")
+    try:
+        (run,) = await sync(sync_ctx, "sync.roles")
+        assert run.status.value == "succeeded"
+        assert run.counts["errors"] == 1
+        assert run.counts["groups_refused"] == ["biocommons/group/galaxy"]
+        assert await session.get(Group, "biocommons/group/galaxy") is None
+        galaxy = (
+            await session.exec(
+                select(Platform)
+                .where(Platform.id == "galaxy")
+                .options(selectinload(Platform.admin_roles))
+            )
+        ).one()
+        assert [r.name for r in galaxy.admin_roles] == ["biocommons/role/galaxy/admin"]
+    finally:
+        tenant_server.tenant.delete_role(clash["id"])
