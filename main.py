@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.middleware.sessions import SessionMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
@@ -179,12 +180,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise SystemExit(f"aai-backend: {exc}") from None
         configure_logging(settings.effective_log_format, settings.log_level, process="api")
 
+    docs = settings.api_docs
     app = FastAPI(
         title="AAI Backend",
         version=app_version(),
         lifespan=_lifespan(settings),
         responses=errors.UNAVAILABLE,
         max_body_size=settings.max_request_body_bytes,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.add_middleware(
         SessionMiddleware,
@@ -200,8 +205,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_production)
-    # Outermost: the request id and timing cover everything below.
+    # The request id and timing cover everything below.
     app.add_middleware(ObservabilityMiddleware, metrics=settings.enable_prometheus_metrics)
+    # Outermost, so everything sees the real client: X-Forwarded-* are believed only from
+    # FORWARDED_ALLOW_IPS, and the client is the right-most hop not in it (the address the
+    # load balancer saw), never what the client wrote into the header. The app does this
+    # itself rather than uvicorn's --proxy-headers, so every way of serving it agrees.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.add_exception_handler(AppError, _app_error)
     for error_type in DB_UNAVAILABLE:
         app.add_exception_handler(error_type, _db_unavailable)

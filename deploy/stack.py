@@ -166,6 +166,8 @@ class AaiBackendStack(cdk.Stack):
             "DB_NAME": "aai",
             "DB_USER": "aai",
             "LOG_FORMAT": "json",
+            # Only the load balancer (inside the VPC) is believed about the client address.
+            "FORWARDED_ALLOW_IPS": vpc.vpc_cidr_block,
         }
         secrets = {
             "DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password"),

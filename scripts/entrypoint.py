@@ -6,8 +6,8 @@
 
 Each role first waits for the database (DB_WAIT_TIMEOUT_S, default 60; a refused or
 failing connection is retried every second) and exits 3 with a clear message if it
-never answers. `api` serves with uvicorn behind a proxy (proxy headers trusted from
-FORWARDED_ALLOW_IPS, default all: the load balancer is the only way in), with
+never answers. `api` serves with uvicorn (the app itself believes X-Forwarded-* only
+from FORWARDED_ALLOW_IPS, so uvicorn's own proxy-header handling is off), with
 WEB_CONCURRENCY workers (default 2); `api` and `scheduler` refuse to start on a
 Postgres that is not at the code's migration head (the `migrate` task runs first).
 The process is replaced (exec), so signals reach uvicorn / the scheduler directly.
@@ -99,9 +99,7 @@ def main(argv: list[str]) -> int:
             os.environ.get("PORT", "8000"),
             "--workers",
             os.environ.get("WEB_CONCURRENCY", "2"),
-            "--proxy-headers",
-            "--forwarded-allow-ips",
-            os.environ.get("FORWARDED_ALLOW_IPS", "*"),
+            "--no-proxy-headers",
             "--no-access-log",
             *rest,
         ]

@@ -4,9 +4,11 @@ The variable names are the ones existing deployments already set (see the README
 configuration table), so they are not prefixed.
 """
 
+import ipaddress
 import json
 from functools import lru_cache
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -73,6 +75,9 @@ def to_async_url(raw: str) -> URL:
     return url
 
 
+RECAPTCHA_HOSTS = frozenset({"www.google.com", "www.recaptcha.net"})
+
+
 def _split_list(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
@@ -130,6 +135,16 @@ class Settings(BaseSettings):
     admin_client_id: str | None = None
     admin_client_secret: SecretStr | None = None
     enable_prometheus_metrics: bool = False
+    # /docs, /redoc and /openapi.json; unset: on, except in production.
+    enable_api_docs: bool | None = None
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDR networks:
+    # the load balancer's subnets). The client address is the right-most hop that is not
+    # one of them, so what a client writes into the header itself never counts. "*"
+    # (believe anyone) is refused in production: it let a client choose its own address
+    # and rotate past every rate limit.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1"]
+    )
     # Logs: JSON lines (one object per line, request id included) or readable text;
     # unset means JSON in production and text elsewhere.
     log_format: Literal["json", "text"] | None = None
@@ -240,11 +255,27 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "admin_roles", "cors_allowed_origins", "registration_default_platforms", mode="before"
+        "admin_roles",
+        "cors_allowed_origins",
+        "registration_default_platforms",
+        "forwarded_allow_ips",
+        mode="before",
     )
     @classmethod
     def _list_from_env(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
+        return value
 
     @field_validator("auth0_custom_domain", "auth0_issuer", "db_url", "db_host", mode="before")
     @classmethod
@@ -271,6 +302,42 @@ class Settings(BaseSettings):
                 problems.append(f"{name}: must be set to a real secret in production")
         if len(self.jwt_secret_key.get_secret_value()) < 32:
             problems.append("JWT_SECRET_KEY: must be at least 32 characters in production")
+        if len(self.auth0_action_token_secret.get_secret_value().encode()) < 32:
+            # HS256 with a short secret can be brute-forced from one token.
+            problems.append("AUTH0_ACTION_TOKEN_SECRET: must be at least 32 bytes in production")
+        for origin in self.cors_allowed_origins:
+            if origin == "*":
+                problems.append(
+                    "CORS_ALLOWED_ORIGINS: production refuses '*' (credentials are sent)"
+                )
+            elif origin.startswith("http://"):
+                problems.append(
+                    f"CORS_ALLOWED_ORIGINS: production refuses plain http:// ({origin})"
+                )
+            elif urlsplit(origin).hostname in ("localhost", "127.0.0.1", "::1"):
+                problems.append(
+                    f"CORS_ALLOWED_ORIGINS: production refuses a local origin ({origin})"
+                )
+        if urlsplit(self.recaptcha_verify_url).hostname not in RECAPTCHA_HOSTS or not (
+            self.recaptcha_verify_url.startswith("https://")
+        ):
+            problems.append(
+                "RECAPTCHA_VERIFY_URL: production only asks Google "
+                f"(https://{' or '.join(sorted(RECAPTCHA_HOSTS))}); got {self.recaptcha_verify_url}"
+            )
+        if self.enable_admin_dashboard and not (
+            self.admin_client_id
+            and self.admin_client_secret
+            and self.admin_client_secret.get_secret_value()
+        ):
+            problems.append(
+                "ADMIN_CLIENT_ID/ADMIN_CLIENT_SECRET: the dashboard needs its own Auth0 "
+                "application in production, not the Management API client"
+            )
+        if "*" in self.forwarded_allow_ips:
+            problems.append(
+                "FORWARDED_ALLOW_IPS: production refuses '*'; name the load balancer's networks"
+            )
         if self.recaptcha_secret is None or not self.recaptcha_secret.get_secret_value():
             problems.append("RECAPTCHA_SECRET: must be set in production")
         if self.auth0_management_id in ("", DEV_MANAGEMENT_ID):
@@ -334,6 +401,12 @@ class Settings(BaseSettings):
     @property
     def effective_log_format(self) -> str:
         return self.log_format or ("json" if self.is_production else "text")
+
+    @property
+    def api_docs(self) -> bool:
+        if self.enable_api_docs is not None:
+            return self.enable_api_docs
+        return not self.is_production
 
     @property
     def is_production(self) -> bool:

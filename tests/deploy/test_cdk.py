@@ -187,3 +187,12 @@ class TestEnvironments:
     def test_an_unknown_environment_is_refused(self):
         with pytest.raises(SystemExit, match="unknown env"):
             build(cdk.App(context={"env": "qa"}))
+
+
+def test_only_the_vpc_is_believed_about_client_addresses(production: Template):
+    """A client that writes its own X-Forwarded-For must not choose its address: the API
+    believes the header only from the VPC (where the load balancer is)."""
+    environment = {e["Name"]: e["Value"] for e in container(production, "api")["Environment"]}
+    value = environment["FORWARDED_ALLOW_IPS"]
+    assert value != "*"
+    assert "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "CidrBlock"
