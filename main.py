@@ -86,7 +86,7 @@ def _lifespan(settings: Settings) -> Any:
                     else None,
                     verify_url=settings.recaptcha_verify_url,
                 ),
-                "rate_limiter": RateLimiter(settings.public_rate_limit_per_minute),
+                "rate_limiter": RateLimiter(engine, settings.public_rate_limit_per_minute),
                 "counts_cache": TtlCache(settings.admin_counts_cache_s),
                 "scope_cache": TtlCache(settings.admin_scope_cache_s),
                 "group_admins_cache": TtlCache(settings.group_admins_cache_s),
@@ -199,7 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.cors_allowed_origins,
+        allow_origins=settings.cors_origins,
         allow_credentials=True,
         allow_methods=["*"],
         allow_headers=["*"],

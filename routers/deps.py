@@ -156,16 +156,17 @@ RecaptchaDep = Annotated[RecaptchaVerifier, Depends(get_recaptcha)]
 
 
 def client_address(request: Request) -> str:
-    # Behind the load balancer uvicorn's proxy-headers mode has already applied X-Forwarded-For.
+    # The app's proxy-headers middleware has already put the real client here (main.py).
     return request.client.host if request.client else "unknown"
 
 
 def rate_limited(scope: str) -> Any:
-    """A dependency allowing each client PUBLIC_RATE_LIMIT_PER_MINUTE calls to `scope`."""
+    """A dependency allowing each client PUBLIC_RATE_LIMIT_PER_MINUTE calls to `scope`,
+    counted across every process (services/ratelimit.py)."""
 
     async def check(request: Request) -> None:
         limiter: RateLimiter = request.state.rate_limiter
-        limiter.check(scope, client_address(request))
+        await limiter.check(scope, client_address(request))
 
     return Depends(check)
 

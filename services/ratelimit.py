@@ -1,40 +1,63 @@
-"""Per-client limits for public endpoints (registration, availability checks), so they
-cannot be used to enumerate accounts at speed. In memory, per process: a deployment with
-N workers allows N times the limit, which still stops scripted enumeration."""
+"""Per-client limits for public endpoints (registration, availability checks, actions),
+so they cannot be used to enumerate accounts or spend the Auth0 budget at speed.
 
+Counted in the database, so every worker and replica shares one count per client: with
+counters in each process, N workers allowed N times the limit. Each check is one upsert
+and one read in a transaction of its own, committed at once: a request that fails later
+(bad input, say) still counts, or failing requests would be free. The limit is a sliding
+minute, estimated from this minute's count and the previous minute's, weighted by how
+much of the previous minute still lies inside the last sixty seconds.
+"""
+
+import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from db.models import RateLimitHit
 from services.errors import TooManyRequests
 
-MAX_CLIENTS = 50_000
+hits = RateLimitHit.__table__
+MAX_CLIENT_LENGTH = 64
 
 
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-@dataclass
 class RateLimiter:
-    per_minute: int
-    buckets: dict[tuple[str, str], _Bucket] = field(default_factory=dict)
+    def __init__(
+        self, engine: AsyncEngine, per_minute: int, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.engine = engine
+        self.per_minute = per_minute
+        self._clock = clock
+        module = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._insert = module.insert
 
-    def check(self, scope: str, client: str) -> None:
-        now = time.monotonic()
-        rate = self.per_minute / 60.0
-        key = (scope, client)
-        bucket = self.buckets.get(key)
-        if bucket is None:
-            if len(self.buckets) >= MAX_CLIENTS:
-                self.buckets.clear()
-            bucket = self.buckets[key] = _Bucket(tokens=float(self.per_minute), updated=now)
-        bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
-        if bucket.tokens < 1:
-            wait = int((1 - bucket.tokens) / rate) + 1
-            raise TooManyRequests(
-                f"too many requests; try again in {wait}s", headers={"Retry-After": str(wait)}
+    async def check(self, scope: str, client: str) -> None:
+        now = self._clock()
+        window = int(now // 60)
+        client = client[:MAX_CLIENT_LENGTH]
+        statement = self._insert(hits).values(scope=scope, client=client, minute=window, hits=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=[hits.c.scope, hits.c.client, hits.c.minute],
+            set_={"hits": hits.c.hits + 1},
+        ).returning(hits.c.hits)
+        async with self.engine.begin() as connection:
+            current = (await connection.execute(statement)).scalar_one()
+            previous = await connection.scalar(
+                sa.select(hits.c.hits).where(
+                    hits.c.scope == scope, hits.c.client == client, hits.c.minute == window - 1
+                )
             )
-        bucket.tokens -= 1
+        elapsed = now - window * 60
+        if current + (previous or 0) * (1 - elapsed / 60) > self.per_minute:
+            if current > self.per_minute or not previous:
+                wait = 60 - elapsed  # this minute alone is over the limit
+            else:
+                # When enough of the previous minute has slid out of the last sixty seconds.
+                wait = 60 * (1 - (self.per_minute - current) / previous) - elapsed
+            wait_s = max(1, math.ceil(wait))
+            raise TooManyRequests(
+                f"too many requests; try again in {wait_s}s", headers={"Retry-After": str(wait_s)}
+            )

@@ -40,6 +40,7 @@ DEV_MANAGEMENT_ID = "dev-management-client"
 DEV_MANAGEMENT_SECRET = "dev-management-secret"  # noqa: S105 - a known placeholder
 DEV_JWT_SECRET = "dev-only-session-secret-change-me"  # noqa: S105 - a known placeholder
 DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me"  # noqa: S105 - a known placeholder
+DEV_PORTAL_ORIGIN = "http://localhost:4200"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./aai-backend.db"
 
 _DRIVER_FOR_SCHEME = {
@@ -124,9 +125,8 @@ class Settings(BaseSettings):
 
     # Web
     jwt_secret_key: SecretStr = SecretStr(DEV_JWT_SECRET)
-    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["http://localhost:4200"]
-    )
+    # Unset: the local portal in dev (http://localhost:4200), else the environment's portal.
+    cors_allowed_origins: Annotated[list[str] | None, NoDecode] = None
     enable_admin_dashboard: bool = False
     # Larger request bodies are refused with 413 before anything reads them.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
@@ -305,7 +305,7 @@ class Settings(BaseSettings):
         if len(self.auth0_action_token_secret.get_secret_value().encode()) < 32:
             # HS256 with a short secret can be brute-forced from one token.
             problems.append("AUTH0_ACTION_TOKEN_SECRET: must be at least 32 bytes in production")
-        for origin in self.cors_allowed_origins:
+        for origin in self.cors_origins:
             if origin == "*":
                 problems.append(
                     "CORS_ALLOWED_ORIGINS: production refuses '*' (credentials are sent)"
@@ -378,6 +378,14 @@ class Settings(BaseSettings):
                 if issuer not in issuers:
                     issuers.append(issuer)
         return issuers
+
+    @property
+    def cors_origins(self) -> list[str]:
+        if self.cors_allowed_origins is not None:
+            return self.cors_allowed_origins
+        if self.environment == "dev":
+            return [DEV_PORTAL_ORIGIN]
+        return [self.portal_url]
 
     @property
     def portal_url(self) -> str:

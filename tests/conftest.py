@@ -229,9 +229,16 @@ async def app(
         yield manager.app  # type: ignore[misc]
 
 
+def client_address() -> tuple[str, int]:
+    """A loopback address no other test uses: public rate-limit counts live in the
+    database, shared by every process, so tests sharing an address would share a count."""
+    octets = (secrets.randbelow(254) + 1, secrets.randbelow(256), secrets.randbelow(256))
+    return "127.{}.{}.{}".format(*octets), 50000
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, client=client_address())
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
 

@@ -8,7 +8,7 @@ from db.models.membership import (
     PlatformMembership,
     PlatformMembershipHistory,
 )
-from db.models.ops import Auth0OutboxEntry, SyncRun
+from db.models.ops import Auth0OutboxEntry, RateLimitHit, SyncRun
 from db.models.role import Auth0Role
 from db.models.user import User, UserHistory
 
@@ -33,6 +33,7 @@ __all__ = [
     "PlatformAdminRole",
     "PlatformMembership",
     "PlatformMembershipHistory",
+    "RateLimitHit",
     "SyncRun",
     "User",
     "UserHistory",

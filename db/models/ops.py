@@ -61,3 +61,23 @@ sa.Index(
     Auth0OutboxEntry.__table__.c.status,
     Auth0OutboxEntry.__table__.c.next_attempt_at,
 )
+
+
+class RateLimitHit(TableBase, table=True):
+    """Requests one client made to one public endpoint group in one minute.
+
+    Shared by every API worker and replica, so a limit is the limit however many
+    processes serve it. Rows older than two minutes are never read again; the scheduler's
+    cleanup job deletes them.
+    """
+
+    __tablename__ = "rate_limit_hit"
+
+    scope: str = Field(primary_key=True, max_length=32)
+    client: str = Field(primary_key=True, max_length=64)
+    # Minutes since the epoch.
+    minute: int = Field(primary_key=True, sa_type=sa.BigInteger)
+    hits: int = Field(default=0)
+
+
+sa.Index("ix_rate_limit_hit_minute", RateLimitHit.__table__.c.minute)

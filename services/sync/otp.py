@@ -1,20 +1,27 @@
-"""Job `otp.cleanup`: remove email-change codes that can no longer be used."""
+"""Job `otp.cleanup`: remove email-change codes that can no longer be used, and the
+public rate-limit counts no check reads any more."""
 
+import time
 from datetime import timedelta
 
 import sqlalchemy as sa
 
 from db.base import utcnow
-from db.models import EmailChangeOtp
+from db.models import EmailChangeOtp, RateLimitHit
 from services.sync.runs import JobContext
 
 KEEP_FOR = timedelta(days=1)
 
 
 async def cleanup_codes(ctx: JobContext) -> None:
-    table = EmailChangeOtp.__table__
+    codes = EmailChangeOtp.__table__
+    hits = RateLimitHit.__table__
+    # A check reads this minute's and the previous minute's counts (services/ratelimit.py).
+    current_window = int(time.time() // 60)
     async with ctx.transaction() as session:
         result = await session.execute(
-            sa.delete(table).where(table.c.expires_at < utcnow() - KEEP_FOR)
+            sa.delete(codes).where(codes.c.expires_at < utcnow() - KEEP_FOR)
         )
         ctx.count("deleted", result.rowcount or 0)
+        result = await session.execute(sa.delete(hits).where(hits.c.minute < current_window - 1))
+        ctx.count("rate_limit_counts_deleted", result.rowcount or 0)

@@ -195,4 +195,4 @@ def test_only_the_vpc_is_believed_about_client_addresses(production: Template):
     environment = {e["Name"]: e["Value"] for e in container(production, "api")["Environment"]}
     value = environment["FORWARDED_ALLOW_IPS"]
     assert value != "*"
-    assert "Fn::GetAtt" in value and value["Fn::GetAtt"][1] == "CidrBlock"
+    assert value["Fn::GetAtt"][1] == "CidrBlock"

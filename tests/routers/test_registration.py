@@ -21,6 +21,7 @@ from db.types import ApprovalStatus, UserChange
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
+from tests.conftest import client_address
 from tests.routers.test_me import add_catalog
 
 GOOD = {
@@ -201,7 +202,7 @@ class TestRegister:
     ):
         app = app_factory(settings.model_copy(update={"public_rate_limit_per_minute": 2}))
         async with LifespanManager(app) as manager:
-            transport = httpx.ASGITransport(app=manager.app)
+            transport = httpx.ASGITransport(app=manager.app, client=client_address())
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 codes = [
                     (await register(client, recaptcha_token="bad")).status_code for _ in range(3)

@@ -16,7 +16,7 @@ SAFE_PRODUCTION = {
     "auth0_management_secret": "a-real-management-secret",
     "jwt_secret_key": "x" * 48,
     "recaptcha_secret": "recaptcha",
-    "auth0_action_token_secret": "a-real-action-token-secret",
+    "auth0_action_token_secret": "a-real-action-token-secret-of-32-bytes-or-more",
     "email_backend": "ses",
     "ses_region": "ap-southeast-2",
 }
@@ -162,11 +162,34 @@ class TestProductionRefusesUnsafeConfig:
             ({"auth0_domain": "http://127.0.0.1:9010"}, "AUTH0_DOMAIN"),
             ({"auth0_custom_domain": "http://login.example.org"}, "AUTH0_CUSTOM_DOMAIN"),
             ({"auth0_audience": "https://api.aai-backend.local"}, "AUTH0_AUDIENCE"),
+            ({"auth0_action_token_secret": "31-bytes-is-one-byte-too-short"}, "ACTION_TOKEN"),
+            ({"cors_allowed_origins": "*"}, "CORS_ALLOWED_ORIGINS"),
+            ({"cors_allowed_origins": "http://portal.example"}, "CORS_ALLOWED_ORIGINS"),
+            ({"cors_allowed_origins": "https://localhost:4200"}, "CORS_ALLOWED_ORIGINS"),
+            ({"recaptcha_verify_url": "https://evil.example/siteverify"}, "RECAPTCHA_VERIFY_URL"),
+            ({"recaptcha_verify_url": "http://www.google.com/x"}, "RECAPTCHA_VERIFY_URL"),
+            ({"enable_admin_dashboard": "true"}, "ADMIN_CLIENT_ID"),
+            ({"forwarded_allow_ips": "*"}, "FORWARDED_ALLOW_IPS"),
         ],
     )
     def test_refusal_names_the_variable(self, override: dict[str, str], variable: str):
         with pytest.raises(ConfigError, match=variable):
             settings(**{**SAFE_PRODUCTION, **override})
+
+    def test_production_defaults_are_safe(self):
+        config = settings(**SAFE_PRODUCTION)
+        # The portal may call it; nothing local may; docs are not published.
+        assert config.cors_origins == ["https://portal.access.services.biocommons.org.au"]
+        assert config.api_docs is False
+        assert config.forwarded_allow_ips == ["127.0.0.1"]
+
+    def test_forwarded_allow_ips_must_be_addresses_or_networks(self):
+        assert settings(forwarded_allow_ips="10.0.0.0/16,127.0.0.1").forwarded_allow_ips == [
+            "10.0.0.0/16",
+            "127.0.0.1",
+        ]
+        with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS"):
+            settings(forwarded_allow_ips="the-load-balancer")
 
     def test_the_same_values_are_accepted_in_dev(self):
         config = settings(db_url="sqlite:///./dev.db", auth0_domain="http://127.0.0.1:9010")
