@@ -6,11 +6,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from routers.deps import Auth0Dep, SessionDep, SettingsDep, rate_limited
-from schemas.errors import LOOKUPS, RATE_LIMITED
+from schemas.errors import LOOKUPS, RATE_LIMITED, UNAVAILABLE
 from schemas.registration import Availability
 from services import registration as registration_service
 
-router = APIRouter(prefix="/utils", tags=["utils"], responses={**LOOKUPS, **RATE_LIMITED})
+router = APIRouter(
+    prefix="/utils", tags=["utils"], responses={**LOOKUPS, **RATE_LIMITED, **UNAVAILABLE}
+)
 
 
 class RegistrationInfo(BaseModel):
@@ -43,10 +45,14 @@ async def check_email(
 
 @router.get("/register/registration-info", dependencies=[rate_limited("availability")])
 async def registration_info(
-    auth0: Auth0Dep, user_email: Annotated[str, Query(min_length=3, max_length=320)]
+    session: SessionDep,
+    auth0: Auth0Dep,
+    user_email: Annotated[str, Query(min_length=3, max_length=320)],
 ) -> RegistrationInfo:
     """The app an account was registered through, for the login page's hints."""
-    return RegistrationInfo(app=await registration_service.registration_app(auth0, user_email))
+    return RegistrationInfo(
+        app=await registration_service.registration_app(session, auth0, user_email)
+    )
 
 
 @router.post("/send-welcome-email", dependencies=[rate_limited("welcome")])

@@ -141,6 +141,7 @@ async def register(
                 given_name=data.first_name,
                 family_name=data.last_name,
                 connection=settings.auth0_db_connection,
+                registration_from=app,
                 last_synced_at=now,
             )
         )
@@ -253,9 +254,22 @@ async def email_availability(session: AsyncSession, email: str) -> Availability:
     return Availability(available=True, field_errors=[])
 
 
-async def registration_app(auth0: Auth0Gateway, email: str) -> str | None:
-    """Which app the user registered through (Auth0 app_metadata.registration_from)."""
-    for user in await auth0.users_by_email(email):
+async def registration_app(session: AsyncSession, auth0: Auth0Gateway, email: str) -> str | None:
+    """Which app the user registered through (Auth0 app_metadata.registration_from).
+
+    Anyone may ask, so Postgres answers whenever it knows the address (registration and
+    the users sync keep the column); only an address it has not seen yet is looked up in
+    Auth0, on the anonymous callers' small share of the Management API rate."""
+    known = (
+        await session.exec(
+            select(User.registration_from).where(
+                sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted)
+            )
+        )
+    ).all()
+    if known:
+        return next((app for app in known if app), None)
+    for user in await auth0.users_by_email(email, anonymous=True):
         app = (user.get("app_metadata") or {}).get("registration_from")
         if app:
             return str(app)

@@ -115,7 +115,11 @@ class Settings(BaseSettings):
     auth0_mgmt_burst: int = Field(default=10, ge=1)
     auth0_max_retries: int = Field(default=4, ge=0, le=10)
     auth0_timeout_s: float = Field(default=10.0, gt=0)
-    auth0_max_wait_s: float = Field(default=30.0, ge=0)
+    # How long a request waits for Auth0 capacity (its turn in the client-side bucket, or
+    # a 429's Retry-After) before answering 503 with Retry-After. The scheduler waits longer.
+    auth0_max_wait_s: float = Field(default=3.0, ge=0)
+    # The share of the Management API rate that calls made for anonymous callers may use.
+    auth0_anonymous_share: float = Field(default=0.25, ge=0, le=1)
     # After this many Auth0 failures in a row, calls fail at once for the cool-off (0: off).
     auth0_breaker_threshold: int = Field(default=5, ge=0, le=100)
     auth0_breaker_cooloff_s: float = Field(default=10.0, gt=0, le=300)

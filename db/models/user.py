@@ -40,6 +40,9 @@ class User(TableBase, table=True):
     family_name: str | None = Field(default=None, max_length=255)
     picture: str | None = Field(default=None, sa_type=sa.Text)
     connection: str | None = Field(default=None, max_length=128)
+    # Auth0 app_metadata.registration_from: the app the account signed up through (the
+    # login page's hint), kept here so anonymous callers never need Auth0 for it.
+    registration_from: str | None = Field(default=None, max_length=64)
 
     blocked: bool = Field(default=False)
     is_deleted: bool = Field(default=False)

@@ -16,6 +16,7 @@ of them drained the pool and stalled reads that never touch Auth0.
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 import zlib
@@ -100,15 +101,22 @@ class Pacer:
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
 
-    async def wait(self) -> None:
+    async def wait(self, max_wait_s: float = float("inf")) -> None:
+        """Wait for a turn; when the turn is more than `max_wait_s` away, take none and
+        raise ServiceUnavailable instead (a request should not hold its caller, and its
+        database connection, in a queue behind everyone else's Auth0 calls)."""
         async with self._lock:
             now = time.monotonic()
             self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
             self._updated = now
             # A negative balance is a queue of reservations, each 1/rate apart.
             ready_at = now + max(0.0, (1.0 - self._tokens) / self._rate)
-            self._tokens -= 1.0
             start = max(ready_at, self._blocked_until)
+            if start - now > max_wait_s:
+                raise ServiceUnavailable(
+                    "Auth0 is busy; try again shortly", retry_after_s=math.ceil(start - now)
+                )
+            self._tokens -= 1.0
         if start > now:
             await asyncio.sleep(start - now)
 
@@ -214,6 +222,7 @@ class Auth0Gateway:
         backoff_base_s: float = 0.5,
         breaker_threshold: int = 5,
         breaker_cooloff_s: float = 10.0,
+        anonymous_share: float = 0.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -223,6 +232,14 @@ class Auth0Gateway:
         self.max_wait_s = max_wait_s
         self.backoff_base_s = backoff_base_s
         self._pacer = Pacer(rps, burst)
+        # Calls made for anonymous callers (registration-info, sign-up) also pass a small
+        # bucket of their own, so a flood of them can take at most this share of the
+        # tenant's rate and signed-in users' calls still get through.
+        self._anonymous = (
+            Pacer(rps * anonymous_share, max(1, int(burst * anonymous_share)))
+            if anonymous_share > 0
+            else None
+        )
         self._http = httpx.AsyncClient(
             timeout=timeout_s,
             transport=transport,
@@ -258,6 +275,7 @@ class Auth0Gateway:
             "max_wait_s": settings.auth0_max_wait_s,
             "breaker_threshold": settings.auth0_breaker_threshold,
             "breaker_cooloff_s": settings.auth0_breaker_cooloff_s,
+            "anonymous_share": settings.auth0_anonymous_share,
         }
         return cls(**{**options, **overrides})
 
@@ -284,15 +302,19 @@ class Auth0Gateway:
         request: Callable[[AsyncAuth0], Awaitable[T]],
         *,
         idempotent: bool = True,
+        anonymous: bool = False,
     ) -> T:
-        """Run one Management API request with pacing, retries and error mapping."""
+        """Run one Management API request with pacing, retries and error mapping.
+        `anonymous`: made for a caller who is not signed in (its own small share)."""
         failure: AppError | None = None
         for attempt in range(self.max_retries + 1):
             self.breaker.admit(operation)
             if attempt:
                 self.stats.retries += 1
             try:
-                await self._pacer.wait()
+                if anonymous and self._anonymous is not None:
+                    await self._anonymous.wait(self.max_wait_s)
+                await self._pacer.wait(self.max_wait_s)
                 result = await request(self.client)
             except ApiError as exc:
                 status = exc.status_code or 0
@@ -367,9 +389,11 @@ class Auth0Gateway:
         user = await self.call("users.get", lambda c: c.users.get(user_id))
         return user.model_dump(mode="json", exclude_none=True)
 
-    async def users_by_email(self, email: str) -> list[dict[str, Any]]:
+    async def users_by_email(self, email: str, *, anonymous: bool = False) -> list[dict[str, Any]]:
         users = await self.call(
-            "users.by_email", lambda c: c.users.list_users_by_email(email=email.lower())
+            "users.by_email",
+            lambda c: c.users.list_users_by_email(email=email.lower()),
+            anonymous=anonymous,
         )
         return [u.model_dump(mode="json", exclude_none=True) for u in users]
 

@@ -47,6 +47,7 @@ EXPORT_FIELDS = [
     "created_at",
     "last_login",
     "identities[0].connection",
+    "app_metadata.registration_from",
 ]
 PROFILE_COLUMNS = [
     "email",
@@ -57,6 +58,7 @@ PROFILE_COLUMNS = [
     "family_name",
     "picture",
     "connection",
+    "registration_from",
     "blocked",
     "last_login",
 ]
@@ -79,6 +81,7 @@ USER_STAGE = sa.Table(
     sa.Column("family_name", sa.String(255)),
     sa.Column("picture", sa.Text),
     sa.Column("connection", sa.String(128)),
+    sa.Column("registration_from", sa.String(64)),
     sa.Column("blocked", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime()),
     sa.Column("last_login", UTCDateTime()),
@@ -123,6 +126,12 @@ def user_row(raw: dict[str, Any]) -> dict[str, Any] | None:
         "family_name": _clip(raw.get("family_name"), 255),
         "picture": raw.get("picture"),
         "connection": _clip(connection, 128),
+        # An export line names the field by its path; an API object nests it.
+        "registration_from": _clip(
+            raw.get("app_metadata.registration_from")
+            or (raw.get("app_metadata") or {}).get("registration_from"),
+            64,
+        ),
         "blocked": bool(raw.get("blocked")),
         "created_at": _timestamp(raw.get("created_at")),
         "last_login": _timestamp(raw.get("last_login")),
