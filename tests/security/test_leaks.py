@@ -1,6 +1,8 @@
 """What an outsider must not reach or read: metrics through the load balancer, the API's
 own documentation in production."""
 
+import csv
+import io
 from collections.abc import AsyncIterator, Callable
 
 import httpx
@@ -8,8 +10,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from db.models import PlatformMembership, User
+from db.types import ApprovalStatus
 from services.settings import Settings
 from tests.conftest import client_address, emulator_settings, make_settings
+from tests.routers.admin_world import admin
+from tests.routers.test_registration import GOOD
 
 
 @pytest.fixture
@@ -55,3 +61,112 @@ async def test_api_docs_are_on_in_dev(client):
 
 def test_loopback_addresses_for_tests_never_collide_with_the_proxy():
     assert client_address()[0] != "127.0.0.1"
+
+
+# ---- what an admin reads ---------------------------------------------------------------
+
+
+@pytest.fixture
+async def social_member(session, emulator, world):
+    """A Galaxy member who signed in with a social identity: Auth0 keeps the provider's
+    tokens on the identity, their last IP, and what other apps stored in app_metadata."""
+
+    created = emulator.tenant.create_user(
+        {
+            "connection": "Username-Password-Authentication",
+            "email": "social.member@example.org",
+            "password": "long-enough-1",
+            "app_metadata": {"registration_from": "galaxy", "internal_note": "vip"},
+        }
+    )
+    stored = emulator.tenant.users[created["user_id"]]
+    stored["identities"][0].update(
+        {"access_token": "idp-access-token", "refresh_token": "idp-refresh-token"}
+    )
+    stored["last_ip"] = "198.51.100.23"
+    session.add(User(id=created["user_id"], email=created["email"]))
+    await session.flush()
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy",
+            user_id=created["user_id"],
+            approval_status=ApprovalStatus.APPROVED,
+        )
+    )
+    await session.flush()
+    return created["user_id"]
+
+
+async def test_details_never_show_identity_provider_tokens(client, emulator, social_member):
+
+    for roles in (["biocommons/role/galaxy/admin"], ["Admin"]):
+        response = await client.get(
+            f"/admin/users/{social_member}/details", headers=admin(emulator, *roles)
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "idp-access-token" not in response.text
+        assert "idp-refresh-token" not in response.text
+        (identity,) = body["identities"]
+        assert set(identity) <= {"provider", "connection", "user_id", "isSocial"}
+        assert identity["connection"] == "Username-Password-Authentication"
+
+
+async def test_app_metadata_and_last_ip_go_to_general_admins_only(client, emulator, social_member):
+
+    platform = (
+        await client.get(
+            f"/admin/users/{social_member}/details",
+            headers=admin(emulator, "biocommons/role/galaxy/admin"),
+        )
+    ).json()
+    general = (
+        await client.get(f"/admin/users/{social_member}/details", headers=admin(emulator, "Admin"))
+    ).json()
+    assert (platform["app_metadata"], platform["last_ip"]) == ({}, None)
+    assert general["app_metadata"]["internal_note"] == "vip"
+    assert general["last_ip"] == "198.51.100.23"
+
+
+async def test_csv_export_cells_cannot_be_formulas(client, session, emulator, world):
+
+    # Written by the sync from Auth0 (where the old pattern let it through registration).
+    session.add(
+        User(id="auth0|formula", email='=HYPERLINK("https://evil.example")@x.org', username="-2+3")
+    )
+    await session.flush()
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy", user_id="auth0|formula", approval_status=ApprovalStatus.APPROVED
+        )
+    )
+    await session.flush()
+    response = await client.get(
+        "/admin/users/export.csv", params={"search": "hyperlink"}, headers=admin(emulator, "Admin")
+    )
+    assert response.status_code == 200
+
+    (row,) = list(csv.DictReader(io.StringIO(response.text)))
+    assert row["email"] == '\'=HYPERLINK("https://evil.example")@x.org'
+    assert row["username"] == "'-2+3"
+
+
+@pytest.mark.parametrize(
+    "email",
+    ['=HYPERLINK("https://evil.example")@x.org', "a b@example.org", "x@localhost", "@example.org"],
+)
+async def test_registration_refuses_addresses_a_real_validator_refuses(client, email):
+
+    response = await client.post("/biocommons/register", json={**GOOD, "email": email})
+    assert response.status_code == 400, response.text
+    fields = {e["field"] for e in response.json()["field_errors"]}
+    assert "email" in fields
+
+
+async def test_filter_by_wildcards_reveal_no_group_ids(client, emulator, world):
+
+    headers = admin(emulator, "biocommons/role/galaxy/admin")
+    for value in ("coh%", "c_hort", "%"):
+        response = await client.get("/admin/users", params={"filter_by": value}, headers=headers)
+        assert response.status_code == 404, response.text
+        assert "cohort" not in response.text
