@@ -28,7 +28,7 @@ def history(
     previous: str | None,
     new: str | None,
     *,
-    actor: str,
+    actor: str | None,
     reason: str | None = None,
 ) -> UserHistory:
     return UserHistory(
@@ -127,7 +127,12 @@ async def change_email(
 
 
 async def soft_delete(
-    session: AsyncSession, auth0: Auth0Gateway, user: User, *, actor: str, reason: str | None
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    user: User,
+    *,
+    actor: str | None,
+    reason: str | None,
 ) -> None:
     """Block in Auth0, revoke refresh tokens, mark deleted here. Memberships and history
     stay, so the account can be restored as it was."""
@@ -175,3 +180,32 @@ async def _username_live(session: AsyncSession, user: User) -> bool:
         .limit(1)
     )
     return (await session.exec(statement)).first() is not None
+
+
+# The email rule (README "Accounts and email addresses"): among live accounts one address
+# has one holder. A verified holder wins over an unverified one, since only the verified
+# one has shown they read the mailbox; sign-ups that never verify expire.
+CLAIMED_REASON = "unverified; its email address was claimed by a verified account"
+
+
+async def yield_unverified_email(
+    session: AsyncSession, auth0: Auth0Gateway, email: str, *, claimant: str
+) -> bool:
+    """Free `email` for a verified account: its live holder, if unverified, is blocked in
+    Auth0 and deleted here (restorable by an admin; expired later, see
+    services/sync/unverified.py). False when the holder is verified (nothing changes)."""
+    holder = (
+        await session.exec(
+            select(User).where(
+                sa.func.lower(User.email) == email.lower(),
+                sa.not_(User.is_deleted),
+                User.id != claimant,
+            )
+        )
+    ).first()
+    if holder is None:
+        return True
+    if holder.email_verified:
+        return False
+    await soft_delete(session, auth0, holder, actor=None, reason=CLAIMED_REASON)
+    return True

@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     sync_memberships_interval_s: int = Field(default=900, ge=10)
     sync_outbox_interval_s: int = Field(default=30, ge=1)
     sync_otp_cleanup_interval_s: int = Field(default=3600, ge=10)
+    sync_expire_unverified_interval_s: int = Field(default=3600, ge=60)
+    # Sign-ups of the database connection that never verified their address (and never
+    # signed in) are deleted after this many days, freeing the address for its owner.
+    unverified_signup_expiry_days: int = Field(default=30, ge=1, le=3650)
     sync_misfire_grace_s: int = Field(default=900, ge=1)
     sync_role_concurrency: int = Field(default=4, ge=1, le=32)
     outbox_max_attempts: int = Field(default=10, ge=1)

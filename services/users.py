@@ -4,6 +4,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.models import User
+from services.accounts import yield_unverified_email
 from services.auth0 import Auth0Gateway
 from services.errors import Conflict, NotFound, Unauthorized
 from services.sync.sql import dialect_insert
@@ -33,10 +34,19 @@ async def ensure_user(session: AsyncSession, auth0: Auth0Gateway, user_id: str) 
         "deletion_reason": BLOCKED_REASON if row["blocked"] else None,
     }
     # A concurrent request may create the same row; any conflict is settled by re-reading.
-    await session.execute(
-        dialect_insert(session, User.__table__).values(values).on_conflict_do_nothing()
-    )
+    insert = dialect_insert(session, User.__table__).values(values).on_conflict_do_nothing()
+    await session.execute(insert)
     user = await session.get(User, user_id)
+    # Someone signed up with this address and never verified it (a squatter, or a sign-up
+    # its owner abandoned): the verified owner gets it.
+    if (
+        user is None
+        and row["email"]
+        and row["email_verified"]
+        and await yield_unverified_email(session, auth0, row["email"], claimant=user_id)
+    ):
+        await session.execute(insert)
+        user = await session.get(User, user_id)
     if user is None:
         raise Conflict("another account already uses this email or username; contact support")
     if user.is_deleted:

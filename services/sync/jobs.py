@@ -10,6 +10,7 @@ from services.sync.memberships import sync_memberships
 from services.sync.otp import cleanup_codes
 from services.sync.outbox import deliver_outbox
 from services.sync.runs import JobBody
+from services.sync.unverified import expire_unverified
 from services.sync.users import FULL_JOB, INCREMENTAL_JOB, sync_users_full, sync_users_incremental
 
 
@@ -43,6 +44,12 @@ JOBS: tuple[Job, ...] = (
     Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s),
     Job("email.deliver", deliver_emails, lambda s: s.email_interval_s, email=True, quiet=True),
     Job("otp.cleanup", cleanup_codes, lambda s: s.sync_otp_cleanup_interval_s, email=True),
+    Job(
+        "users.expire_unverified",
+        expire_unverified,
+        lambda s: s.sync_expire_unverified_interval_s,
+        full_sync=True,
+    ),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

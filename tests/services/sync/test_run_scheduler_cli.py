@@ -56,6 +56,7 @@ async def test_immediate_runs_every_job_in_order(
         "sync.outbox",
         "email.deliver",
         "otp.cleanup",
+        "users.expire_unverified",
     ]
     assert "sync.memberships         succeeded" in output
 
@@ -141,4 +142,5 @@ async def test_scheduler_runs_on_its_own_and_stops_on_sigterm(
         "sync.outbox",
         "email.deliver",
         "otp.cleanup",
+        "users.expire_unverified",
     }

@@ -56,6 +56,7 @@ def test_job_selection():
         "sync.outbox",
         "email.deliver",
         "otp.cleanup",
+        "users.expire_unverified",
     ]
     assert [j.name for j in select_jobs(immediate=True, skip_full_sync=True)] == [
         "sync.roles",

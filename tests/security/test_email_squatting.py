@@ -1,0 +1,137 @@
+"""Email squatting: an unverified sign-up with someone else's address must not lock the
+owner out. Before: the owner, signing in later with a verified social identity, got 409
+"another account already uses this email"."""
+
+import secrets
+from datetime import timedelta
+
+import httpx
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import User, UserHistory
+from db.types import UserChange
+from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from services.accounts import CLAIMED_REASON
+from tests.services.sync.helpers import sync
+
+
+def bearer(emulator: EmulatorServer, user_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {emulator.tenant.mint_access_token(user_id, roles=[])}"}
+
+
+async def squat(session: AsyncSession, emulator: EmulatorServer, email: str, **fields) -> str:
+    """The attacker's password sign-up with the victim's address, never verified."""
+    created = emulator.tenant.create_user(
+        {"connection": DEFAULT_CONNECTION, "email": email, "password": "long-enough-1"}
+    )
+    session.add(
+        User(
+            id=created["user_id"],
+            email=email,
+            email_verified=False,
+            connection=DEFAULT_CONNECTION,
+            **fields,
+        )
+    )
+    await session.flush()
+    return created["user_id"]
+
+
+async def test_a_verified_owner_takes_their_address_back(
+    client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+):
+    email = f"victim.{secrets.token_hex(3)}@example.org"
+    squatter = await squat(session, emulator, email)
+    owner = emulator.tenant.create_user(
+        {"connection": "google-oauth2", "email": email, "email_verified": True}
+    )
+
+    response = await client.get("/me/profile", headers=bearer(emulator, owner["user_id"]))
+
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == email
+    session.expire_all()
+    lost = await session.get_one(User, squatter)
+    assert (lost.is_deleted, lost.deletion_reason) == (True, CLAIMED_REASON)
+    assert emulator.tenant.get_user(squatter)["blocked"] is True
+    history = (await session.exec(select(UserHistory).where(UserHistory.user_id == squatter))).all()
+    assert [h.change for h in history] == [UserChange.USER_DELETION]
+
+
+async def test_a_verified_holder_keeps_the_address(
+    client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+):
+    email = f"held.{secrets.token_hex(3)}@example.org"
+    holder = emulator.tenant.create_user(
+        {"connection": DEFAULT_CONNECTION, "email": email, "password": "long-enough-1"}
+    )
+    session.add(User(id=holder["user_id"], email=email, email_verified=True))
+    await session.flush()
+    other = emulator.tenant.create_user(
+        {"connection": "google-oauth2", "email": email, "email_verified": True}
+    )
+
+    response = await client.get("/me/profile", headers=bearer(emulator, other["user_id"]))
+
+    assert response.status_code == 409
+    session.expire_all()
+    assert (await session.get_one(User, holder["user_id"])).is_deleted is False
+
+
+async def test_an_unverified_identity_claims_nothing(
+    client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+):
+    email = f"both.{secrets.token_hex(3)}@example.org"
+    first = await squat(session, emulator, email)
+    second = emulator.tenant.create_user(
+        {"connection": "github", "email": email, "email_verified": False}
+    )
+    response = await client.get("/me/profile", headers=bearer(emulator, second["user_id"]))
+    assert response.status_code == 409
+    session.expire_all()
+    assert (await session.get_one(User, first)).is_deleted is False
+
+
+async def test_unverified_sign_ups_expire_and_free_the_address(
+    sync_ctx, session: AsyncSession, tenant_server: EmulatorServer
+):
+    old = utcnow() - timedelta(days=31)
+    tag = secrets.token_hex(3)
+    made = {
+        name: await squat(session, tenant_server, f"{name}.{tag}@example.org", **fields)
+        for name, fields in {
+            "abandoned": {"created_at": old},
+            "in use": {"created_at": old, "last_login": old + timedelta(days=1)},
+            "recent": {"created_at": utcnow() - timedelta(days=2)},
+            "claimed": {
+                "created_at": old,
+                "is_deleted": True,
+                "blocked": True,
+                "deletion_reason": CLAIMED_REASON,
+            },
+        }.items()
+    }
+
+    (run,) = await sync(sync_ctx, "users.expire_unverified")
+
+    assert run.status.value == "succeeded", run.error
+    assert run.counts["expired"] == 2
+    session.expire_all()
+    for name in ("abandoned", "claimed"):
+        row = await session.get_one(User, made[name])
+        assert (row.is_deleted, row.deletion_reason) == (True, "unverified sign-up expired")
+        assert made[name] not in tenant_server.tenant.users
+    for name in ("in use", "recent"):
+        assert (await session.get_one(User, made[name])).is_deleted is False
+        assert made[name] in tenant_server.tenant.users
+    # The address is free in Auth0's database connection again.
+    tenant_server.tenant.create_user(
+        {
+            "connection": DEFAULT_CONNECTION,
+            "email": f"abandoned.{tag}@example.org",
+            "password": "long-enough-1",
+        }
+    )
