@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.engine import on_rollback
-from db.models import EmailChangeOtp
+from db.models import EmailChangeOtp, User
 from db.types import UserChange
 from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
 from services import accounts
@@ -29,6 +29,9 @@ from services.users import ensure_user
 CODE_TTL = timedelta(minutes=10)
 MAX_CODE_ATTEMPTS = 5
 MAX_CODES_PER_HOUR = 5
+# A second code within this long of the last is refused (429): a double click, or two
+# tabs, would otherwise race to be the user's one active code.
+MIN_CODE_INTERVAL = timedelta(seconds=30)
 SELF_DELETION = "deleted by the user"
 
 
@@ -85,12 +88,16 @@ async def start_email_change(
         raise InvalidFields([{"field": "email", "message": "This is already your email address"}])
     if await email_registered(session, data.email):
         raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
+    # One code request per user at a time: the row lock makes a concurrent one wait and
+    # then see this one's code (before: both inserted an active code, and the loser's
+    # unique violation was a 500).
+    await session.execute(
+        sa.select(User.__table__.c.id).where(User.__table__.c.id == user.id).with_for_update()
+    )
     now = utcnow()
-    recent = (
+    recent, latest = (
         await session.exec(
-            select(sa.func.count())
-            .select_from(EmailChangeOtp)
-            .where(
+            select(sa.func.count(), sa.func.max(EmailChangeOtp.created_at)).where(
                 EmailChangeOtp.user_id == user.id,
                 EmailChangeOtp.created_at > now - timedelta(hours=1),
             )
@@ -99,6 +106,12 @@ async def start_email_change(
     if recent >= MAX_CODES_PER_HOUR:
         raise TooManyRequests(
             "too many codes requested; try again in an hour", headers={"Retry-After": "3600"}
+        )
+    if latest is not None and now - latest < MIN_CODE_INTERVAL:
+        wait = int((MIN_CODE_INTERVAL - (now - latest)).total_seconds()) + 1
+        raise TooManyRequests(
+            "a code was sent moments ago; use it, or ask again shortly",
+            headers={"Retry-After": str(wait)},
         )
     await session.execute(
         sa.update(EmailChangeOtp.__table__)
