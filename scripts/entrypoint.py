@@ -38,7 +38,7 @@ async def wait_for_database(url: URL, timeout_s: float) -> ReadinessReport:
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            report = await readiness(engine, head_revisions())
+            report = await readiness(engine, head_revisions(), verbose=True)
             database = report.checks["database"]
             if database.ok or time.monotonic() >= deadline:
                 return report

@@ -1,6 +1,7 @@
 """Liveness and readiness: is the database answering, and is it migrated to the code's head?"""
 
 import asyncio
+import logging
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -9,6 +10,7 @@ from db.migrations import current_revisions
 from schemas.health import CheckResult, ReadinessReport
 
 READINESS_TIMEOUT_S = 5.0
+logger = logging.getLogger("aai.health")
 
 
 def _describe(revisions: frozenset[str]) -> str:
@@ -35,14 +37,24 @@ async def _probe(engine: AsyncEngine, expected_heads: frozenset[str]) -> Readine
     )
 
 
-async def readiness(engine: AsyncEngine, expected_heads: frozenset[str]) -> ReadinessReport:
-    """Never raises: a failing check is reported in the body, for the 503."""
+async def readiness(
+    engine: AsyncEngine, expected_heads: frozenset[str], *, verbose: bool = False
+) -> ReadinessReport:
+    """Never raises: a failing check is reported in the body, for the 503. The body is
+    public, so a driver's message (which names the database's host and port) goes to the
+    log; `verbose` (the entrypoint, printing to its own stderr) keeps it in the report."""
     try:
         return await asyncio.wait_for(_probe(engine, expected_heads), READINESS_TIMEOUT_S)
     except TimeoutError:
         reason = f"no answer within {READINESS_TIMEOUT_S:.0f}s"
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreachable'}"
+        message = str(exc).splitlines()[0] if str(exc) else "unreachable"
+        logger.warning(
+            "readiness: the database is unavailable: %s: %s", type(exc).__name__, message
+        )
+        reason = (
+            f"{type(exc).__name__}: {message}" if verbose else f"unavailable ({type(exc).__name__})"
+        )
     return ReadinessReport(
         status="not_ready",
         checks={
