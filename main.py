@@ -193,8 +193,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         SessionMiddleware,
-        secret_key=settings.jwt_secret_key.get_secret_value(),
+        secret_key=settings.derived_key("session"),
         https_only=settings.is_production,
+        # The cookie lives as long as a dashboard session, not Starlette's default 14 days.
+        max_age=db_admin.SESSION_HOURS * 3600,
         same_site="lax",
     )
     app.add_middleware(

@@ -48,6 +48,8 @@ from db.models import (
     UserHistory,
 )
 from services.admin_users import contains
+from services.auth import is_deactivated
+from services.errors import AppError
 from services.settings import Settings
 
 with warnings.catch_warnings():
@@ -125,6 +127,7 @@ class Auth0Login(OAuthProvider):
             "picture": claims.get("picture"),
             "roles": admin_roles,
             "expires": int(time.time()) + SESSION_HOURS * 3600,
+            "checked": int(time.time()),
         }
         logger.info("db-admin login: %s (%s)", who, ", ".join(admin_roles))
 
@@ -166,7 +169,32 @@ class Auth0Login(OAuthProvider):
         user = request.session.get(SESSION_KEY)
         if not isinstance(user, dict) or int(user.get("expires", 0)) < time.time():
             return None
+        if time.time() - float(user.get("checked", 0)) >= self.settings.db_admin_recheck_s:
+            # A session outlives what it was granted for: every few minutes the role must
+            # still be held in Auth0 and the account still live here, or the session ends.
+            if not await self._still_allowed(request, str(user.get("sub") or "")):
+                request.session.pop(SESSION_KEY, None)
+                return None
+            request.session[SESSION_KEY] = {**user, "checked": int(time.time())}
         return AdminUser(username=user.get("name") or "admin", photo_url=user.get("picture"))
+
+    async def _still_allowed(self, request: Request, sub: str) -> bool:
+        if not sub:
+            return False
+        try:
+            roles = await request.state.live_roles.of(sub)
+        except AppError as exc:
+            logger.warning("db-admin: cannot re-check %s (%s); the session ends", sub, exc.detail)
+            return False
+        if not roles & set(self.settings.admin_roles):
+            logger.warning("db-admin: %s no longer holds an ADMIN_ROLES role; session ended", sub)
+            return False
+        async with request.state.session_factory() as session:
+            deactivated = await is_deactivated(session, sub)
+        if deactivated:
+            logger.warning("db-admin: %s is blocked or deleted; session ended", sub)
+            return False
+        return True
 
     async def logout(self, request: Request) -> Response | None:
         request.session.pop(SESSION_KEY, None)
@@ -550,7 +578,7 @@ def mount(app: FastAPI, settings: Settings) -> async_sessionmaker[AsyncSession]:
         base_url=BASE_URL,
         route_name=ROUTE_NAME,
         auth_provider=Auth0Login(settings),
-        secret_key=settings.jwt_secret_key.get_secret_value(),
+        secret_key=settings.derived_key("csrf"),
     )
     for view in _views():
         admin.add_view(view)

@@ -155,6 +155,15 @@ class CurrentUser:
     access_token: str = field(repr=False)
 
 
+async def is_deactivated(session: AsyncSession, user_id: str) -> bool:
+    """Deleted or blocked here. Two columns through Core rather than the ORM row: this runs
+    on every request, and a user not synced yet (no row) is not deactivated."""
+    deactivated = await session.scalar(
+        sa.select(sa.or_(User.is_deleted, User.blocked)).where(User.id == user_id)
+    )
+    return bool(deactivated)
+
+
 async def authenticate(
     session: AsyncSession,
     validator: TokenValidator,
@@ -167,12 +176,7 @@ async def authenticate(
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     claims = await validator.validate(token.strip())
-    # Two columns through Core rather than the ORM row: this runs on every request, and
-    # a user not synced yet (no row) is let through to the routes that create it.
-    deactivated = await session.scalar(
-        sa.select(sa.or_(User.is_deleted, User.blocked)).where(User.id == claims.sub)
-    )
-    if deactivated:
+    if await is_deactivated(session, claims.sub):
         raise Unauthorized("this account is deactivated")
     permissions = permissions_for(
         claims.roles, RoleScheme(settings.auth0_role_namespace), frozenset(settings.admin_roles)

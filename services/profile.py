@@ -37,7 +37,7 @@ SELF_DELETION = "deleted by the user"
 
 def _code_hash(settings: Settings, user_id: str, email: str, code: str) -> str:
     # Keyed, so a leaked table cannot be brute-forced over the million 6-digit codes.
-    key = settings.jwt_secret_key.get_secret_value().encode()
+    key = settings.derived_key("email-code").encode()
     return hmac.new(key, f"{user_id}:{email}:{code}".encode(), hashlib.sha256).hexdigest()
 
 

@@ -4,6 +4,8 @@ The variable names are the ones existing deployments already set (see the README
 configuration table), so they are not prefixed.
 """
 
+import hashlib
+import hmac
 import ipaddress
 import json
 from functools import lru_cache
@@ -132,6 +134,9 @@ class Settings(BaseSettings):
     # Unset: the local portal in dev (http://localhost:4200), else the environment's portal.
     cors_allowed_origins: Annotated[list[str] | None, NoDecode] = None
     enable_admin_dashboard: bool = False
+    # A dashboard session's role (in Auth0) and account (here) are confirmed again at
+    # least this often; the session ends when either is gone.
+    db_admin_recheck_s: int = Field(default=300, ge=0, le=300)
     # Larger request bodies are refused with 413 before anything reads them.
     max_request_body_bytes: int = Field(default=256 * 1024, ge=1024)
     # The dashboard's own Auth0 application (authorization-code flow); unset: the
@@ -386,6 +391,12 @@ class Settings(BaseSettings):
                 if issuer not in issuers:
                     issuers.append(issuer)
         return issuers
+
+    def derived_key(self, purpose: str) -> str:
+        """A key for one purpose only (session cookie, CSRF token, email-code hashes),
+        derived from JWT_SECRET_KEY: one leaked or misused key is not the others."""
+        root = self.jwt_secret_key.get_secret_value().encode()
+        return hmac.new(root, f"aai-backend/{purpose}".encode(), hashlib.sha256).hexdigest()
 
     @property
     def cors_origins(self) -> list[str]:

@@ -1,4 +1,5 @@
 from tests.routers.admin_world import world
+from tests.routers.db_admin_world import dashboard_db
 from tests.services.sync.conftest import sync_ctx, tenant_server
 
-__all__ = ["sync_ctx", "tenant_server", "world"]
+__all__ = ["dashboard_db", "sync_ctx", "tenant_server", "world"]

@@ -10,11 +10,16 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from db.engine import create_engine
 from db.models import PlatformMembership, User
 from db.types import ApprovalStatus
+from main import create_app
+from scripts.auth0_emulator.server import EmulatorServer
 from services.settings import Settings
 from tests.conftest import client_address, emulator_settings, make_settings
 from tests.routers.admin_world import admin
+from tests.routers.db_admin_world import dashboard_settings, person
+from tests.routers.test_db_admin import log_in
 from tests.routers.test_registration import GOOD
 
 
@@ -170,3 +175,47 @@ async def test_filter_by_wildcards_reveal_no_group_ids(client, emulator, world):
         response = await client.get("/admin/users", params={"filter_by": value}, headers=headers)
         assert response.status_code == 404, response.text
         assert "cohort" not in response.text
+
+
+# ---- /db-admin sessions ----------------------------------------------------------------
+
+
+async def test_a_dashboard_session_ends_when_its_role_or_account_goes(
+    dashboard_db, emulator: EmulatorServer
+):
+
+    settings = dashboard_settings(
+        dashboard_db, emulator, db_admin_recheck_s=0, live_roles_cache_s=0
+    )
+    async with LifespanManager(create_app(settings)) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        for take_away in ("role", "account"):
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as b:
+                email = person(emulator, "Admin")
+                callback = await log_in(b, email)
+                assert callback.status_code == 303, callback.text
+                cookie = callback.headers["set-cookie"]
+                assert "Max-Age=28800" in cookie  # the cookie lives as long as the session
+                assert (await b.get("/db-admin/users/list")).status_code == 200
+                user = emulator.tenant.find_user(email)
+                if take_away == "role":
+                    admin_role = emulator.tenant.role_by_name("Admin")
+                    emulator.tenant.remove_roles(user["user_id"], [admin_role["id"]])
+                else:
+                    await _deactivate(dashboard_db, user["user_id"], user["email"])
+                after = await b.get("/db-admin/users/list")
+                assert after.status_code == 303, (take_away, after.text)
+                assert "/db-admin/login" in after.headers["location"]
+
+
+async def _deactivate(url, user_id: str, email: str) -> None:
+    engine = create_engine(url, process="tests")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                User.__table__.insert().values(
+                    id=user_id, email=email, blocked=True, is_deleted=True
+                )
+            )
+    finally:
+        await engine.dispose()

@@ -194,3 +194,13 @@ class TestProductionRefusesUnsafeConfig:
     def test_the_same_values_are_accepted_in_dev(self):
         config = settings(db_url="sqlite:///./dev.db", auth0_domain="http://127.0.0.1:9010")
         assert config.database_url.get_backend_name() == "sqlite"
+
+
+def test_each_purpose_gets_its_own_key_derived_from_the_secret():
+    config = settings(jwt_secret_key="s" * 40)
+    keys = {p: config.derived_key(p) for p in ("session", "csrf", "email-code")}
+    assert len(set(keys.values())) == 3
+    assert "s" * 40 not in keys.values()
+    # Stable for a secret (sessions survive a restart), different for another secret.
+    assert config.derived_key("session") == settings(jwt_secret_key="s" * 40).derived_key("session")
+    assert keys["session"] != settings(jwt_secret_key="t" * 40).derived_key("session")
