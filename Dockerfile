@@ -31,6 +31,8 @@ COPY services/ services/
 # nothing unless started, and production refuses an http:// Auth0 domain).
 COPY scripts/__init__.py scripts/entrypoint.py scripts/
 COPY scripts/auth0_emulator/ scripts/auth0_emulator/
+# The CA bundle RDS certificates chain to, for DB_SSLMODE=verify-full (deploy/stack.py).
+ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/rds/global-bundle.pem
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

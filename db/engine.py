@@ -5,6 +5,7 @@ SQLAlchemy asyncio: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.htm
 """
 
 import logging
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,27 @@ SessionFactory = async_sessionmaker[AsyncSession]
 logger = logging.getLogger("aai.db")
 
 
+def tls_options(url: URL) -> tuple[URL, dict[str, Any]]:
+    """libpq's `sslmode` and `sslrootcert` in a Postgres URL, as asyncpg takes them.
+
+    asyncpg reads a mode from `ssl` but has no argument for the CA file, so both are taken
+    out of the URL and become one `ssl` connect argument: for `verify-ca`/`verify-full` a
+    context trusting `sslrootcert` (the RDS bundle in production) that checks the
+    certificate, and for `verify-full` the host name too."""
+    query = dict(url.query)
+    mode = query.pop("sslmode", None)
+    root = query.pop("sslrootcert", None)
+    if mode is None and root is None:
+        return url, {}
+    url = url.set(query=query)
+    mode = str(mode or "verify-full")
+    if mode in ("verify-ca", "verify-full"):
+        context = ssl.create_default_context(cafile=str(root) if root else None)
+        context.check_hostname = mode == "verify-full"
+        return url, {"ssl": context}
+    return url, {"ssl": mode}
+
+
 def create_engine(
     url: URL,
     *,
@@ -31,6 +53,7 @@ def create_engine(
 ) -> AsyncEngine:
     backend = url.get_backend_name()
     if backend == "postgresql":
+        url, tls = tls_options(url)
         return create_async_engine(
             url,
             echo=echo,
@@ -40,6 +63,7 @@ def create_engine(
             pool_recycle=1800,
             pool_timeout=connect_timeout_s,
             connect_args={
+                **tls,
                 "timeout": connect_timeout_s,
                 "command_timeout": statement_timeout_s + 5,
                 "server_settings": {

@@ -83,6 +83,7 @@ APP_SECRETS = (
 )
 MIGRATION_RUNNER = Path(__file__).with_name("migration_runner.py")
 PORT = 8000
+RDS_CA_BUNDLE = "/etc/ssl/rds/global-bundle.pem"
 
 
 class AaiBackendStack(cdk.Stack):
@@ -168,6 +169,10 @@ class AaiBackendStack(cdk.Stack):
             "LOG_FORMAT": "json",
             # Only the load balancer (inside the VPC) is believed about the client address.
             "FORWARDED_ALLOW_IPS": vpc.vpc_cidr_block,
+            # TLS to the database, its certificate and host name checked against the RDS
+            # CA bundle the image carries (Dockerfile).
+            "DB_SSLMODE": "verify-full",
+            "DB_SSLROOTCERT": RDS_CA_BUNDLE,
         }
         secrets = {
             "DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password"),

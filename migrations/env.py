@@ -19,6 +19,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 import db.models  # noqa: F401 - registers every table on the metadata
 from db.base import UTCDateTime
+from db.engine import tls_options
 from services.settings import get_settings, to_async_url
 
 config = context.config
@@ -72,7 +73,8 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=NullPool)
+    url, tls = tls_options(_database_url())
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=tls)
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run_sync)

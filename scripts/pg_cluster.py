@@ -36,9 +36,11 @@ def free_port() -> int:
 
 
 class TempCluster:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, options: tuple[str, ...] = ()) -> None:
+        """`options`: extra `-c name=value` server settings (TLS, say)."""
         self.bindir = find_pg_bin()
         self.port = port or free_port()
+        self.options = options
         self.workdir = Path(tempfile.mkdtemp(prefix="aai-pg-"))
         self.data = self.workdir / "data"
         self._run_as: list[str] = []
@@ -58,12 +60,25 @@ class TempCluster:
             database="postgres",
         )
 
+    def give_to_server(self, *paths: Path) -> None:
+        """Make files readable by the server only (Postgres refuses a key others can read)."""
+        for path in paths:
+            path.chmod(0o600)
+            if self._run_as:
+                pg_user = pwd.getpwnam("postgres")
+                os.chown(path, pg_user.pw_uid, pg_user.pw_gid)
+
     def _pg(self, args: list[str], *, check: bool = True) -> None:
         command = [*self._run_as, str(self.bindir / args[0]), *args[1:]]
         subprocess.run(command, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = " ".join(
+            [
+                f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                *(f"-c {option}" for option in self.options),
+            ]
+        )
         self._pg(
             [
                 "pg_ctl",

@@ -251,6 +251,12 @@ class Settings(BaseSettings):
     db_name: str = "aai"
     db_user: str = "postgres"
     db_password: SecretStr | None = None
+    # TLS to Postgres, as libpq names it: verify-full checks the certificate against
+    # DB_SSLROOTCERT (the RDS CA bundle in production) and the host name.
+    db_sslmode: (
+        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
+    ) = None
+    db_sslrootcert: str | None = None
     db_pool_size: int = Field(default=5, ge=1, le=100)
     db_max_overflow: int = Field(default=5, ge=0, le=100)
     db_connect_timeout_s: float = Field(default=10.0, gt=0)
@@ -415,7 +421,7 @@ class Settings(BaseSettings):
         if self.db_host:
             host, _, port = self.db_host.partition(":")
             password = self.db_password.get_secret_value() if self.db_password else None
-            return URL.create(
+            url = URL.create(
                 "postgresql+asyncpg",
                 username=self.db_user,
                 password=password,
@@ -423,7 +429,13 @@ class Settings(BaseSettings):
                 port=int(port) if port else self.db_port,
                 database=self.db_name,
             )
-        return to_async_url(self.db_url or DEFAULT_SQLITE_URL)
+        else:
+            url = to_async_url(self.db_url or DEFAULT_SQLITE_URL)
+        if url.get_backend_name() != "postgresql":
+            return url
+        # db.engine.tls_options turns these into asyncpg's `ssl` argument.
+        tls = {"sslmode": self.db_sslmode, "sslrootcert": self.db_sslrootcert}
+        return url.update_query_dict({k: v for k, v in tls.items() if v})
 
     @property
     def effective_log_format(self) -> str:

@@ -8,7 +8,8 @@ from aws_cdk.assertions import Match, Template
 
 from deploy.app import build
 from deploy.config import ENVIRONMENTS
-from deploy.stack import APP_SECRETS
+from deploy.stack import APP_SECRETS, RDS_CA_BUNDLE
+from tests.deploy.test_container import DOCKERFILE
 
 
 def synth(name: str) -> Template:
@@ -196,3 +197,12 @@ def test_only_the_vpc_is_believed_about_client_addresses(production: Template):
     value = environment["FORWARDED_ALLOW_IPS"]
     assert value != "*"
     assert value["Fn::GetAtt"][1] == "CidrBlock"
+
+
+def test_the_database_connection_verifies_the_rds_certificate(production: Template):
+    for role in ("api", "scheduler", "migrate"):
+        environment = {e["Name"]: e["Value"] for e in container(production, role)["Environment"]}
+        assert environment["DB_SSLMODE"] == "verify-full"
+        assert environment["DB_SSLROOTCERT"] == RDS_CA_BUNDLE
+    # The image carries the bundle at that path.
+    assert f"global-bundle.pem {RDS_CA_BUNDLE}" in DOCKERFILE

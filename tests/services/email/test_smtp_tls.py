@@ -1,8 +1,6 @@
 """SMTP with STARTTLS or implicit TLS and a login, against aiosmtpd with a certificate
 from a test CA: the certificate is verified, the login is used, bad credentials retry."""
 
-import datetime
-import ipaddress
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +10,6 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from db.models import EmailNotification
 from db.types import EmailStatus
@@ -23,43 +17,13 @@ from scripts.auth0_emulator.server import free_port
 from services.email.backends import build_backend
 from services.email.delivery import deliver
 from services.email.queue import enqueue
+from tests.certificates import make_certificate
 from tests.services.email.conftest import Sink, smtp_settings
 
 # The implicit-TLS test server allows AUTH on what aiosmtpd cannot tell is a TLS socket.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 t = EmailNotification.__table__
 USER, PASSWORD = "mailer", "s3cret-pass"
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "smtp.pem", directory / "smtp.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def authenticator(
@@ -82,7 +46,7 @@ def authenticator(
 def tls_sink(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[tuple[Sink, int, str, Path]]:
-    cert, key = make_certificate(tmp_path)
+    cert, key = make_certificate(tmp_path, "smtp")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     sink, port, mode = Sink(), free_port(), request.param
