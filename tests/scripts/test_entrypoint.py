@@ -1,10 +1,7 @@
 """The container entrypoint run directly (no Docker): each role, and its refusals."""
 
-import asyncio
 import os
 import secrets
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from db.engine import create_engine, create_session_factory
 from db.migrations import current_revisions, head_revisions
 from db.models import SyncRun
 from scripts.auth0_emulator.server import free_port
-from tests.processes import run_python
+from tests.processes import run_python, serving
 
 
 def environment(db: URL | str, **extra: str) -> dict[str, str]:
@@ -81,49 +78,28 @@ async def test_api_role_serves_with_workers_sharing_metrics_until_sigterm(
     scratch_db: URL, repo_root: Path
 ):
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "scripts.entrypoint",
-        "api",
-        cwd=repo_root,
-        env=environment(
-            scratch_db,
-            PORT=str(port),
-            WEB_CONCURRENCY="2",
-            HOST="127.0.0.1",
-            ENABLE_PROMETHEUS_METRICS="true",
-        ),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    env = environment(
+        scratch_db,
+        PORT=str(port),
+        WEB_CONCURRENCY="2",
+        HOST="127.0.0.1",
+        ENABLE_PROMETHEUS_METRICS="true",
     )
-    try:
-        ready = None
-        async with httpx.AsyncClient() as client:
-            for _ in range(200):
-                try:
-                    ready = await client.get(f"http://127.0.0.1:{port}/health/ready")
-                    break
-                except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            for _ in range(20):
-                assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
-            # Whichever worker answers, the count covers both.
-            scrapes = [
-                (await client.get(f"http://127.0.0.1:{port}/metrics")).text for _ in range(4)
-            ]
-        assert ready is not None
-        assert ready.status_code == 200, ready.text
-        for text in scrapes:
-            assert (
-                'aai_http_request_duration_seconds_count{method="GET",route="/health/live",status="200"} 20.0'
-                in text
-            )
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(process.wait(), timeout=30)
-    # uvicorn shuts down gracefully, then re-raises the signal it caught.
-    assert code in (0, -signal.SIGTERM)
+    async with (
+        serving(repo_root, env, port, "-m", "scripts.entrypoint", "api"),
+        httpx.AsyncClient() as client,
+    ):
+        ready = await client.get(f"http://127.0.0.1:{port}/health/ready")
+        for _ in range(20):
+            assert (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200
+        # Whichever worker answers, the count covers both.
+        scrapes = [(await client.get(f"http://127.0.0.1:{port}/metrics")).text for _ in range(4)]
+    assert ready.status_code == 200, ready.text
+    for text in scrapes:
+        assert (
+            'aai_http_request_duration_seconds_count{method="GET",route="/health/live",status="200"} 20.0'
+            in text
+        )
 
 
 async def test_scheduler_role_runs_the_scheduler(scratch_db: URL, repo_root: Path):

@@ -9,8 +9,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
+from scripts.auth0_emulator.server import free_port
 from services.settings import Settings
 from tests.conftest import client_address
+from tests.processes import serving
+from tests.scripts.test_entrypoint import environment
 
 AVAILABILITY = "/utils/register/check-username-availability"
 
@@ -78,4 +81,24 @@ async def test_the_limit_holds_across_processes(apps):
         for client in clients:
             await client.aclose()
     # Before: each process counted its own, so two workers allowed twice 5.
+    assert codes == [200] * 5 + [429] * 3
+
+
+async def test_the_production_entrypoint_keys_limits_on_the_real_client(scratch_db, repo_root):
+    """The real thing: `entrypoint api` with two uvicorn workers and no FORWARDED_ALLOW_IPS
+    set. Before: uvicorn believed X-Forwarded-For from anyone (`*`) and took its left-most
+    entry, so rotating it passed 8 requests against a limit of 5; and each worker counted
+    on its own."""
+    port = free_port()
+    env = {
+        key: value for key, value in environment(scratch_db).items() if key != "FORWARDED_ALLOW_IPS"
+    }
+    env.update(
+        PORT=str(port), WEB_CONCURRENCY="2", HOST="127.0.0.1", PUBLIC_RATE_LIMIT_PER_MINUTE="5"
+    )
+    async with (
+        serving(repo_root, env, port, "-m", "scripts.entrypoint", "api"),
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        codes = await statuses(client, 8, spoof=True)
     assert codes == [200] * 5 + [429] * 3
