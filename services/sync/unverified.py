@@ -3,10 +3,13 @@
 An unverified sign-up holds its email address (and username) in Auth0's database
 connection and here; left forever, anyone could reserve someone else's address. After
 UNVERIFIED_SIGNUP_EXPIRY_DAYS such an account is deleted in Auth0 (which frees the
-address there) and soft-deleted here, its history kept. Only accounts of our database
-connection that never signed in qualify, plus those already blocked because a verified
-account claimed their address (services/accounts.yield_unverified_email): a person who
-uses an unverified account is never removed by this job.
+address there) and soft-deleted here, its history kept. Only self-service sign-ups
+qualify (accounts of our database connection with a `registration_from`, which the
+portal's registration sets) that never signed in, plus those already blocked because a
+verified account claimed their address (services/accounts.yield_unverified_email): an
+account an admin made, or a person who uses an unverified account, is never removed.
+When more than SYNC_MAX_DELETE_FRACTION of the live users would go at once, nothing is
+deleted and the run fails saying so, as the users sync does.
 """
 
 from datetime import timedelta
@@ -18,7 +21,7 @@ from db.models import User, UserHistory
 from db.types import UserChange
 from services.accounts import CLAIMED_REASON
 from services.errors import AppError, NotFound
-from services.sync.runs import JobContext
+from services.sync.runs import JobContext, SyncAborted
 
 EXPIRED_REASON = "unverified sign-up expired"
 BATCH = 500
@@ -38,7 +41,11 @@ async def expire_unverified(ctx: JobContext) -> None:
                         users.c.connection == settings.auth0_db_connection,
                         users.c.created_at < cutoff,
                         sa.or_(
-                            sa.and_(sa.not_(users.c.is_deleted), users.c.last_login.is_(None)),
+                            sa.and_(
+                                sa.not_(users.c.is_deleted),
+                                users.c.last_login.is_(None),
+                                users.c.registration_from.is_not(None),
+                            ),
                             users.c.deletion_reason == CLAIMED_REASON,
                         ),
                     )
@@ -49,7 +56,17 @@ async def expire_unverified(ctx: JobContext) -> None:
             .scalars()
             .all()
         )
+        live = await session.scalar(
+            sa.select(sa.func.count()).select_from(users).where(sa.not_(users.c.is_deleted))
+        )
     ctx.count("candidates", len(candidates))
+    limit = settings.sync_max_delete_fraction * max(live or 0, 1)
+    if len(candidates) > limit:
+        raise SyncAborted(
+            f"{len(candidates)} unverified sign-ups of {live} live users would be deleted, "
+            f"more than SYNC_MAX_DELETE_FRACTION={settings.sync_max_delete_fraction:.0%}; "
+            "nobody was"
+        )
     expired: list[str] = []
     for user_id in candidates:
         try:

@@ -103,9 +103,14 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
     made = {
         name: await squat(session, tenant_server, f"{name}.{tag}@example.org", **fields)
         for name, fields in {
-            "abandoned": {"created_at": old},
-            "in use": {"created_at": old, "last_login": old + timedelta(days=1)},
-            "recent": {"created_at": utcnow() - timedelta(days=2)},
+            "abandoned": {"created_at": old, "registration_from": "biocommons"},
+            "in use": {
+                "created_at": old,
+                "registration_from": "biocommons",
+                "last_login": old + timedelta(days=1),
+            },
+            "recent": {"created_at": utcnow() - timedelta(days=2), "registration_from": "galaxy"},
+            "made by an admin": {"created_at": old},
             "claimed": {
                 "created_at": old,
                 "is_deleted": True,
@@ -124,7 +129,7 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
         row = await session.get_one(User, made[name])
         assert (row.is_deleted, row.deletion_reason) == (True, "unverified sign-up expired")
         assert made[name] not in tenant_server.tenant.users
-    for name in ("in use", "recent"):
+    for name in ("in use", "recent", "made by an admin"):
         assert (await session.get_one(User, made[name])).is_deleted is False
         assert made[name] in tenant_server.tenant.users
     # The address is free in Auth0's database connection again.
@@ -135,3 +140,26 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
             "password": "long-enough-1",
         }
     )
+
+
+async def test_expiry_never_deletes_more_than_the_safety_fraction(
+    sync_ctx, session: AsyncSession, tenant_server: EmulatorServer
+):
+    old = utcnow() - timedelta(days=31)
+    made = [
+        await squat(
+            session,
+            tenant_server,
+            f"many{n}.{secrets.token_hex(2)}@example.org",
+            created_at=old,
+            registration_from="biocommons",
+        )
+        for n in range(3)
+    ]
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_max_delete_fraction": 0.05})
+
+    (run,) = await sync(sync_ctx, "users.expire_unverified")
+
+    assert run.status.value == "failed"
+    assert "SYNC_MAX_DELETE_FRACTION" in (run.error or "")
+    assert all(user_id in tenant_server.tenant.users for user_id in made)
