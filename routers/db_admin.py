@@ -46,6 +46,7 @@ from db.models import (
     SyncRun,
     User,
     UserHistory,
+    UsernameClaim,
 )
 from services.admin_users import contains
 from services.auth import is_deactivated
@@ -363,6 +364,16 @@ LISTINGS = (
         ),
         "id",
         ("user_id",),
+    ),
+    Listing(
+        UsernameClaim,
+        "Username claims",
+        "username-claims",
+        "fa fa-signature",
+        ("username", "user_id", "claimed_at"),
+        "username",
+        ("user_id", "username"),
+        descending=False,
     ),
     Listing(
         PlatformMembership,

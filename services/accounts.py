@@ -56,7 +56,7 @@ async def change_username(
     by email (in this unit of work)."""
     if user.username and user.username.lower() == username.lower():
         raise InvalidFields([{"field": "username", "message": "This is already the username"}])
-    if await username_taken(session, username):
+    if await username_taken(session, username, for_user=user.id):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
     # Plain values for the compensation: a rollback expires `user`, and reading it then
     # would need the database the rollback just gave up.

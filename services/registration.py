@@ -17,6 +17,7 @@ from db.models import (
     Platform,
     User,
     UserHistory,
+    UsernameClaim,
 )
 from db.types import ApprovalStatus, OutboxOperation, UserChange
 from schemas.registration import (
@@ -37,14 +38,16 @@ from services.roles import RoleScheme
 from services.settings import Settings
 
 
-async def username_taken(session: AsyncSession, username: str) -> bool:
-    """Usernames stay reserved once used, by anyone, now or before."""
-    wanted = username.lower()
-    current = select(User.id).where(sa.func.lower(User.username) == wanted).limit(1)
-    past = select(UserHistory.id).where(sa.func.lower(UserHistory.username) == wanted).limit(1)
-    return (await session.exec(current)).first() is not None or (
-        await session.exec(past)
-    ).first() is not None
+async def username_taken(
+    session: AsyncSession, username: str, *, for_user: str | None = None
+) -> bool:
+    """Usernames stay reserved once used, by anyone, now or before (any case): taken
+    unless nobody ever held it, or only `for_user` did (a user may take back their own
+    former name). The claims (db/models/user.UsernameClaim) hold every name ever used."""
+    holder = await session.scalar(
+        sa.select(UsernameClaim.user_id).where(UsernameClaim.username == username.lower())
+    )
+    return holder is not None and holder != for_user
 
 
 async def email_registered(session: AsyncSession, email: str) -> bool:

@@ -7,6 +7,7 @@ from db.models import User
 from services.accounts import yield_unverified_email
 from services.auth0 import Auth0Gateway
 from services.errors import Conflict, NotFound, Unauthorized
+from services.registration import username_taken
 from services.sync.sql import dialect_insert
 from services.sync.users import BLOCKED_REASON, user_row
 
@@ -23,6 +24,9 @@ async def ensure_user(session: AsyncSession, auth0: Auth0Gateway, user_id: str) 
         raise Unauthorized("this account no longer exists") from None
     row = user_row(profile)
     assert row is not None
+    if row["username"] and await username_taken(session, row["username"], for_user=user_id):
+        # Given to this account in Auth0 directly, but someone here held it before.
+        raise Conflict("another account held this username before; contact support")
     now = utcnow()
     values = {
         **row,

@@ -10,7 +10,7 @@ from db.models.membership import (
 )
 from db.models.ops import Auth0OutboxEntry, RateLimitHit, SyncRun
 from db.models.role import Auth0Role
-from db.models.user import User, UserHistory
+from db.models.user import User, UserHistory, UsernameClaim
 
 # Tables that only ever grow: the migrations install triggers refusing UPDATE/DELETE.
 APPEND_ONLY_TABLES = (
@@ -37,4 +37,5 @@ __all__ = [
     "SyncRun",
     "User",
     "UserHistory",
+    "UsernameClaim",
 ]

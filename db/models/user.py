@@ -142,3 +142,20 @@ for _column in ("email", "username"):
         postgresql_using="gin",
         postgresql_ops={f"{_column}_lower": "gin_trgm_ops"},
     ).ddl_if(dialect="postgresql")
+
+
+class UsernameClaim(TableBase, table=True):
+    """Every username anyone has held, lower-cased, and whose it is.
+
+    A username once used is never given to another account (people and systems knew its
+    holder by it). Triggers on app_user claim a name whenever a row is written with it
+    and refuse a name claimed by someone else, so the rule holds on every path that sets
+    a username, including ones written later; the services check first, to answer with
+    a field error instead of a refused write. Claims are never released.
+    """
+
+    __tablename__ = "username_claim"
+
+    username: str = Field(primary_key=True, max_length=128)  # lower-cased
+    user_id: str = Field(foreign_key="app_user.id", index=True, max_length=255)
+    claimed_at: datetime = created_at_field()

@@ -20,7 +20,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import UTCDateTime, utcnow
-from db.models import SyncRun, User, UserHistory
+from db.models import SyncRun, User, UserHistory, UsernameClaim
 from db.types import SyncRunStatus, UserChange
 from services.auth0.gateway import USERS_LIST_CAP, ExportUnavailable
 from services.errors import AppError, NotFound, UpstreamError
@@ -306,7 +306,7 @@ async def _soft_delete(
 
 
 async def _mark_conflicts(session: AsyncSession, column: str) -> None:
-    stage, users = USER_STAGE, User.__table__
+    stage, users, claims = USER_STAGE, User.__table__, UsernameClaim.__table__
     value = sa.func.lower(stage.c[column])
     live = (
         stage.c.state.is_not(None)
@@ -337,6 +337,22 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
         )
         .values(skip_reason=sa.literal(f"{column} held by ") + holder)
     )
+    if column == "username":
+        # A username someone else ever held stays theirs (services/registration
+        # .username_taken): a rename in Auth0 to such a name is reported, never applied.
+        claimed_by = (
+            sa.select(claims.c.user_id)
+            .where(claims.c.username == value, claims.c.user_id != stage.c.id)
+            .scalar_subquery()
+        )
+        await session.execute(
+            sa.update(stage)
+            .where(
+                live,
+                sa.exists().where(claims.c.username == value, claims.c.user_id != stage.c.id),
+            )
+            .values(skip_reason=sa.literal("username held before by ") + claimed_by)
+        )
     # Several Auth0 users sharing a value: the one already holding it here keeps it;
     # if none does, all of them wait and are reported.
     holds_it = sa.exists().where(

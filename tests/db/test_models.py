@@ -21,6 +21,7 @@ from db.models import (
     SyncRun,
     User,
     UserHistory,
+    UsernameClaim,
 )
 from db.types import ApprovalStatus, SyncRunStatus, UserChange
 
@@ -82,12 +83,39 @@ class TestUser:
         db_session.add(User(id="auth0|2", email="b@example.org", username="alice"))
         await expect_integrity_error(db_session)
 
-    async def test_a_deleted_user_gives_up_its_email_and_username(self, db_session: AsyncSession):
+    async def test_a_deleted_user_gives_up_its_email_but_never_its_username(
+        self, db_session: AsyncSession
+    ):
         await add_user(
             db_session, "auth0|old", "Reused@example.org", username="reused", is_deleted=True
         )
-        await add_user(db_session, "auth0|new", "reused@example.org", username="Reused")
+        await add_user(db_session, "auth0|new", "reused@example.org", username="fresh")
         assert (await db_session.get_one(User, "auth0|new")).email == "reused@example.org"
+        with pytest.raises(sa_exc.IntegrityError, match="held by another account"):
+            await add_user(db_session, "auth0|newer", "other@example.org", username="Reused")
+
+    async def test_a_username_once_held_is_claimed_for_good(self, db_session: AsyncSession):
+        """The database itself refuses a name someone held before, on insert and on
+        update (the claim triggers), whatever path writes it; its holder may take it back."""
+        await add_user(db_session, "auth0|first", "first@example.org", username="Kept")
+        first = await db_session.get_one(User, "auth0|first")
+        first.username = "renamed"
+        await db_session.flush()
+        claims = (
+            await db_session.exec(
+                select(UsernameClaim.username).where(UsernameClaim.user_id == "auth0|first")
+            )
+        ).all()
+        assert sorted(claims) == ["kept", "renamed"]
+        await add_user(db_session, "auth0|second", "second@example.org", username="other")
+        second = await db_session.get_one(User, "auth0|second")
+        async with db_session.begin_nested():
+            second.username = "KEPT"
+            with pytest.raises(sa_exc.IntegrityError, match="held by another account"):
+                await db_session.flush()
+        first = await db_session.get_one(User, "auth0|first")
+        first.username = "kept"  # its own former name
+        await db_session.flush()
 
     async def test_users_without_username_or_email_do_not_collide(self, db_session: AsyncSession):
         db_session.add_all([User(id="sms|1"), User(id="sms|2")])

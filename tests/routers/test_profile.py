@@ -113,13 +113,10 @@ class TestUsername:
         assert "You changed" in (notice.body_text or "")
 
     async def test_a_past_username_stays_reserved(self, client, session, account):
-        session.add(User(id="auth0|past", email="past@example.org", username="now_other"))
+        past = User(id="auth0|past", email="past@example.org", username="Used_Before")
+        session.add(past)
         await session.flush()
-        session.add(
-            UserHistory(
-                user_id="auth0|past", change=UserChange.USERNAME_UPDATE, username="Used_Before"
-            )
-        )
+        past.username = "now_other"  # renamed since
         await session.flush()
         response = await client.post(
             "/me/profile/username/update", json={"username": "used_before"}, headers=account[1]

@@ -203,3 +203,25 @@ async def test_incremental_waits_for_a_first_full_sync(sync_ctx: JobContext):
     (run,) = await sync(sync_ctx, "sync.users.incremental")
     assert run.status.value == "succeeded"
     assert "waiting for the full sync" in run.counts["note"]
+
+
+async def test_a_rename_in_auth0_to_a_name_someone_held_is_reported_not_applied(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """Auth0 does not know who held a name before; the sync does, and keeps it theirs."""
+    tenant = tenant_server.tenant
+    first = add_user(tenant, "first", username="kept_name")
+    other = add_user(tenant, "other", username="other_name")
+    await sync(sync_ctx, "sync.users.full")
+    tenant.update_user(first, {"username": "first_renamed"})
+    await sync(sync_ctx, "sync.users.full")
+    tenant.update_user(other, {"username": "Kept_Name"})  # free in Auth0 now
+
+    (run,) = await sync(sync_ctx, "sync.users.full")
+
+    assert run.status.value == "succeeded"
+    assert run.counts["conflicts"] == 1
+    assert run.counts["conflict_examples"] == [f"{other}: username held before by {first}"]
+    session.expire_all()
+    assert (await session.get_one(User, other)).username == "other_name"
+    assert await history(session, other) == []
