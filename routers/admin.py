@@ -42,7 +42,8 @@ from schemas.admin import (
 )
 from schemas.errors import AUTHENTICATED, LOOKUPS
 from schemas.profile import Done, EmailUpdate, UsernameUpdate
-from services import admin_accounts, admin_memberships, admin_users
+from services import admin_memberships, admin_users
+from services.admin_accounts import AccountAdmin
 from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
 from services.settings import Settings
@@ -208,98 +209,69 @@ async def list_sync_runs(
     return await admin_users.sync_runs(session, job=job, limit=limit)
 
 
-@router.post("/users/{user_id}/delete", responses=ACCOUNT_RESPONSES)
-async def delete_user(
+async def get_account_admin(
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
     live_roles: LiveRolesDep,
     scope: AdminWriteScopeDep,
+) -> AccountAdmin:
+    return AccountAdmin(session, auth0, settings, live_roles, scope)
+
+
+AccountAdminDep = Annotated[AccountAdmin, Depends(get_account_admin)]
+
+
+@router.post("/users/{user_id}/delete", responses=ACCOUNT_RESPONSES)
+async def delete_user(
+    admin: AccountAdminDep,
     user_id: UserId,
     body: Annotated[ReasonOptional | None, Body()] = None,
 ) -> Done:
     """Block in Auth0, end their sessions, mark deleted; memberships and history are kept."""
-    return await admin_accounts.delete_user(
-        session, auth0, settings, live_roles, scope, user_id, body.reason if body else None
-    )
+    return await admin.delete_user(user_id, body.reason if body else None)
 
 
 @router.post("/users/{user_id}/restore", responses=ACCOUNT_RESPONSES)
 async def restore_user(
-    session: SessionDep,
-    auth0: Auth0Dep,
-    settings: SettingsDep,
-    live_roles: LiveRolesDep,
-    scope: AdminWriteScopeDep,
+    admin: AccountAdminDep,
     user_id: UserId,
     body: Annotated[ReasonOptional | None, Body()] = None,
 ) -> Done:
     """Unblock in Auth0 and bring a deleted account back as it was."""
-    return await admin_accounts.restore_user(
-        session, auth0, settings, live_roles, scope, user_id, body.reason if body else None
-    )
+    return await admin.restore_user(user_id, body.reason if body else None)
 
 
 @router.post("/users/{user_id}/email/update", responses=ACCOUNT_RESPONSES)
 async def update_email(
-    session: SessionDep,
-    auth0: Auth0Dep,
-    settings: SettingsDep,
-    live_roles: LiveRolesDep,
-    scope: AdminWriteScopeDep,
+    admin: AccountAdminDep,
     user_id: UserId,
     body: Annotated[EmailUpdate, form_body(EmailUpdate)],
 ) -> Done:
     """Set a new, unverified address; the old one is told and the new one gets Auth0's
     verification email."""
-    return await admin_accounts.update_email(
-        session, auth0, settings, live_roles, scope, user_id, body.email
-    )
+    return await admin.update_email(user_id, body.email)
 
 
 @router.post("/users/{user_id}/username/update", responses=ACCOUNT_RESPONSES)
 async def update_username(
-    session: SessionDep,
-    auth0: Auth0Dep,
-    settings: SettingsDep,
-    live_roles: LiveRolesDep,
-    scope: AdminWriteScopeDep,
+    admin: AccountAdminDep,
     user_id: UserId,
     body: Annotated[UsernameUpdate, form_body(UsernameUpdate)],
 ) -> Done:
     """Usernames are unique among all users, past usernames included."""
-    return await admin_accounts.update_username(
-        session, auth0, settings, live_roles, scope, user_id, body.username
-    )
+    return await admin.update_username(user_id, body.username)
 
 
 @router.post("/users/{user_id}/verification-email/resend", responses=ACCOUNT_RESPONSES)
-async def resend_verification(
-    session: SessionDep,
-    auth0: Auth0Dep,
-    settings: SettingsDep,
-    live_roles: LiveRolesDep,
-    scope: AdminWriteScopeDep,
-    user_id: UserId,
-) -> Done:
-    return await admin_accounts.resend_verification(
-        session, auth0, settings, live_roles, scope, user_id
-    )
+async def resend_verification(admin: AccountAdminDep, user_id: UserId) -> Done:
+    return await admin.resend_verification(user_id)
 
 
 @router.post("/users/{user_id}/password-reset-email", responses=ACCOUNT_RESPONSES)
-async def send_password_reset(
-    session: SessionDep,
-    auth0: Auth0Dep,
-    settings: SettingsDep,
-    live_roles: LiveRolesDep,
-    scope: AdminWriteScopeDep,
-    user_id: UserId,
-) -> Done:
+async def send_password_reset(admin: AccountAdminDep, user_id: UserId) -> Done:
     """Auth0 emails the user a link to choose a new password (database accounts only)."""
-    return await admin_accounts.send_password_reset(
-        session, auth0, settings, live_roles, scope, user_id
-    )
+    return await admin.send_password_reset(user_id)
 
 
 @router.post("/users/{user_id}/platforms/{platform_id}/approve", responses=DECISION_RESPONSES)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Auth0Role, GroupMembership, PlatformAdminRole, PlatformMembership, User
+from db.models import GroupMembership, PlatformMembership, User
 from db.types import ApprovalStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
-from tests.routers.admin_world import TSI, World, admin_user
+from tests.routers.admin_world import TSI, admin_user
 
 GALAXY_ADMIN = "biocommons/role/galaxy/admin"
 TSI_ADMIN = "biocommons/role/tsi/admin"
@@ -120,18 +120,6 @@ async def _user(
         session.add(GroupMembership(group_id=TSI, user_id=user_id, approval_status=target.tsi))
     await session.flush()
     return user_id
-
-
-@pytest.fixture
-async def linked_role(session: AsyncSession, emulator: EmulatorServer, world: World) -> str:
-    """A role with an ordinary name that a general admin linked as BPA's admin role."""
-    name = f"bpa-curators-{secrets.token_hex(3)}"
-    role = emulator.tenant.create_role(name, "BPA curators")
-    session.add(Auth0Role(id=role["id"], name=name))
-    await session.flush()
-    session.add(PlatformAdminRole(platform_id="bpa_data_portal", role_id=role["id"]))
-    await session.flush()
-    return name
 
 
 async def _scene(

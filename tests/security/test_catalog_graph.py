@@ -4,9 +4,8 @@ every member of a role an admin."""
 import secrets
 
 import pytest
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Auth0Role, PlatformAdminRole
+from db.models import Auth0Role
 from scripts.auth0_emulator.server import EmulatorServer
 from tests.routers.admin_world import TSI, World, admin
 
@@ -37,17 +36,6 @@ async def test_a_platform_cannot_take_a_groups_short_id(
     assert emulator.tenant.role_by_name("biocommons/platform/tsi") is None
 
 
-@pytest.fixture
-async def bpa_curators(session: AsyncSession, emulator: EmulatorServer, world: World) -> str:
-    name = f"bpa-curators-{secrets.token_hex(3)}"
-    role = emulator.tenant.create_role(name, "BPA curators")
-    session.add(Auth0Role(id=role["id"], name=name))
-    await session.flush()
-    session.add(PlatformAdminRole(platform_id="bpa_data_portal", role_id=role["id"]))
-    await session.flush()
-    return name
-
-
 @pytest.mark.parametrize(
     ("role", "why"),
     [
@@ -59,10 +47,10 @@ async def bpa_curators(session: AsyncSession, emulator: EmulatorServer, world: W
     ],
 )
 async def test_set_admin_roles_refuses_roles_that_would_widen_someones_reach(
-    client, session, emulator: EmulatorServer, world: World, bpa_curators, role, why
+    client, session, emulator: EmulatorServer, world: World, linked_role, role, why
 ):
     if role == "bpa curators":
-        role = bpa_curators
+        role = linked_role
     for name in ("Admin", "biocommons/role/bpa_data_portal/admin"):
         found = emulator.tenant.role_by_name(name) or emulator.tenant.create_role(name)
         if await session.get(Auth0Role, found["id"]) is None:
