@@ -134,6 +134,10 @@ class AdminUserDetails(AdminUser):
     answered, "database" when it could not be reached (the page still loads)."""
 
     profile_source: Literal["auth0", "database"]
+    # The portal's details page builds every action URL from `user_id` (not `id`), and
+    # shows `updated_at` as "Last Updated" (portal contract, call 18).
+    user_id: str
+    updated_at: datetime
     name: str | None
     given_name: str | None
     family_name: str | None

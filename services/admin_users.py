@@ -483,6 +483,8 @@ async def details(
     return AdminUserDetails(
         **base.model_dump(),
         profile_source="auth0" if live else "database",
+        user_id=user.id,
+        updated_at=user.updated_at,
         name=profile.get("name", user.name),
         given_name=profile.get("given_name", user.given_name),
         family_name=profile.get("family_name", user.family_name),

@@ -305,6 +305,34 @@ class TestOneUser:
         assert body["identities"][0]["connection"] == DEFAULT_CONNECTION
         assert [m["platform_id"] for m in body["platform_memberships"]] == ["galaxy"]
 
+    async def test_details_give_the_portal_the_fields_it_reads(self, client, emulator, people):
+        """Portal contract, call 18: the details page reads these names, and builds every
+        action URL (calls 19-30) from `user_id`; without it they went to /undefined/."""
+        user = people["pending"]
+        headers = admin(emulator, GALAXY_ADMIN)
+        body = (await client.get(f"/admin/users/{user.id}/details", headers=headers)).json()
+        read_by_the_portal = {
+            "user_id",
+            "name",
+            "username",
+            "email",
+            "email_verified",
+            "picture",
+            "created_at",
+            "last_login",
+            "updated_at",
+            "platform_memberships",
+            "group_memberships",
+        }
+        assert read_by_the_portal <= set(body)
+        assert body["user_id"] == user.id
+        assert body["updated_at"] is not None
+        # As the page does it: the action URL from the response's user_id.
+        approve = await client.post(
+            f"/admin/users/{body['user_id']}/platforms/galaxy/approve", json={}, headers=headers
+        )
+        assert approve.status_code == 200, approve.text
+
     async def test_details_still_load_when_auth0_is_down(self, client, emulator, people):
         emulator.state.faults.down = True
         try:
