@@ -32,6 +32,7 @@ from schemas.admin import (
     AdminUser,
     AdminUserDetails,
     AdminUserQuery,
+    InvalidEmailDeletion,
     IsAdmin,
     MembershipActionResult,
     ReasonOptional,
@@ -240,6 +241,17 @@ async def restore_user(
 ) -> Done:
     """Unblock in Auth0 and bring a deleted account back as it was."""
     return await admin.restore_user(user_id, body.reason if body else None)
+
+
+@router.post("/users/{user_id}/delete_invalid_email", responses=ACCOUNT_RESPONSES)
+async def delete_invalid_email(
+    admin: AccountAdminDep,
+    user_id: UserId,
+    body: Annotated[InvalidEmailDeletion, form_body(InvalidEmailDeletion)],
+) -> Done:
+    """For an account signed up with a mistyped address: delete it (as `delete`) and email
+    `correct_email` to sign up again. The path's underscores are the portal's."""
+    return await admin.delete_invalid_email(user_id, body.correct_email)
 
 
 @router.post("/users/{user_id}/email/update", responses=ACCOUNT_RESPONSES)

@@ -2,9 +2,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from db.types import ApprovalStatus
+from schemas.registration import check_email
 
 
 class ReasonOptional(BaseModel):
@@ -172,3 +173,14 @@ class SyncRunPublic(BaseModel):
     counts: dict[str, Any]
     error: str | None
     host: str | None
+
+
+class InvalidEmailDeletion(BaseModel):
+    """`POST /admin/users/{id}/delete_invalid_email`: where to tell the person."""
+
+    correct_email: str = Field(min_length=3, max_length=254)
+
+    @field_validator("correct_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return check_email(value.strip())

@@ -13,6 +13,7 @@ from schemas.profile import Done
 from services import accounts
 from services.admin_scope import Scope, manageable_user
 from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.live_roles import LiveRoles
 from services.registration import email_registered
@@ -46,6 +47,28 @@ class AccountAdmin:
         actor = await self._actor()
         await accounts.restore(self.session, self.auth0, user, actor=actor.id, reason=reason)
         return Done(message="Account restored")
+
+    async def delete_invalid_email(self, user_id: str, correct_email: str) -> Done:
+        """An account signed up with an address that cannot be right (a typo): delete it
+        as `delete_user` does, and tell the person at `correct_email` to sign up again.
+        The right to delete the account is the right to do this."""
+        user = await self._live(user_id)
+        if user.email and user.email.lower() == correct_email:
+            raise InvalidFields(
+                [{"field": "correct_email", "message": "This is the account's own address"}]
+            )
+        actor = await self._actor()
+        reason = f"invalid email address; the person was told at {correct_email}"
+        await accounts.soft_delete(self.session, self.auth0, user, actor=actor.id, reason=reason)
+        await enqueue(
+            self.session,
+            self.settings,
+            "account_removed_invalid_email",
+            to=correct_email,
+            context={"username": user.username or "", "invalid_email": user.email or ""},
+            dedupe_key=f"invalid-email-removed:{user.id}",
+        )
+        return Done(message=f"Account deleted; {correct_email} was told to sign up again")
 
     async def update_username(self, user_id: str, username: str) -> Done:
         user = await self._live(user_id)

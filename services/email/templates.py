@@ -97,6 +97,11 @@ MESSAGES: dict[str, Message] = {
             "The username of your account was changed",
             {"username": "ada_lovelace", "by_admin": True},
         ),
+        Message(
+            "account_removed_invalid_email",
+            "Please sign up for BioCommons Access again",
+            {"username": "ada_l", "invalid_email": "ada@exmaple.org"},
+        ),
     )
 }
 

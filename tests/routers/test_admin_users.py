@@ -333,6 +333,41 @@ class TestOneUser:
         )
         assert approve.status_code == 200, approve.text
 
+    async def test_delete_invalid_email_deletes_and_tells_the_right_address(
+        self, client, session, emulator, people
+    ):
+        """Portal contract, call 30 ("Delete Account & Inform User")."""
+        user = people["tsi"]
+        # Plain values: the refused request rolls back and expires the ORM object.
+        user_id, email, username = user.id, user.email, user.username
+        headers = admin(emulator, "Admin")
+        same = await client.post(
+            f"/admin/users/{user_id}/delete_invalid_email",
+            json={"correct_email": email},
+            headers=headers,
+        )
+        assert same.status_code == 400
+        assert same.json()["field_errors"][0]["field"] == "correct_email"
+        response = await client.post(
+            f"/admin/users/{user_id}/delete_invalid_email",
+            json={"correct_email": " Right.Address@Example.org "},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        user = await session.get_one(User, user_id, populate_existing=True)
+        assert user.is_deleted
+        assert "right.address@example.org" in (user.deletion_reason or "")
+        assert emulator.tenant.get_user(user_id)["blocked"] is True
+        sent = (
+            await session.exec(
+                select(EmailNotification).where(
+                    EmailNotification.to_address == "right.address@example.org"
+                )
+            )
+        ).one()
+        assert sent.template == "account_removed_invalid_email"
+        assert username in (sent.body_text or "")
+
     async def test_details_still_load_when_auth0_is_down(self, client, emulator, people):
         emulator.state.faults.down = True
         try:

@@ -138,7 +138,8 @@ async def _scene(
 
 
 # In an order that leaves each allowed step valid for the next (the address changed by
-# the first is unverified, so the resend is allowed; restore follows delete).
+# the first is unverified, so the resend is allowed; restore follows delete, and the
+# invalid-email deletion needs a live account).
 ACCOUNT_ACTIONS = [
     ("email/update", {"email": "attacker.{tag}@example.org"}),
     ("username/update", {"username": "taken{tag}"}),
@@ -146,6 +147,7 @@ ACCOUNT_ACTIONS = [
     ("password-reset-email", None),
     ("delete", {"reason": "x"}),
     ("restore", None),
+    ("delete_invalid_email", {"correct_email": "right.{tag}@example.org"}),
 ]
 
 
