@@ -188,6 +188,8 @@ def form_errors(request: Request, exc: RequestValidationError) -> InvalidFields 
     body = getattr(request.scope.get("route"), "body_field", None)
     if body is None or body.field_info.annotation not in FORM_MODELS:
         return None
+    # A form may name its fields in errors as the page that shows them expects.
+    names: dict[str, str] = getattr(body.field_info.annotation, "form_field_names", {})
     errors = []
     for error in exc.errors():
         location = [str(part) for part in error["loc"]][1:]  # drop "body"
@@ -196,9 +198,10 @@ def form_errors(request: Request, exc: RequestValidationError) -> InvalidFields 
         ):
             errors.append({"field": "body", "message": "The request body must be JSON"})
             continue
+        field = ".".join(location) or "body"
         errors.append(
             {
-                "field": ".".join(location) or "body",
+                "field": names.get(field, field),
                 "message": str(error["msg"]).removeprefix("Value error, "),
             }
         )

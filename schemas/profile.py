@@ -1,3 +1,5 @@
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.registration import check_email, check_password, check_username
@@ -36,6 +38,12 @@ class EmailCode(BaseModel):
 
 class PasswordUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # The portal's password modal looks for these names in field_errors (portal contract,
+    # call 9), though it sends the body in snake_case.
+    form_field_names: ClassVar[dict[str, str]] = {
+        "current_password": "currentPassword",
+        "new_password": "newPassword",
+    }
     current_password: str = Field(min_length=1, max_length=128)
     new_password: str = Field(min_length=8, max_length=72)
 

@@ -194,14 +194,14 @@ async def update_password(
         user.email, data.current_password, realm=settings.auth0_db_connection
     ):
         raise InvalidFields(
-            [{"field": "current_password", "message": "The current password is not correct"}]
+            [{"field": "currentPassword", "message": "The current password is not correct"}]
         )
     try:
         await auth0.update_user(
             user.id, password=data.new_password, connection=settings.auth0_db_connection
         )
     except BadRequest as exc:
-        raise InvalidFields([{"field": "new_password", "message": exc.detail}]) from None
+        raise InvalidFields([{"field": "newPassword", "message": exc.detail}]) from None
     return Done(message="Password updated")
 
 

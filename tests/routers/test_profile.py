@@ -327,7 +327,8 @@ class TestPassword:
         )
         assert response.status_code == 400
         assert response.json()["field_errors"] == [
-            {"field": "current_password", "message": "The current password is not correct"}
+            # The name the portal's modal looks for (portal contract, call 9).
+            {"field": "currentPassword", "message": "The current password is not correct"}
         ]
         assert emulator.tenant.passwords[user_id] == PASSWORD
 
@@ -338,7 +339,7 @@ class TestPassword:
             headers=account[1],
         )
         assert response.status_code == 400
-        assert response.json()["field_errors"][0]["field"] == "new_password"
+        assert response.json()["field_errors"][0]["field"] == "newPassword"
 
     async def test_social_accounts_have_no_password_here(self, client, emulator):
         created = emulator.tenant.create_user(
