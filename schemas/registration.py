@@ -1,9 +1,17 @@
 """Registration input. Messages are the ones the portal shows next to each field."""
 
 import re
+from typing import Annotated
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 USERNAME = re.compile(r"^[a-z0-9][-_a-z0-9]+$")
 SPECIAL = re.compile(r"[^A-Za-z0-9]")
@@ -57,7 +65,11 @@ class RegistrationCreate(BaseModel):
     last_name: str = Field(min_length=1, max_length=255)
     email: str = Field(min_length=3, max_length=254)
     username: str = Field(min_length=3, max_length=128)
-    password: str = Field(min_length=8, max_length=72)
+    # Kept exactly as typed: a password with a leading or trailing space, stripped here,
+    # would not match what the user types at sign-in.
+    password: Annotated[str, StringConstraints(strip_whitespace=False)] = Field(
+        min_length=8, max_length=72
+    )
     recaptcha_token: str = Field(min_length=1, max_length=4096)
     bundle: str | None = Field(default=None, max_length=64)
     bundles: list[BundleChoice] | None = Field(default=None, max_length=10)

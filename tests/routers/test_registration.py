@@ -357,3 +357,15 @@ class TestSbpRegister:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 assert (await client.post("/sbp/register", json=GOOD)).status_code == 404
+
+
+async def test_the_password_is_kept_exactly_as_typed(
+    client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+):
+    """Portal contract, known difference 14: every string was stripped, the password too,
+    so a password with a trailing space could not be used to sign in."""
+    await add_catalog(session)
+    response = await register(client, password=" Analytical-Engine-1 ")
+    assert response.status_code == 200, response.text
+    user_id = response.json()["user_id"]
+    assert emulator.tenant.passwords[user_id] == " Analytical-Engine-1 "
