@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class ErrorBody(BaseModel):
-    """`{"detail": "...", "error": "<code>"}`, sometimes with more context (`current_status`,
+    """`{"detail": "...", "message": "...", "error": "<code>"}` (`message` repeats `detail`
+    for the portal's alerts), sometimes with more context (`current_status`,
     `field`, or a form's `message` and `field_errors`)."""
 
     model_config = ConfigDict(extra="allow")

@@ -26,7 +26,8 @@ class AppError(Exception):
         self.extra = extra
 
     def body(self) -> dict[str, Any]:
-        return {"detail": self.detail, "error": self.code, **self.extra}
+        # `message` too: the portal shows `message` in its alerts, `detail` elsewhere.
+        return {"detail": self.detail, "message": self.detail, "error": self.code, **self.extra}
 
 
 class BadRequest(AppError):
@@ -88,10 +89,16 @@ class InvalidFields(AppError):
     def __init__(
         self,
         field_errors: list[dict[str, str]],
-        message: str = "Invalid data submitted",
+        message: str | None = None,
         *,
         keep_changes: bool = False,
     ) -> None:
+        # One problem: its own words, which the portal shows where a field has no place
+        # on the page ("Username is already taken"); several: a summary.
+        if message is None:
+            message = (
+                field_errors[0]["message"] if len(field_errors) == 1 else "Invalid data submitted"
+            )
         super().__init__(message, keep_changes=keep_changes)
         self.field_errors = field_errors
 

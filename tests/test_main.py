@@ -67,7 +67,12 @@ class TestErrorRendering:
     async def test_domain_error_has_its_status_and_a_json_detail(self, probe: httpx.AsyncClient):
         response = await probe.get("/_probe/not-found")
         assert response.status_code == 404
-        assert response.json() == {"detail": "platform 'nope' does not exist", "error": "not_found"}
+        assert response.json() == {
+            "detail": "platform 'nope' does not exist",
+            # What the portal's alerts read (portal contract, known difference 15).
+            "message": "platform 'nope' does not exist",
+            "error": "not_found",
+        }
 
     async def test_domain_error_can_name_the_field(self, probe: httpx.AsyncClient):
         response = await probe.get("/_probe/conflict")
