@@ -21,7 +21,7 @@ from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUp
 from services import accounts
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
-from services.errors import BadRequest, InvalidFields, TooManyRequests
+from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests
 from services.registration import email_registered
 from services.settings import Settings
 from services.users import ensure_user
@@ -170,11 +170,21 @@ async def finish_email_change(
         raise InvalidFields(
             [{"field": "otp", "message": "The code is not correct"}], keep_changes=True
         )
+    # Taken since the code was sent: 409, which the portal's code modal explains as "already
+    # used by another account" (portal contract, call 8). The code stays usable.
+    taken = Conflict("That email address is already used by another account", field="email")
+    if await email_registered(session, otp.target_email):
+        raise taken
     otp.is_active = False
     otp.consumed_at = now
-    await accounts.change_email(
-        session, auth0, settings, user, otp.target_email, verified=True, actor=user.id
-    )
+    try:
+        await accounts.change_email(
+            session, auth0, settings, user, otp.target_email, verified=True, actor=user.id
+        )
+    except InvalidFields as exc:
+        if any(error["field"] == "email" for error in exc.field_errors):
+            raise taken from None
+        raise
     return Done(message="Email updated")
 
 

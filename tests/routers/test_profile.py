@@ -205,6 +205,35 @@ class TestEmailChange:
         again = await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
         assert again.status_code == 400  # a code works once
 
+    async def test_an_address_taken_meanwhile_is_409_and_the_code_stays(
+        self, client, session, account
+    ):
+        """Portal contract, call 8: 409 is what the code modal explains as "already used by
+        another account"; a wrong code gets its own reason in `detail`."""
+        user_id, headers = account
+        new = f"raced.{secrets.token_hex(3)}@example.org"
+        await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
+        code = await self.code_sent_to(session, new)
+        wrong = await client.post(
+            "/me/profile/email/continue",
+            json={"otp": "000000" if code != "000000" else "111111"},
+            headers=headers,
+        )
+        assert (wrong.status_code, wrong.json()["detail"]) == (400, "The code is not correct")
+        session.add(User(id=f"auth0|{secrets.token_hex(4)}", email=new.upper()))
+        await session.flush()
+        taken = await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
+        assert taken.status_code == 409, taken.text
+        assert taken.json()["field"] == "email"
+        active = (
+            await session.exec(
+                select(EmailChangeOtp).where(
+                    EmailChangeOtp.user_id == user_id, EmailChangeOtp.is_active
+                )
+            )
+        ).one()
+        assert active.target_email == new
+
     async def test_a_new_code_voids_the_old_one(self, client, session, account):
         user_id, headers = account
         new = f"twice.{secrets.token_hex(3)}@example.org"
