@@ -19,6 +19,10 @@ class RegistrationInfo(BaseModel):
     app: str | None
 
 
+class ResearchInstitution(BaseModel):
+    is_australian_research_institution: bool
+
+
 class WelcomeEmailRequest(BaseModel):
     email: str = Field(min_length=3, max_length=254)
 
@@ -52,6 +56,22 @@ async def registration_info(
     """The app an account was registered through, for the login page's hints."""
     return RegistrationInfo(
         app=await registration_service.registration_app(session, auth0, user_email)
+    )
+
+
+@router.get(
+    "/register/check-australian-research-institution",
+    dependencies=[rate_limited("availability")],
+)
+async def check_research_institution(
+    settings: SettingsDep, email: Annotated[str, Query(min_length=3, max_length=320)]
+) -> ResearchInstitution:
+    """Whether an address belongs to an Australian research institution: the profile page
+    warns that a change to another address ends SBP bundle access."""
+    return ResearchInstitution(
+        is_australian_research_institution=registration_service.is_research_institution_email(
+            settings, email
+        )
     )
 
 

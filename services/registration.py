@@ -298,10 +298,16 @@ async def send_welcome(session: AsyncSession, settings: Settings, email: str) ->
     )
 
 
-def check_sbp_email(settings: Settings, email: str) -> None:
+def is_research_institution_email(settings: Settings, email: str) -> bool:
+    """An address at an Australian research institution (SBP_ALLOWED_EMAIL_DOMAINS, or a
+    subdomain of one): the SBP bundle is for them only."""
     domain = email.rsplit("@", 1)[-1].lower()
     allowed = [d.lower().lstrip("@") for d in settings.sbp_allowed_email_domains]
-    if not any(domain == d or domain.endswith(f".{d}") for d in allowed):
+    return any(domain == d or domain.endswith(f".{d}") for d in allowed)
+
+
+def check_sbp_email(settings: Settings, email: str) -> None:
+    if not is_research_institution_email(settings, email):
         raise InvalidFields(
             [{"field": "email", "message": "Use an email address of a participating institution"}]
         )

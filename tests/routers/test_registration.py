@@ -374,3 +374,24 @@ async def test_the_password_is_kept_exactly_as_typed(
     assert response.status_code == 200, response.text
     user_id = response.json()["user_id"]
     assert emulator.tenant.passwords[user_id] == " Analytical-Engine-1 "
+
+
+@pytest.mark.parametrize(
+    ("email", "expected"),
+    [
+        ("ada@uq.edu.au", True),
+        ("ada@biology.UQ.edu.au", True),
+        ("ada@example.org", False),
+        ("ada@notuq.edu.au", False),
+    ],
+)
+async def test_australian_research_institution_check(
+    client: httpx.AsyncClient, email: str, expected: bool
+):
+    """Portal contract, call 11: the profile page asks while an SBP member types a new
+    address, without a token; 404 before, so the warning never showed."""
+    response = await client.get(
+        "/utils/register/check-australian-research-institution", params={"email": email}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"is_australian_research_institution": expected}
