@@ -77,8 +77,8 @@ async def check_research_institution(
 
 @router.post("/send-welcome-email", dependencies=[rate_limited("welcome")])
 async def send_welcome_email(
-    session: SessionDep, settings: SettingsDep, body: WelcomeEmailRequest
+    session: SessionDep, auth0: Auth0Dep, settings: SettingsDep, body: WelcomeEmailRequest
 ) -> Accepted:
     """Queue the welcome email for a verified account (once); the same answer for anyone."""
-    await registration_service.send_welcome(session, settings, body.email)
+    await registration_service.send_welcome(session, auth0, settings, body.email)
     return Accepted(message="If the account exists and is verified, a welcome email is on its way")

@@ -5,6 +5,8 @@ in the request's unit of work with a compensation registered, so if the database
 fails or never commits the Auth0 user is deleted again: no half-registrations.
 """
 
+import asyncio
+
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
@@ -31,11 +33,13 @@ from schemas.registration import (
 from services import outbox
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue, queue_welcome
-from services.errors import BadRequest, Conflict, InvalidFields
+from services.errors import AppError, BadRequest, Conflict, InvalidFields
 from services.membership_records import add_membership
 from services.recaptcha import RecaptchaVerifier
 from services.roles import RoleScheme
 from services.settings import Settings
+
+WELCOME_LOOKUP_TIMEOUT_S = 3.0
 
 
 async def username_taken(
@@ -281,9 +285,15 @@ async def registration_app(session: AsyncSession, auth0: Auth0Gateway, email: st
     return None
 
 
-async def send_welcome(session: AsyncSession, settings: Settings, email: str) -> None:
+async def send_welcome(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, email: str
+) -> None:
     """Queue the welcome email once, and only for a verified account; the answer is the
-    same either way so it reveals nothing about who has an account."""
+    same either way so it reveals nothing about who has an account.
+
+    The portal calls this right after the user verified their address, before the sync
+    has seen it: a row not verified here is asked about in Auth0 (on the anonymous
+    callers' share, bounded), and brought up to date when Auth0 says it is verified."""
     user = (
         await session.exec(
             select(User)
@@ -291,8 +301,20 @@ async def send_welcome(session: AsyncSession, settings: Settings, email: str) ->
             .limit(1)
         )
     ).first()
-    if user is None or not user.email_verified or not user.email:
+    if user is None or not user.email:
         return
+    if not user.email_verified:
+        try:
+            live = await asyncio.wait_for(
+                auth0.get_user(user.id, anonymous=True), WELCOME_LOOKUP_TIMEOUT_S
+            )
+        except (AppError, TimeoutError):
+            return  # the sync will bring the row up to date; no welcome then
+        same_address = str(live.get("email") or "").lower() == user.email.lower()
+        if not (live.get("email_verified") and same_address):
+            return
+        user.email_verified = True
+        user.updated_at = utcnow()
     await queue_welcome(
         session, settings, to=user.email, user_id=user.id, name=user.given_name or user.username
     )

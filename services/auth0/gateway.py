@@ -385,8 +385,8 @@ class Auth0Gateway:
 
     # ---- users ------------------------------------------------------------------------
 
-    async def get_user(self, user_id: str) -> dict[str, Any]:
-        user = await self.call("users.get", lambda c: c.users.get(user_id))
+    async def get_user(self, user_id: str, *, anonymous: bool = False) -> dict[str, Any]:
+        user = await self.call("users.get", lambda c: c.users.get(user_id), anonymous=anonymous)
         return user.model_dump(mode="json", exclude_none=True)
 
     async def users_by_email(self, email: str, *, anonymous: bool = False) -> list[dict[str, Any]]:

@@ -309,6 +309,36 @@ class TestUtils:
         ).all()
         assert queued == ["verified@example.org"]
 
+    async def test_welcome_for_an_address_verified_moments_ago(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        """Portal contract, known difference 16: the portal asks right after verification,
+        before the sync has seen it; the welcome went nowhere."""
+        created = emulator.tenant.create_user(
+            {
+                "connection": DEFAULT_CONNECTION,
+                "email": "just.verified@example.org",
+                "password": "long-enough-1",
+                "email_verified": True,
+            }
+        )
+        session.add(
+            User(id=created["user_id"], email="just.verified@example.org", email_verified=False)
+        )
+        await session.flush()
+        response = await client.post(
+            "/utils/send-welcome-email", json={"email": "Just.Verified@example.org"}
+        )
+        assert response.status_code == 200
+        queued = (
+            await session.exec(
+                select(EmailNotification.to_address).where(EmailNotification.template == "welcome")
+            )
+        ).all()
+        assert queued == ["just.verified@example.org"]
+        session.expire_all()
+        assert (await session.get_one(User, created["user_id"])).email_verified is True
+
 
 class TestSbpRegister:
     async def test_institution_email_gets_a_pending_sbp_membership(
