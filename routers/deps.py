@@ -117,12 +117,11 @@ async def require_general_admin(caller: CurrentUserDep) -> CurrentUser:
 
 
 async def require_confirmed_general_admin(
-    request: Request, caller: CurrentUserDep, live_roles: LiveRolesDep
+    caller: CurrentUserDep, scope: AdminWriteScopeDep
 ) -> CurrentUser:
     """A general admin whose ADMIN_ROLES role Auth0 confirms (for writes)."""
     await require_general_admin(caller)
-    held = caller.roles & await live_roles.of(caller.id)
-    if not held & frozenset(request.state.settings.admin_roles):
+    if not scope.everything:
         raise Forbidden("your general admin role has been removed; sign in again")
     return caller
 

@@ -51,8 +51,5 @@ class TtlCache(Generic[T]):
             self._entries[key] = (self._clock(), value)
             return value
 
-    def forget(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
-
     def clear(self) -> None:
         self._entries.clear()

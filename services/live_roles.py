@@ -52,6 +52,3 @@ class LiveRoles:
             raise ServiceUnavailable(
                 f"cannot confirm roles with Auth0 right now ({exc.detail}); try again shortly"
             ) from None
-
-    def forget(self, user_id: str) -> None:
-        self._cache.forget(user_id)

@@ -82,3 +82,25 @@ async def test_set_admin_roles_takes_an_ordinary_role(
     )
     assert response.status_code == 200, response.text
     assert name in response.json()["admin_roles"]
+
+
+async def test_a_removed_general_admin_cannot_change_the_catalog(
+    client, emulator: EmulatorServer, world: World
+):
+    """The token (issued before the role was removed in Auth0) still says Admin."""
+    user = emulator.tenant.create_user(
+        {
+            "connection": "Username-Password-Authentication",
+            "email": f"former.{secrets.token_hex(3)}@example.org",
+            "password": "long-enough-1",
+        }
+    )
+    token = emulator.tenant.mint_access_token(user["user_id"], roles=["Admin"])
+    name = f"sneaky-{secrets.token_hex(3)}"
+    response = await client.post(
+        "/biocommons-admin/roles/create",
+        json={"name": name},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 403, response.text
+    assert emulator.tenant.role_by_name(name) is None
