@@ -298,13 +298,25 @@ async def privileged_roles(
     }
     rest = list(roles - found)
     if rest:
-        linked = sa.union(
-            sa.select(Auth0Role.name)
-            .join(PlatformAdminRole, PlatformAdminRole.role_id == Auth0Role.id)
-            .where(Auth0Role.name.in_(rest)),
-            sa.select(Auth0Role.name)
-            .join(GroupAdminRole, GroupAdminRole.role_id == Auth0Role.id)
-            .where(Auth0Role.name.in_(rest)),
-        )
-        found.update((await session.execute(linked)).scalars().all())
+        found.update(row.name for row in (await session.execute(admin_links(rest))).all())
     return frozenset(found)
+
+
+def admin_links(role_names: Sequence[str]) -> sa.CompoundSelect:
+    """Rows (name, kind, target) for each live role among `role_names` that a general
+    admin linked as a platform's or group's admin role."""
+    return sa.union_all(
+        *(
+            sa.select(
+                Auth0Role.name.label("name"),
+                sa.literal(kind).label("kind"),
+                link.c[column].label("target"),
+            )
+            .join(link, link.c.role_id == Auth0Role.id)
+            .where(Auth0Role.name.in_(role_names), Auth0Role.removed_at.is_(None))
+            for kind, link, column in (
+                ("platform", PlatformAdminRole.__table__, "platform_id"),
+                ("group", GroupAdminRole.__table__, "group_id"),
+            )
+        )
+    )

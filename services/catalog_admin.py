@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminRole
 from schemas.catalog import CatalogEntry, GroupCreate, PlatformCreate, RoleCreate, RolePublic
+from services.admin_scope import admin_links
 from services.auth0 import Auth0Gateway
 from services.errors import Conflict, InvalidFields, NotFound
 from services.roles import RoleScheme
@@ -113,18 +114,9 @@ async def _admin_roles(
         f"No role named {name!r}; create it first"
         for name in sorted(set(names) - {role.name for role in roles})
     ]
-    ids = [role.id for role in roles]
-    elsewhere = sa.union_all(
-        sa.select(Auth0Role.name, sa.literal("platform"), PlatformAdminRole.platform_id)
-        .join(PlatformAdminRole, PlatformAdminRole.role_id == Auth0Role.id)
-        .where(Auth0Role.id.in_(ids)),
-        sa.select(Auth0Role.name, sa.literal("group"), GroupAdminRole.group_id)
-        .join(GroupAdminRole, GroupAdminRole.role_id == Auth0Role.id)
-        .where(Auth0Role.id.in_(ids)),
-    )
-    for name, other_kind, other_id in (await session.execute(elsewhere)).all():
-        if (other_kind, other_id) != (kind, target_id):
-            errors.append(f"{name!r} already administers {other_kind} {other_id!r}")
+    for link in (await session.execute(admin_links([role.name for role in roles]))).all():
+        if (link.kind, link.target) != (kind, target_id):
+            errors.append(f"{link.name!r} already administers {link.kind} {link.target!r}")
     if errors:
         raise InvalidFields([{"field": field, "message": message} for message in errors])
     return list(roles)
