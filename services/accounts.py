@@ -97,14 +97,16 @@ async def change_email(
     actor: str,
 ) -> None:
     """Set the address in Auth0, then here with history; the previous address is told
-    (in this unit of work), so a hijacked account does not change hands silently."""
+    (in this unit of work), so a hijacked account does not change hands silently. An
+    address another live account holds (here or in Auth0) is a field error on `email`."""
+    taken = InvalidFields([{"field": "email", "message": "Email is already registered"}])
+    if await email_registered(session, email):
+        raise taken  # here, before Auth0 is asked
     user_id = user.id
     try:
         await auth0.update_user(user_id, email=email, email_verified=verified)
     except Conflict:
-        raise InvalidFields(
-            [{"field": "email", "message": "Email is already registered"}]
-        ) from None
+        raise taken from None
     previous, was_verified = user.email, user.email_verified
     if previous:
         on_rollback(
@@ -156,7 +158,7 @@ async def restore(
     """Unblock in Auth0 and bring the account back. The deletion stays in the history."""
     if user.email and await email_registered(session, user.email):
         raise Conflict("another live account now uses this email address", field="email")
-    if user.username and await _username_live(session, user):
+    if user.username and await username_taken(session, user.username, for_user=user.id):
         raise Conflict("another live account now uses this username", field="username")
     user_id = user.id
     await auth0.update_user(user_id, blocked=False)
@@ -166,20 +168,6 @@ async def restore(
     user.updated_at = utcnow()
     session.add(history(user, UserChange.USER_RESTORATION, None, None, actor=actor, reason=reason))
     await session.flush()
-
-
-async def _username_live(session: AsyncSession, user: User) -> bool:
-    assert user.username is not None
-    statement = (
-        select(User.id)
-        .where(
-            sa.func.lower(User.username) == user.username.lower(),
-            sa.not_(User.is_deleted),
-            User.id != user.id,
-        )
-        .limit(1)
-    )
-    return (await session.exec(statement)).first() is not None
 
 
 # The email rule (README "Accounts and email addresses"): among live accounts one address

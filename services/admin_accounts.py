@@ -16,7 +16,6 @@ from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import BadRequest, Conflict, InvalidFields
 from services.live_roles import LiveRoles
-from services.registration import email_registered
 from services.settings import Settings
 from services.users import ensure_user
 
@@ -84,8 +83,6 @@ class AccountAdmin:
         user = await self._live(user_id)
         if user.email and user.email.lower() == email:
             raise InvalidFields([{"field": "email", "message": "This is already the user's email"}])
-        if await email_registered(self.session, email):
-            raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
         actor = await self._actor()
         await accounts.change_email(
             self.session, self.auth0, self.settings, user, email, verified=False, actor=actor.id

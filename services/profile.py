@@ -170,11 +170,6 @@ async def finish_email_change(
         raise InvalidFields(
             [{"field": "otp", "message": "The code is not correct"}], keep_changes=True
         )
-    # Taken since the code was sent: 409, which the portal's code modal explains as "already
-    # used by another account" (portal contract, call 8). The code stays usable.
-    taken = Conflict("That email address is already used by another account", field="email")
-    if await email_registered(session, otp.target_email):
-        raise taken
     otp.is_active = False
     otp.consumed_at = now
     try:
@@ -182,8 +177,13 @@ async def finish_email_change(
             session, auth0, settings, user, otp.target_email, verified=True, actor=user.id
         )
     except InvalidFields as exc:
+        # Taken since the code was sent: 409, which the portal's code modal explains as
+        # "already used by another account" (portal contract, call 8). The code stays
+        # usable (the unit of work rolls back).
         if any(error["field"] == "email" for error in exc.field_errors):
-            raise taken from None
+            raise Conflict(
+                "That email address is already used by another account", field="email"
+            ) from None
         raise
     return Done(message="Email updated")
 
