@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import RateLimitHit
 from services.errors import TooManyRequests
+from services.sync.sql import dialect_insert
 
 hits = RateLimitHit.__table__
 MAX_CLIENT_LENGTH = 64
@@ -31,14 +31,14 @@ class RateLimiter:
         self.engine = engine
         self.per_minute = per_minute
         self._clock = clock
-        module = postgresql if engine.dialect.name == "postgresql" else sqlite
-        self._insert = module.insert
 
     async def check(self, scope: str, client: str) -> None:
         now = self._clock()
         window = int(now // 60)
         client = client[:MAX_CLIENT_LENGTH]
-        statement = self._insert(hits).values(scope=scope, client=client, minute=window, hits=1)
+        statement = dialect_insert(self.engine, hits).values(
+            scope=scope, client=client, minute=window, hits=1
+        )
         statement = statement.on_conflict_do_update(
             index_elements=[hits.c.scope, hits.c.client, hits.c.minute],
             set_={"hits": hits.c.hits + 1},

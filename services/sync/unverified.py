@@ -22,6 +22,8 @@ from db.types import UserChange
 from services.accounts import CLAIMED_REASON
 from services.errors import AppError, NotFound
 from services.sync.runs import JobContext, SyncAborted
+from services.sync.sql import insert_rows
+from services.sync.users import history_row
 
 EXPIRED_REASON = "unverified sign-up expired"
 BATCH = 500
@@ -82,35 +84,33 @@ async def expire_unverified(ctx: JobContext) -> None:
         return
     now = utcnow()
     async with ctx.transaction() as session:
-        await session.execute(
-            sa.update(users)
-            .where(users.c.id.in_(expired))
-            .values(
-                is_deleted=True,
-                blocked=True,
-                deleted_at=sa.func.coalesce(users.c.deleted_at, now),
-                deletion_reason=EXPIRED_REASON,
-                updated_at=now,
-            )
-        )
         rows = (
             await session.execute(
-                sa.select(users.c.id, users.c.email, users.c.username).where(
-                    users.c.id.in_(expired)
+                sa.update(users)
+                .where(users.c.id.in_(expired))
+                .values(
+                    is_deleted=True,
+                    blocked=True,
+                    deleted_at=sa.func.coalesce(users.c.deleted_at, now),
+                    deletion_reason=EXPIRED_REASON,
+                    updated_at=now,
                 )
+                .returning(users.c.id, users.c.email, users.c.username)
             )
         ).all()
-        session.add_all(
+        await insert_rows(
+            session,
+            UserHistory.__table__,
             [
-                UserHistory(
-                    user_id=row.id,
-                    change=UserChange.USER_DELETION,
+                history_row(
+                    row.id,
+                    UserChange.USER_DELETION,
+                    now,
                     email=row.email,
                     username=row.username,
                     reason=EXPIRED_REASON,
                 )
                 for row in rows
-            ]
+            ],
         )
-        await session.flush()
     ctx.count("expired", len(expired))

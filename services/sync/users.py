@@ -265,7 +265,8 @@ async def _mark_states(session: AsyncSession) -> None:
     )
 
 
-def _history(user_id: str, change: UserChange, now: datetime, **values: Any) -> dict[str, Any]:
+def history_row(user_id: str, change: UserChange, now: datetime, **values: Any) -> dict[str, Any]:
+    """A `user_history` row for set-based inserts (`insert_rows`)."""
     return {
         "user_id": user_id,
         "change": change,
@@ -300,7 +301,9 @@ async def _soft_delete(
         )
         deleted.extend(result.scalars().all())
     await insert_rows(
-        session, UserHistory.__table__, [_history(i, change, now, reason=reason) for i in deleted]
+        session,
+        UserHistory.__table__,
+        [history_row(i, change, now, reason=reason) for i in deleted],
     )
     return len(deleted)
 
@@ -524,7 +527,10 @@ async def apply_users(
         await insert_rows(
             session,
             history,
-            [_history(i, UserChange.UNBLOCKED, now, reason="unblocked in Auth0") for i in restored],
+            [
+                history_row(i, UserChange.UNBLOCKED, now, reason="unblocked in Auth0")
+                for i in restored
+            ],
         )
         ctx.count("restored", len(restored))
     finally:

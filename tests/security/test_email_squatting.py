@@ -129,6 +129,12 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
         row = await session.get_one(User, made[name])
         assert (row.is_deleted, row.deletion_reason) == (True, "unverified sign-up expired")
         assert made[name] not in tenant_server.tenant.users
+        history = (
+            await session.exec(select(UserHistory).where(UserHistory.user_id == made[name]))
+        ).all()
+        assert [(h.change, h.reason, h.email) for h in history] == [
+            (UserChange.USER_DELETION, "unverified sign-up expired", row.email)
+        ]
     for name in ("in use", "recent", "made by an admin"):
         assert (await session.get_one(User, made[name])).is_deleted is False
         assert made[name] in tenant_server.tenant.users
