@@ -46,6 +46,8 @@ async def serving(cwd: Path, env: dict[str, str], port: int, *args: str) -> Asyn
                     break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"python {' '.join(args)} never answered on port {port}")
         yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)

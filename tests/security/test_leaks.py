@@ -64,10 +64,6 @@ async def test_api_docs_are_on_in_dev(client):
     assert (await client.get("/openapi.json")).status_code == 200
 
 
-def test_loopback_addresses_for_tests_never_collide_with_the_proxy():
-    assert client_address()[0] != "127.0.0.1"
-
-
 # ---- what an admin reads ---------------------------------------------------------------
 
 
