@@ -16,7 +16,7 @@ from db.types import ApprovalStatus
 from main import create_app
 from scripts.auth0_emulator.server import EmulatorServer
 from services.settings import Settings
-from tests.conftest import client_address, emulator_settings, make_settings
+from tests.conftest import emulator_settings, make_settings
 from tests.routers.admin_world import admin
 from tests.routers.db_admin_world import dashboard_settings, person
 from tests.routers.test_db_admin import log_in
