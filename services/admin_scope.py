@@ -290,12 +290,8 @@ async def privileged_roles(
     """Which of `roles` make their holder an admin of anything: ADMIN_ROLES, any
     `{ns}/role/*/admin` (whether or not its platform or group exists yet) and any role
     linked as a platform's or group's admin role."""
-    prefix = f"{settings.auth0_role_namespace}/role/"
-    found = {
-        r
-        for r in roles
-        if r in settings.admin_roles or (r.startswith(prefix) and r.endswith("/admin"))
-    }
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    found = {r for r in roles if r in settings.admin_roles or scheme.is_admin_role(r)}
     rest = list(roles - found)
     if rest:
         found.update(row.name for row in (await session.execute(admin_links(rest))).all())
