@@ -21,17 +21,17 @@ from db.migrations import head_revisions, upgrade_head
 from routers import admin, catalog_admin, db_admin, health, me, metrics, registration, utils
 from routers.deps import form_errors
 from schemas import errors
-from services.auth import JwksCache, TokenValidator
 from services.auth0 import Auth0Gateway
-from services.cache import TtlCache
 from services.errors import AppError
-from services.http_security import SecurityHeadersMiddleware
-from services.live_roles import LiveRoles
-from services.observability import ObservabilityMiddleware, configure_logging
-from services.ratelimit import RateLimiter
-from services.recaptcha import RecaptchaVerifier
+from services.identity.live_roles import LiveRoles
+from services.identity.tokens import JwksCache, TokenValidator
+from services.kit.cache import TtlCache
+from services.kit.http_security import SecurityHeadersMiddleware
+from services.kit.observability import ObservabilityMiddleware, configure_logging
+from services.kit.ratelimit import RateLimiter
+from services.kit.version import app_version
+from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import ConfigError, Settings, get_settings
-from services.version import app_version
 
 logger = logging.getLogger("aai.api")
 

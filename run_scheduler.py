@@ -22,7 +22,7 @@ from db.engine import create_engine, create_session_factory
 from db.models import SyncRun
 from db.types import SyncRunStatus
 from services.auth0 import Auth0Gateway
-from services.observability import configure_logging
+from services.kit.observability import configure_logging
 from services.settings import ConfigError, Settings, get_settings
 from services.sync.jobs import Job, select_jobs
 from services.sync.runs import JobContext, run_job

@@ -27,27 +27,28 @@ from routers.deps import (
     SettingsDep,
     form_body,
 )
-from schemas.admin import (
+from schemas.errors import AUTHENTICATED, LOOKUPS
+from schemas.memberships import MembershipActionResult, ReasonOptional, ReasonRequired
+from schemas.sync import SyncRunPublic
+from schemas.users import (
     AdminFilter,
     AdminUser,
     AdminUserDetails,
     AdminUserQuery,
+    Done,
+    EmailUpdate,
     InvalidEmailDeletion,
     IsAdmin,
-    MembershipActionResult,
-    ReasonOptional,
-    ReasonRequired,
-    SyncRunPublic,
     UserCounts,
+    UsernameUpdate,
     UserPages,
 )
-from schemas.errors import AUTHENTICATED, LOOKUPS
-from schemas.profile import Done, EmailUpdate, UsernameUpdate
-from services import admin_memberships, admin_users
-from services.admin_accounts import AccountAdmin
-from services.admin_scope import Scope
 from services.auth0 import Auth0Gateway
+from services.identity.admin_scope import Scope
+from services.memberships import decisions as admin_memberships
 from services.settings import Settings
+from services.users import admin_reads as admin_users
+from services.users.admin_changes import AccountAdmin
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**AUTHENTICATED, **LOOKUPS})
 

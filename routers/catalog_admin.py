@@ -22,7 +22,7 @@ from schemas.catalog import (
     RolePublic,
 )
 from schemas.errors import AUTHENTICATED, LOOKUPS, UNAVAILABLE
-from services import catalog_admin
+from services.catalog import edits as catalog_admin
 
 
 async def forget_admin_scopes(cache: ScopeCacheDep) -> AsyncIterator[None]:

@@ -48,10 +48,10 @@ from db.models import (
     UserHistory,
     UsernameClaim,
 )
-from services.admin_users import contains
-from services.auth import is_deactivated
 from services.errors import AppError
+from services.identity.tokens import is_deactivated
 from services.settings import Settings
+from services.users.admin_reads import contains
 
 with warnings.catch_warnings():
     # authlib's Starlette client imports authlib's httpx module, which authlib itself now

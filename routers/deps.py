@@ -16,16 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
-from schemas.admin import UserCounts
-from services import admin_scope
-from services.admin_scope import Scope, Targets
-from services.auth import CurrentUser, authenticate
+from schemas.users import UserCounts
 from services.auth0 import Auth0Gateway
-from services.cache import TtlCache
 from services.errors import Forbidden, InvalidFields
-from services.live_roles import LiveRoles
-from services.ratelimit import RateLimiter
-from services.recaptcha import RecaptchaVerifier
+from services.identity import admin_scope
+from services.identity.admin_scope import Scope, Targets
+from services.identity.live_roles import LiveRoles
+from services.identity.tokens import CurrentUser, authenticate
+from services.kit.cache import TtlCache
+from services.kit.ratelimit import RateLimiter
+from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
 
 
@@ -161,7 +161,7 @@ def client_address(request: Request) -> str:
 
 def rate_limited(scope: str) -> Any:
     """A dependency allowing each client PUBLIC_RATE_LIMIT_PER_MINUTE calls to `scope`,
-    counted across every process (services/ratelimit.py)."""
+    counted across every process (services/kit/ratelimit.py)."""
 
     async def check(request: Request) -> None:
         limiter: RateLimiter = request.state.rate_limiter

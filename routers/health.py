@@ -3,8 +3,8 @@ from fastapi.responses import JSONResponse
 
 from routers.deps import EngineDep
 from schemas.health import Liveness, ReadinessReport, RootInfo
-from services import health as health_service
-from services.version import app_version
+from services.kit import health as health_service
+from services.kit.version import app_version
 
 router = APIRouter(tags=["health"])
 

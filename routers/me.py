@@ -20,21 +20,23 @@ from routers.deps import (
     rate_limited,
 )
 from schemas.errors import AUTHENTICATED, LOOKUPS, RATE_LIMITED
-from schemas.me import (
+from schemas.memberships import GroupRequestCreate, GroupRequestResult, PendingPublic
+from schemas.users import (
     AdminGroup,
     AdminPlatform,
+    Done,
+    EmailCode,
+    EmailUpdate,
     GroupMembershipBrief,
-    GroupRequestCreate,
-    GroupRequestResult,
-    PendingPublic,
+    NameUpdate,
+    PasswordUpdate,
     PlatformMembershipBrief,
     ProfilePublic,
+    UsernameUpdate,
 )
-from schemas.profile import Done, EmailCode, EmailUpdate, NameUpdate, PasswordUpdate, UsernameUpdate
-from services import actions as actions_service
-from services import me as me_service
-from services import memberships as memberships_service
-from services import profile as profile_service
+from services.identity import actions as actions_service
+from services.memberships import requests as memberships_service
+from services.users import profile as profile_service
 
 router = APIRouter(
     prefix="/me", tags=["me"], responses={**AUTHENTICATED, **LOOKUPS, **RATE_LIMITED}
@@ -49,7 +51,7 @@ async def get_profile(
     session: SessionDep, auth0: Auth0Dep, caller: CurrentUserDep
 ) -> ProfilePublic:
     """The caller's profile and memberships (revoked ones left out)."""
-    return await me_service.profile(session, auth0, caller.id)
+    return await profile_service.profile(session, auth0, caller.id)
 
 
 @router.get("/platforms")
@@ -139,7 +141,7 @@ async def is_general_admin(scope: AdministeredDep) -> bool:
 @router.get("/all/pending")
 async def list_all_pending(session: SessionDep, caller: CurrentUserDep) -> PendingPublic:
     """The caller's pending platform and group memberships."""
-    return await me_service.pending(session, caller.id)
+    return await profile_service.pending(session, caller.id)
 
 
 @router.post("/profile/name/update")

@@ -1,5 +1,5 @@
 """GET /metrics (ENABLE_PROMETHEUS_METRICS): Prometheus text format, see
-services/observability.py. Only for the scraper inside the network.
+services/kit/observability.py. Only for the scraper inside the network.
 
 The load balancer's rule for `/metrics` matched the path as written, and `/%6detrics`
 went through to a server that decodes it. So the app refuses it itself: a request that
@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from routers.deps import SessionDep
 from services.errors import NotFound
-from services.observability import render_metrics
+from services.kit.observability import render_metrics
 
 PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 

@@ -17,9 +17,9 @@ from routers.deps import (
 )
 from schemas.errors import LOOKUPS, RATE_LIMITED
 from schemas.registration import RegistrationCreate, RegistrationPublic
-from services import registration as registration_service
 from services.auth0 import Auth0Gateway
-from services.recaptcha import RecaptchaVerifier
+from services.registration import signup as registration_service
+from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
 
 router = APIRouter(tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from routers.deps import Auth0Dep, SessionDep, SettingsDep, rate_limited
 from schemas.errors import LOOKUPS, RATE_LIMITED, UNAVAILABLE
 from schemas.registration import Availability
-from services import registration as registration_service
+from services.registration import signup as registration_service
 
 router = APIRouter(
     prefix="/utils", tags=["utils"], responses={**LOOKUPS, **RATE_LIMITED, **UNAVAILABLE}

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 from db.engine import create_engine
 from db.migrations import head_revisions, upgrade_head
 from schemas.health import ReadinessReport
-from services.health import readiness
+from services.kit.health import readiness
 from services.settings import ConfigError, get_settings
 
 ROLES = ("api", "scheduler", "migrate")

@@ -72,7 +72,7 @@ from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
 from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
-from services.sync.memberships import TABLES, load_targets
+from services.sync.member_import import TABLES, load_targets
 from services.sync.runs import JobContext, run_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ from auth0.management import AsyncAuth0
 from auth0.management.core.api_error import ApiError
 from auth0.management.types.create_export_users_fields import CreateExportUsersFields
 
-from services.auth0.token import ManagementTokenProvider
+from services.auth0.credentials import ManagementTokenProvider
 from services.errors import (
     AppError,
     BadRequest,
@@ -39,7 +39,7 @@ from services.errors import (
     ServiceUnavailable,
     UpstreamError,
 )
-from services.observability import record_auth0_response
+from services.kit.observability import record_auth0_response
 from services.settings import Settings
 
 logger = logging.getLogger("aai.auth0")

@@ -8,11 +8,11 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
+from db.bulk import dialect_insert
 from db.models import EmailNotification
 from db.types import EmailStatus
 from services.email.templates import MESSAGES, render
 from services.settings import Settings
-from services.sync.sql import dialect_insert
 
 
 async def enqueue(

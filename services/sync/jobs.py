@@ -4,14 +4,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.settings import Settings
-from services.sync.catalog import sync_roles
-from services.sync.email import deliver_emails
-from services.sync.memberships import sync_memberships
+from services.sync.email_sender import deliver_emails
+from services.sync.member_import import sync_memberships
 from services.sync.otp import cleanup_codes
-from services.sync.outbox import deliver_outbox
+from services.sync.outbox_delivery import deliver_outbox
+from services.sync.role_import import sync_roles
 from services.sync.runs import JobBody
 from services.sync.unverified import expire_unverified
-from services.sync.users import FULL_JOB, INCREMENTAL_JOB, sync_users_full, sync_users_incremental
+from services.sync.user_import import (
+    FULL_JOB,
+    INCREMENTAL_JOB,
+    sync_users_full,
+    sync_users_incremental,
+)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ KEEP_FOR = timedelta(days=1)
 async def cleanup_codes(ctx: JobContext) -> None:
     codes = EmailChangeOtp.__table__
     hits = RateLimitHit.__table__
-    # A check reads this minute's and the previous minute's counts (services/ratelimit.py).
+    # A check reads this minute's and the previous minute's counts (services/kit/ratelimit.py).
     current_window = int(time.time() // 60)
     async with ctx.transaction() as session:
         result = await session.execute(

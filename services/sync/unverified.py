@@ -17,13 +17,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from db.base import utcnow
+from db.bulk import insert_rows
 from db.models import User, UserHistory
 from db.types import UserChange
-from services.accounts import CLAIMED_REASON
 from services.errors import AppError, NotFound
 from services.sync.runs import JobContext, SyncAborted
-from services.sync.sql import insert_rows
-from services.sync.users import history_row
+from services.sync.user_import import history_row
+from services.users.accounts import CLAIMED_REASON
 
 EXPIRED_REASON = "unverified sign-up expired"
 BATCH = 500

@@ -14,7 +14,7 @@ from db.models import (
 from db.types import ApprovalStatus, OutboxStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from services.settings import Settings
-from services.sync.outbox import deliver_outbox
+from services.sync.outbox_delivery import deliver_outbox
 from services.sync.runs import JobContext
 from tests.conftest import emulator_settings, make_settings, savepoint_sessions
 from tests.routers.admin_world import COHORT, GALAXY, TSI, admin, membership, url

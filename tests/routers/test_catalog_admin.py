@@ -7,7 +7,7 @@ from sqlmodel import select
 
 from db.models import Auth0Role, Platform, PlatformAdminRole
 from db.types import ApprovalStatus
-from services.sync.catalog import sync_roles
+from services.sync.role_import import sync_roles
 from services.sync.runs import JobContext
 from tests.conftest import savepoint_sessions
 from tests.routers.admin_world import admin, membership

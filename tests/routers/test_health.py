@@ -15,7 +15,7 @@ from db.engine import create_engine
 from db.migrations import upgrade_head
 from main import create_app
 from scripts.pg_cluster import TempCluster
-from services.version import app_version
+from services.kit.version import app_version
 from tests.conftest import make_settings
 
 

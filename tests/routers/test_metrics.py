@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.models import EmailNotification, SyncRun
 from db.types import EmailStatus, SyncRunStatus
-from services.observability import JsonFormatter, request_id
+from services.kit.observability import JsonFormatter, request_id
 from services.settings import Settings
 from tests.conftest import emulator_settings, make_settings
 

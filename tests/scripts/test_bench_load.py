@@ -2,7 +2,7 @@
 script must keep working (it is not run anywhere else in CI)."""
 
 from scripts.bench.load import build_parser, main_async
-from services.admin_memberships import AUTH0_ATTEMPT_TIMEOUT_S
+from services.memberships.decisions import AUTH0_ATTEMPT_TIMEOUT_S
 
 
 async def test_mixed_load_with_concurrent_sync_keeps_postgres_and_auth0_in_agreement() -> None:

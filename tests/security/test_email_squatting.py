@@ -14,7 +14,7 @@ from db.models import User, UserHistory
 from db.types import UserChange
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
-from services.accounts import CLAIMED_REASON
+from services.users.accounts import CLAIMED_REASON
 from tests.services.sync.helpers import sync
 
 

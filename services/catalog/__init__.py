@@ -1,0 +1,1 @@
+"""The platform/group catalog as general admins shape it."""

@@ -1,0 +1,1 @@
+"""Platform and group memberships: requests, admin decisions, their records and history, the role outbox."""

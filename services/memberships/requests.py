@@ -1,0 +1,284 @@
+"""A user's own platform and group memberships: reading them and requesting groups.
+
+Reads come from Postgres only (no Auth0 call). A group request inserts with
+`ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
+"""
+
+import asyncio
+import logging
+import uuid
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.bulk import dialect_insert
+from db.models import (
+    Group,
+    GroupAdminRole,
+    GroupMembership,
+    GroupMembershipHistory,
+    Platform,
+    PlatformMembership,
+    User,
+)
+from db.types import ApprovalStatus
+from schemas.memberships import (
+    GroupMembershipBrief,
+    GroupRequestItem,
+    GroupRequestResult,
+    PlatformMembershipBrief,
+)
+from schemas.users import AdminGroup, AdminPlatform
+from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue
+from services.errors import AppError, Conflict, NotFound
+from services.identity.admin_scope import Scope
+from services.kit.cache import TtlCache
+from services.memberships.records import record_history
+from services.settings import Settings
+from services.users.signed_in import ensure_user
+
+logger = logging.getLogger("aai.memberships")
+ADMIN_LOOKUP_TIMEOUT_S = 3.0
+
+CONFLICT_MESSAGES = {
+    ApprovalStatus.PENDING: "a request for this group is already waiting for approval",
+    ApprovalStatus.APPROVED: "you are already a member of this group",
+    ApprovalStatus.REVOKED: "your access to this group was revoked; contact support to have it restored",
+}
+
+
+async def platform_memberships(
+    session: AsyncSession, user_id: str, *, statuses: set[ApprovalStatus] | None = None
+) -> list[PlatformMembershipBrief]:
+    statement = (
+        select(PlatformMembership.platform_id, Platform.name, PlatformMembership.approval_status)
+        .join(Platform, Platform.id == PlatformMembership.platform_id)
+        .where(PlatformMembership.user_id == user_id)
+        .order_by(PlatformMembership.platform_id)
+    )
+    if statuses is not None:
+        statement = statement.where(PlatformMembership.approval_status.in_(statuses))
+    rows = (await session.exec(statement)).all()
+    return [
+        PlatformMembershipBrief(platform_id=p, platform_name=n, approval_status=s)
+        for p, n, s in rows
+    ]
+
+
+async def group_memberships(
+    session: AsyncSession, user_id: str, *, statuses: set[ApprovalStatus] | None = None
+) -> list[GroupMembershipBrief]:
+    statement = (
+        select(
+            GroupMembership.group_id, Group.name, Group.short_name, GroupMembership.approval_status
+        )
+        .join(Group, Group.id == GroupMembership.group_id)
+        .where(GroupMembership.user_id == user_id)
+        .order_by(GroupMembership.group_id)
+    )
+    if statuses is not None:
+        statement = statement.where(GroupMembership.approval_status.in_(statuses))
+    rows = (await session.exec(statement)).all()
+    return [
+        GroupMembershipBrief(group_id=g, group_name=n, group_short_name=s, approval_status=a)
+        for g, n, s, a in rows
+    ]
+
+
+VISIBLE = {ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.REJECTED}
+
+
+async def administered_platforms(session: AsyncSession, scope: Scope) -> list[AdminPlatform]:
+    statement = (
+        select(Platform.id, Platform.name)
+        .where(Platform.removed_at.is_(None))
+        .order_by(Platform.id)
+    )
+    if not scope.everything:
+        statement = statement.where(Platform.id.in_(scope.platforms))
+    return [AdminPlatform(id=i, name=n) for i, n in (await session.exec(statement)).all()]
+
+
+async def administered_groups(session: AsyncSession, scope: Scope) -> list[AdminGroup]:
+    statement = (
+        select(Group.id, Group.name, Group.short_name)
+        .where(Group.removed_at.is_(None))
+        .order_by(Group.id)
+    )
+    if not scope.everything:
+        statement = statement.where(Group.id.in_(scope.groups))
+    return [
+        AdminGroup(id=i, name=n, short_name=s) for i, n, s in (await session.exec(statement)).all()
+    ]
+
+
+async def request_groups(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user_id: str,
+    items: list[GroupRequestItem],
+    admins_cache: TtlCache[frozenset[str]],
+) -> list[GroupRequestResult]:
+    """Request each group; raises when none of them could be requested."""
+    user = await ensure_user(session, auth0, user_id)
+    results, requested = [], []
+    for item in items:
+        result, entry = await _request_group(session, user, item)
+        results.append(result)
+        if entry is not None:
+            requested.append((result.group_id, item.request_reason, entry.id))
+    if requested:
+        await _notify_group_request(session, auth0, settings, user, requested, admins_cache)
+        return results
+    detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
+    body = [r.model_dump() for r in results]
+    if all(result.status == "not_found" for result in results):
+        raise NotFound(detail, results=body)
+    raise Conflict(detail, results=body)
+
+
+async def _request_group(
+    session: AsyncSession, user: User, item: GroupRequestItem
+) -> tuple[GroupRequestResult, GroupMembershipHistory | None]:
+    """The outcome, and the history row of the pending request it made (if it made one)."""
+    group = await session.get(Group, item.group_id)
+    if group is None or group.removed_at is not None:
+        return GroupRequestResult(
+            group_id=item.group_id, status="not_found", message="no such group"
+        ), None
+    now = utcnow()
+    table = GroupMembership.__table__
+    inserted = (
+        await session.execute(
+            dialect_insert(session, table)
+            .values(
+                id=uuid.uuid4(),
+                group_id=group.id,
+                user_id=user.id,
+                approval_status=ApprovalStatus.PENDING,
+                request_reason=item.request_reason,
+                updated_by_id=user.id,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["group_id", "user_id"])
+            .returning(table.c.id)
+        )
+    ).scalar_one_or_none()
+    if inserted is not None:
+        entry = record_history(
+            session,
+            await session.get_one(GroupMembership, inserted),
+            reason=item.request_reason,
+            actor=user.id,
+        )
+        await session.flush()
+        return GroupRequestResult(
+            group_id=group.id,
+            status="pending",
+            message="request sent to the group's administrators",
+        ), entry
+
+    membership = (
+        await session.exec(
+            select(GroupMembership)
+            .where(GroupMembership.group_id == group.id, GroupMembership.user_id == user.id)
+            .with_for_update()
+        )
+    ).one()
+    if membership.approval_status is ApprovalStatus.REJECTED:
+        membership.approval_status = ApprovalStatus.PENDING
+        membership.request_reason = item.request_reason
+        membership.rejection_reason = None
+        membership.updated_by_id = user.id
+        membership.updated_at = now
+        await session.flush()
+        entry = record_history(session, membership, reason=item.request_reason, actor=user.id)
+        await session.flush()
+        return GroupRequestResult(
+            group_id=group.id, status="pending", message="request sent again"
+        ), entry
+    return GroupRequestResult(
+        group_id=group.id, status="conflict", message=CONFLICT_MESSAGES[membership.approval_status]
+    ), None
+
+
+async def _group_admin_emails(
+    session: AsyncSession, auth0: Auth0Gateway, group_id: str, cache: TtlCache[frozenset[str]]
+) -> frozenset[str]:
+    """Admins hold the group's admin role in Auth0; their addresses are read from there.
+
+    Every request for the group needs them, so each process reuses them for a while (and
+    past that while Auth0 is failing): a notice to an admin who has just lost the role
+    is a smaller harm than holding each request, and its connection, on Auth0."""
+    role_ids = (
+        await session.exec(
+            select(GroupAdminRole.role_id).where(GroupAdminRole.group_id == group_id)
+        )
+    ).all()
+
+    async def lookup() -> frozenset[str]:
+        emails: set[str] = set()
+        for role_id in role_ids:
+            async for member in auth0.iter_role_members(role_id):
+                if member.get("email"):
+                    emails.add(str(member["email"]).lower())
+        return frozenset(emails)
+
+    async def bounded() -> frozenset[str]:
+        # A slow Auth0 must not hold the requester's page.
+        return await asyncio.wait_for(lookup(), ADMIN_LOOKUP_TIMEOUT_S)
+
+    return await cache.get(
+        (group_id, tuple(sorted(role_ids))), bounded, stale_on=(AppError, TimeoutError)
+    )
+
+
+async def _notify_group_request(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    user: User,
+    requested: list[tuple[str, str | None, int | None]],
+    admins_cache: TtlCache[frozenset[str]],
+) -> None:
+    """Queue the requester's confirmation and each group admin's notice, in this transaction.
+
+    `requested` holds (group id, reason, id of the request's history row); keyed on that
+    row, a new request (after a rejection) mails again, a retried one does not."""
+    who = " ".join(p for p in (user.email, f"({user.username})" if user.username else None) if p)
+    for group_id, reason, request_key in requested:
+        group = await session.get_one(Group, group_id)
+        if user.email:
+            await enqueue(
+                session,
+                settings,
+                "group_request_confirmation",
+                to=user.email,
+                context={"group_name": group.name},
+                dedupe_key=f"group-request:{request_key}",
+            )
+        try:
+            admins = await _group_admin_emails(session, auth0, group_id, admins_cache)
+        except (AppError, TimeoutError) as exc:
+            # The request itself is recorded; admins still see it among pending requests.
+            logger.warning("could not look up the admins of %s to notify them: %r", group_id, exc)
+            continue
+        review = f"{settings.portal_url}/requests"
+        for admin in sorted(admins):
+            await enqueue(
+                session,
+                settings,
+                "group_request_admin",
+                to=admin,
+                context={
+                    "requester": who or user.id,
+                    "group_name": group.name,
+                    "reason": reason,
+                    "review_url": review,
+                },
+                dedupe_key=f"group-request-admin:{request_key}:{admin}",
+            )

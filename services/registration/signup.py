@@ -1,0 +1,335 @@
+"""Sign-up: the Auth0 user, the local user, default platforms, bundle requests, email.
+
+The Auth0 user is created first (Auth0 decides what is taken); everything after it runs
+in the request's unit of work with a compensation registered, so if the database part
+fails or never commits the Auth0 user is deleted again: no half-registrations.
+"""
+
+import asyncio
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.engine import on_rollback
+from db.models import (
+    Group,
+    Platform,
+    User,
+    UserHistory,
+    UsernameClaim,
+)
+from db.types import ApprovalStatus, OutboxOperation, UserChange
+from schemas.registration import (
+    USERNAME,
+    Availability,
+    FieldError,
+    RegistrationCreate,
+    RegistrationPublic,
+    check_email,
+)
+from services.auth0 import Auth0Gateway
+from services.email.queue import enqueue, queue_welcome
+from services.errors import AppError, BadRequest, Conflict, InvalidFields
+from services.identity.role_scheme import RoleScheme
+from services.memberships import outbox
+from services.memberships.records import add_membership
+from services.registration.recaptcha import RecaptchaVerifier
+from services.settings import Settings
+
+WELCOME_LOOKUP_TIMEOUT_S = 3.0
+
+
+async def username_taken(
+    session: AsyncSession, username: str, *, for_user: str | None = None
+) -> bool:
+    """Usernames stay reserved once used, by anyone, now or before (any case): taken
+    unless nobody ever held it, or only `for_user` did (a user may take back their own
+    former name). The claims (db/models/user.UsernameClaim) hold every name ever used."""
+    holder = await session.scalar(
+        sa.select(UsernameClaim.user_id).where(UsernameClaim.username == username.lower())
+    )
+    return holder is not None and holder != for_user
+
+
+async def email_registered(session: AsyncSession, email: str) -> bool:
+    statement = (
+        select(User.id)
+        .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+        .limit(1)
+    )
+    return (await session.exec(statement)).first() is not None
+
+
+async def _requested_groups(
+    session: AsyncSession, settings: Settings, data: RegistrationCreate
+) -> list[tuple[Group, str | None]]:
+    scheme = RoleScheme(settings.auth0_role_namespace)
+    chosen = []
+    for choice in data.bundle_choices():
+        spec = settings.registration_bundles.get(choice.bundle_id)
+        group = await session.get(Group, scheme.group_id(str(spec["group"]))) if spec else None
+        if group is None or group.removed_at is not None:
+            raise InvalidFields(
+                [{"field": "bundle", "message": f"Unknown bundle {choice.bundle_id!r}"}]
+            )
+        chosen.append((group, choice.reason or data.request_reason))
+    return chosen
+
+
+async def register(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    recaptcha: RecaptchaVerifier,
+    settings: Settings,
+    data: RegistrationCreate,
+    *,
+    remote_ip: str | None = None,
+    app: str = "biocommons",
+    pending_platforms: tuple[str, ...] = (),
+) -> RegistrationPublic:
+    """Register through `app`: BioCommons grants the default platforms at once; SBP asks
+    for its platform (`pending_platforms`) and grants nothing until an admin approves."""
+    if not await recaptcha.verify(data.recaptcha_token, remote_ip):
+        raise InvalidFields(
+            [
+                {
+                    "field": "recaptcha_token",
+                    "message": "reCAPTCHA verification failed; please try again",
+                }
+            ]
+        )
+    if await username_taken(session, data.username):
+        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    groups = await _requested_groups(session, settings, data)
+    granted = () if pending_platforms else settings.registration_default_platforms
+    platforms = (
+        await session.exec(
+            select(Platform).where(
+                Platform.id.in_(granted),
+                Platform.removed_at.is_(None),
+                Platform.access_role_id.is_not(None),
+            )
+        )
+    ).all()
+
+    try:
+        created = await auth0.create_user(
+            connection=settings.auth0_db_connection,
+            email=data.email,
+            username=data.username,
+            password=data.password,
+            given_name=data.first_name,
+            family_name=data.last_name,
+            name=f"{data.first_name} {data.last_name}",
+            app_metadata={"registration_from": app},
+        )
+    except Conflict as exc:
+        field = str(exc.extra.get("field", "email"))
+        raise InvalidFields(
+            [{"field": field, "message": f"{field.capitalize()} is already taken"}]
+        ) from exc
+    except BadRequest as exc:
+        raise InvalidFields([{"field": "password", "message": exc.detail}]) from exc
+    user_id = str(created["user_id"])
+    on_rollback(session, lambda: auth0.delete_user(user_id))
+
+    now = utcnow()
+    try:
+        session.add(
+            User(
+                id=user_id,
+                email=data.email,
+                username=data.username,
+                email_verified=False,
+                name=f"{data.first_name} {data.last_name}",
+                given_name=data.first_name,
+                family_name=data.last_name,
+                connection=settings.auth0_db_connection,
+                registration_from=app,
+                last_synced_at=now,
+            )
+        )
+        await session.flush()
+        for platform in platforms:
+            await add_membership(
+                session,
+                "platform",
+                platform.id,
+                user_id,
+                ApprovalStatus.APPROVED,
+                reason="default platform",
+            )
+            assert platform.access_role_id is not None
+            await outbox.queue(
+                session,
+                OutboxOperation.GRANT_ROLE,
+                user_id=user_id,
+                role_id=platform.access_role_id,
+                requested_by=None,
+            )
+        for platform_id in pending_platforms:
+            if await session.get(Platform, platform_id) is not None:
+                await add_membership(
+                    session,
+                    "platform",
+                    platform_id,
+                    user_id,
+                    ApprovalStatus.PENDING,
+                    request_reason=data.request_reason,
+                    reason=data.request_reason,
+                    actor=user_id,
+                )
+        for group, reason in groups:
+            await add_membership(
+                session,
+                "group",
+                group.id,
+                user_id,
+                ApprovalStatus.PENDING,
+                request_reason=reason,
+                reason=reason,
+                actor=user_id,
+            )
+        session.add(
+            UserHistory(
+                user_id=user_id,
+                change=UserChange.CREATED,
+                email=data.email,
+                username=data.username,
+                reason=f"registration ({app})",
+            )
+        )
+        await enqueue(
+            session,
+            settings,
+            "registration_received",
+            to=data.email,
+            context={"first_name": data.first_name, "username": data.username},
+            dedupe_key=f"registration:{user_id}",
+        )
+        await session.flush()
+    except sa_exc.IntegrityError as exc:
+        raise Conflict(
+            "an account with this email or username already exists; contact support"
+        ) from exc
+    return RegistrationPublic(
+        message="User registered successfully",
+        user_id=user_id,
+        email=data.email,
+        username=data.username,
+        platforms=sorted(p.id for p in platforms),
+        groups_requested=[g.id for g, _ in groups],
+    )
+
+
+async def username_availability(session: AsyncSession, username: str) -> Availability:
+    problem = _username_problem(username)
+    if problem:
+        return Availability(
+            available=False, field_errors=[FieldError(field="username", message=problem)]
+        )
+    if await username_taken(session, username):
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="username", message="Username is already taken")],
+        )
+    return Availability(available=True, field_errors=[])
+
+
+def _username_problem(username: str) -> str | None:
+    if not 3 <= len(username) <= 128:
+        return "Username must be 3 to 128 characters long"
+    if not USERNAME.match(username):
+        return "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
+    return None
+
+
+async def email_availability(session: AsyncSession, email: str) -> Availability:
+    try:
+        email = check_email(email)
+    except ValueError:
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="email", message="Enter a valid email address")],
+        )
+    if await email_registered(session, email):
+        return Availability(
+            available=False,
+            field_errors=[FieldError(field="email", message="Email is already registered")],
+        )
+    return Availability(available=True, field_errors=[])
+
+
+async def registration_app(session: AsyncSession, auth0: Auth0Gateway, email: str) -> str | None:
+    """Which app the user registered through (Auth0 app_metadata.registration_from).
+
+    Anyone may ask, so Postgres answers whenever it knows the address (registration and
+    the users sync keep the column); only an address it has not seen yet is looked up in
+    Auth0, on the anonymous callers' small share of the Management API rate."""
+    known = (
+        await session.exec(
+            select(User.registration_from).where(
+                sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted)
+            )
+        )
+    ).all()
+    if known:
+        return next((app for app in known if app), None)
+    for user in await auth0.users_by_email(email, anonymous=True):
+        app = (user.get("app_metadata") or {}).get("registration_from")
+        if app:
+            return str(app)
+    return None
+
+
+async def send_welcome(
+    session: AsyncSession, auth0: Auth0Gateway, settings: Settings, email: str
+) -> None:
+    """Queue the welcome email once, and only for a verified account; the answer is the
+    same either way so it reveals nothing about who has an account.
+
+    The portal calls this right after the user verified their address, before the sync
+    has seen it: a row not verified here is asked about in Auth0 (on the anonymous
+    callers' share, bounded), and brought up to date when Auth0 says it is verified."""
+    user = (
+        await session.exec(
+            select(User)
+            .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+            .limit(1)
+        )
+    ).first()
+    if user is None or not user.email:
+        return
+    if not user.email_verified:
+        try:
+            live = await asyncio.wait_for(
+                auth0.get_user(user.id, anonymous=True), WELCOME_LOOKUP_TIMEOUT_S
+            )
+        except (AppError, TimeoutError):
+            return  # the sync will bring the row up to date; no welcome then
+        same_address = str(live.get("email") or "").lower() == user.email.lower()
+        if not (live.get("email_verified") and same_address):
+            return
+        user.email_verified = True
+        user.updated_at = utcnow()
+    await queue_welcome(
+        session, settings, to=user.email, user_id=user.id, name=user.given_name or user.username
+    )
+
+
+def is_research_institution_email(settings: Settings, email: str) -> bool:
+    """An address at an Australian research institution (SBP_ALLOWED_EMAIL_DOMAINS, or a
+    subdomain of one): the SBP bundle is for them only."""
+    domain = email.rsplit("@", 1)[-1].lower()
+    allowed = [d.lower().lstrip("@") for d in settings.sbp_allowed_email_domains]
+    return any(domain == d or domain.endswith(f".{d}") for d in allowed)
+
+
+def check_sbp_email(settings: Settings, email: str) -> None:
+    if not is_research_institution_email(settings, email):
+        raise InvalidFields(
+            [{"field": "email", "message": "Use an email address of a participating institution"}]
+        )

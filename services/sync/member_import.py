@@ -1,0 +1,254 @@
+"""Job `sync.memberships`: Auth0 role members → approved platform and group memberships.
+
+Auth0 is the truth for "approved". For every platform and group role, its members are read
+by checkpoint paging (no per-user calls), staged, and compared in SQL:
+- holding the role → the membership is approved (created, restored or upgraded; history row,
+  `updated_by` empty meaning automatic);
+- approved here but the role is gone → revoked, reason "role removed in Auth0", history row;
+- pending/rejected/revoked memberships without the role are left alone.
+
+A membership is never flipped while an outbox operation for that user and role is pending,
+nor when it changed (or its outbox operation completed) after the role's members were read:
+that snapshot is older than the change and must not undo it.
+"""
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import UTCDateTime, utcnow
+from db.bulk import analyze, bulk_load, create_stage, dialect_insert, drop_stage
+from db.models import (
+    Auth0OutboxEntry,
+    Group,
+    GroupMembership,
+    GroupMembershipHistory,
+    Platform,
+    PlatformMembership,
+    PlatformMembershipHistory,
+    User,
+)
+from db.types import ApprovalStatus, OutboxStatus
+from services.errors import AppError
+from services.sync.runs import JobContext, Progress, SyncAborted
+
+ROLE_REMOVED = "role removed in Auth0"
+ANALYZE_AFTER = 1000  # rows written before refreshing the planner's statistics
+
+
+@dataclass
+class Target:
+    kind: str  # "platform" or "group"
+    id: str
+    role_id: str
+    members: set[str] | None = None  # None: the read failed, so nothing may be revoked
+    read_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Tables:
+    membership: sa.Table
+    history: sa.Table
+    target_column: str
+
+
+TABLES = {
+    "platform": Tables(
+        PlatformMembership.__table__, PlatformMembershipHistory.__table__, "platform_id"
+    ),
+    "group": Tables(GroupMembership.__table__, GroupMembershipHistory.__table__, "group_id"),
+}
+
+
+async def load_targets(session: AsyncSession) -> list[Target]:
+    targets = []
+    for kind, model in (("platform", Platform), ("group", Group)):
+        rows = (
+            await session.exec(
+                select(model.id, model.access_role_id).where(
+                    model.removed_at.is_(None), model.access_role_id.is_not(None)
+                )
+            )
+        ).all()
+        targets.extend(Target(kind, row[0], row[1]) for row in rows)
+    return sorted(targets, key=lambda t: (t.kind, t.id))
+
+
+async def read_members(ctx: JobContext, target: Target, progress: Progress) -> None:
+    read_at = utcnow()
+    members: set[str] = set()
+    try:
+        async for member in ctx.auth0.iter_role_members(target.role_id, take=100):
+            members.add(member["user_id"])
+            progress.advance()
+    except AppError as exc:
+        ctx.count("roles_unreadable")
+        ctx.counts.setdefault("errors", []).append(f"{target.kind} {target.id}: {exc.detail}")
+        return
+    target.members, target.read_at = members, read_at
+
+
+def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.ColumnElement[bool]:
+    outbox = Auth0OutboxEntry.__table__
+    return sa.exists().where(
+        outbox.c.user_id == membership.c.user_id,
+        outbox.c.role_id == role_id,
+        sa.or_(
+            outbox.c.status.in_([OutboxStatus.PENDING, OutboxStatus.IN_PROGRESS]),
+            outbox.c.completed_at >= read_at,
+        ),
+    )
+
+
+async def _history(
+    session: AsyncSession,
+    tables: Tables,
+    target: Target,
+    rows: list[sa.Row],
+    now: datetime,
+    reason: str | None,
+) -> None:
+    await bulk_load(
+        session,
+        tables.history,
+        [
+            {
+                "membership_id": row.id,
+                tables.target_column: target.id,
+                "user_id": row.user_id,
+                "approval_status": row.approval_status,
+                "reason": reason,
+                "updated_by_id": None,
+                "created_at": now,
+            }
+            for row in rows
+        ],
+    )
+
+
+MEMBER_STAGE = sa.Table(
+    "sync_member_stage",
+    sa.MetaData(),
+    sa.Column("user_id", sa.String(255), primary_key=True),
+    sa.Column("new_id", sa.Uuid, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -> None:
+    assert target.members is not None
+    assert target.read_at is not None
+    tables = TABLES[target.kind]
+    membership, users, stage = tables.membership, User.__table__, MEMBER_STAGE
+    now = utcnow()
+    read_at = sa.literal(target.read_at, UTCDateTime())
+    at_now = sa.literal(now, UTCDateTime())
+    await create_stage(
+        session, stage, [{"user_id": u, "new_id": uuid.uuid4()} for u in target.members]
+    )
+    try:
+        unknown = (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(stage)
+                .where(~sa.exists().where(users.c.id == stage.c.user_id))
+            )
+        ).scalar_one()
+        ctx.count("members_without_user", unknown)
+
+        insert = dialect_insert(session, membership).from_select(
+            ["id", tables.target_column, "user_id", "approval_status", "created_at", "updated_at"],
+            sa.select(
+                stage.c.new_id,
+                sa.literal(target.id),
+                stage.c.user_id,
+                sa.literal(ApprovalStatus.APPROVED, membership.c.approval_status.type),
+                at_now,
+                at_now,
+            )
+            .join(users, users.c.id == stage.c.user_id)
+            # Members already approved need nothing; only the rest reach the upsert.
+            .where(
+                ~sa.exists().where(
+                    membership.c[tables.target_column] == target.id,
+                    membership.c.user_id == stage.c.user_id,
+                    membership.c.approval_status == ApprovalStatus.APPROVED,
+                )
+            ),
+        )
+        insert = insert.on_conflict_do_update(
+            index_elements=[tables.target_column, "user_id"],
+            set_={
+                "approval_status": ApprovalStatus.APPROVED,
+                "updated_by_id": None,
+                "updated_at": now,
+                "revocation_reason": None,
+            },
+            where=sa.and_(
+                membership.c.approval_status != ApprovalStatus.APPROVED,
+                membership.c.updated_at < read_at,
+                ~_outbox_blocks(membership, target.role_id, target.read_at),
+            ),
+        ).returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
+        async with ctx.timed("apply.approve"):
+            approved = (await session.execute(insert)).all()
+        await _history(session, tables, target, approved, now, None)
+        ctx.count(f"{target.kind}_approved", len(approved))
+
+        async with ctx.timed("apply.revoke"):
+            revoked_result = await session.execute(
+                sa.update(membership)
+                .where(
+                    membership.c[tables.target_column] == target.id,
+                    membership.c.approval_status == ApprovalStatus.APPROVED,
+                    membership.c.updated_at < read_at,
+                    ~sa.exists().where(stage.c.user_id == membership.c.user_id),
+                    ~_outbox_blocks(membership, target.role_id, target.read_at),
+                )
+                .values(
+                    approval_status=ApprovalStatus.REVOKED,
+                    revocation_reason=ROLE_REMOVED,
+                    updated_by_id=None,
+                    updated_at=now,
+                )
+                .returning(membership.c.id, membership.c.user_id, membership.c.approval_status)
+            )
+            revoked = revoked_result.all()
+        await _history(session, tables, target, revoked, now, ROLE_REMOVED)
+        ctx.count(f"{target.kind}_revoked", len(revoked))
+        if len(approved) + len(revoked) > ANALYZE_AFTER:
+            # Autovacuum analyzes later; the next role's anti-joins need the statistics now.
+            await analyze(session, membership)
+    finally:
+        await drop_stage(session, stage)
+
+
+async def sync_memberships(ctx: JobContext) -> None:
+    """Each role is applied in its own transaction as soon as its members are read, so
+    the database work overlaps the (rate-limited) reading of the other roles."""
+    async with ctx.sessions() as session:
+        targets = await load_targets(session)
+    ctx.count("roles", len(targets))
+    semaphore = asyncio.Semaphore(ctx.settings.sync_role_concurrency)
+    writer = asyncio.Lock()
+    progress = Progress("role members read")
+
+    async def handle(target: Target) -> None:
+        async with semaphore, ctx.timed("read"):
+            await read_members(ctx, target, progress)
+        if target.members is None:
+            return
+        async with writer, ctx.timed("apply"), ctx.transaction() as session:
+            await apply_target(ctx, session, target)
+
+    await asyncio.gather(*(handle(target) for target in targets))
+    progress.close()
+    if ctx.counts.get("roles_unreadable"):
+        raise SyncAborted(
+            f"{ctx.counts['roles_unreadable']} role(s) could not be read; their memberships were left as they were"
+        )

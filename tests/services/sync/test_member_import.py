@@ -1,0 +1,206 @@
+from datetime import timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from db.base import utcnow
+from db.models import Auth0OutboxEntry, Auth0Role, PlatformMembership, PlatformMembershipHistory
+from db.types import ApprovalStatus, OutboxOperation, OutboxStatus
+from scripts.auth0_emulator.server import EmulatorServer
+from services.sync.member_import import Target, apply_target
+from services.sync.runs import JobContext
+from tests.services.sync.conftest import add_user
+from tests.services.sync.helpers import approved, full_sync, sync
+
+GALAXY = "biocommons/platform/galaxy"
+TSI = "biocommons/group/tsi"
+
+
+async def membership(
+    session: AsyncSession, user_id: str, platform: str = "galaxy"
+) -> PlatformMembership:
+    session.expire_all()
+    return (
+        await session.exec(
+            select(PlatformMembership).where(
+                PlatformMembership.user_id == user_id, PlatformMembership.platform_id == platform
+            )
+        )
+    ).one()
+
+
+async def test_role_holders_become_approved_members_with_history(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    alice = add_user(tenant_server.tenant, "alice", roles=[GALAXY, TSI])
+    bob = add_user(tenant_server.tenant, "bob", roles=[GALAXY])
+    runs = await full_sync(sync_ctx)
+    assert all(run.status.value == "succeeded" for run in runs), [run.error for run in runs]
+    assert await approved(session) == {(GALAXY, alice), (TSI, alice), (GALAXY, bob)}
+    row = await membership(session, alice)
+    assert row.updated_by_id is None
+    entries = (
+        await session.exec(
+            select(PlatformMembershipHistory).where(
+                PlatformMembershipHistory.membership_id == row.id
+            )
+        )
+    ).all()
+    assert [(e.approval_status, e.updated_by_id) for e in entries] == [
+        (ApprovalStatus.APPROVED, None)
+    ]
+    (again,) = await sync(sync_ctx, "sync.memberships")
+    assert again.counts.get("platform_approved", 0) == 0
+
+
+async def test_removed_role_revokes_and_keeps_history(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    tenant = tenant_server.tenant
+    alice = add_user(tenant, "alice", roles=[GALAXY])
+    await full_sync(sync_ctx)
+    galaxy_role = tenant.role_by_name(GALAXY)
+    assert galaxy_role is not None
+    tenant.remove_roles(alice, [galaxy_role["id"]])
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    assert run.counts["platform_revoked"] == 1
+    row = await membership(session, alice)
+    assert (row.approval_status, row.revocation_reason) == (
+        ApprovalStatus.REVOKED,
+        "role removed in Auth0",
+    )
+    history = (
+        await session.exec(
+            select(PlatformMembershipHistory.approval_status)
+            .where(PlatformMembershipHistory.membership_id == row.id)
+            .order_by(PlatformMembershipHistory.id)
+        )
+    ).all()
+    assert history == [ApprovalStatus.APPROVED, ApprovalStatus.REVOKED]
+    tenant.assign_roles(alice, [galaxy_role["id"]])
+    (restored,) = await sync(sync_ctx, "sync.memberships")
+    assert restored.counts["platform_approved"] == 1
+    assert (await membership(session, alice)).revocation_reason is None
+
+
+async def test_pending_and_rejected_rows_without_the_role_are_left_alone(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    alice = add_user(tenant_server.tenant, "alice")
+    await full_sync(sync_ctx)
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy",
+            user_id=alice,
+            approval_status=ApprovalStatus.PENDING,
+            updated_at=utcnow() - timedelta(hours=1),
+        )
+    )
+    await session.flush()
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    assert run.counts.get("platform_revoked", 0) == 0
+    assert (await membership(session, alice)).approval_status is ApprovalStatus.PENDING
+
+
+async def test_pending_outbox_operation_blocks_the_flip(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """An admin approved in the portal; the grant has not reached Auth0 yet."""
+    alice = add_user(tenant_server.tenant, "alice")
+    await full_sync(sync_ctx)
+    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy",
+            user_id=alice,
+            approval_status=ApprovalStatus.APPROVED,
+            updated_at=utcnow() - timedelta(hours=1),
+        )
+    )
+    session.add(
+        Auth0OutboxEntry(operation=OutboxOperation.GRANT_ROLE, user_id=alice, role_id=role.id)
+    )
+    await session.flush()
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    assert run.counts.get("platform_revoked", 0) == 0
+    assert (await membership(session, alice)).approval_status is ApprovalStatus.APPROVED
+
+
+async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    alice = add_user(tenant_server.tenant, "alice")
+    await full_sync(sync_ctx)
+    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    read_at = utcnow() - timedelta(seconds=5)
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy",
+            user_id=alice,
+            approval_status=ApprovalStatus.APPROVED,
+            updated_at=read_at - timedelta(minutes=1),
+        )
+    )
+    session.add(
+        Auth0OutboxEntry(
+            operation=OutboxOperation.GRANT_ROLE,
+            user_id=alice,
+            role_id=role.id,
+            status=OutboxStatus.DONE,
+            completed_at=read_at + timedelta(seconds=1),
+        )
+    )
+    await session.flush()
+    # The snapshot was read before the grant reached Auth0: it must not undo the grant.
+    target = Target("platform", "galaxy", role.id, members=set(), read_at=read_at)
+    await apply_target(sync_ctx, session, target)
+    assert (await membership(session, alice)).approval_status is ApprovalStatus.APPROVED
+
+
+async def test_membership_changed_after_the_read_is_not_flipped(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    alice = add_user(tenant_server.tenant, "alice")
+    await full_sync(sync_ctx)
+    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    read_at = utcnow() - timedelta(seconds=30)
+    session.add(
+        PlatformMembership(
+            platform_id="galaxy",
+            user_id=alice,
+            approval_status=ApprovalStatus.REVOKED,
+            updated_at=utcnow(),
+        )
+    )
+    await session.flush()
+    # A stale snapshot still listing alice must not re-approve a revoke made since.
+    await apply_target(
+        sync_ctx, session, Target("platform", "galaxy", role.id, members={alice}, read_at=read_at)
+    )
+    assert (await membership(session, alice)).approval_status is ApprovalStatus.REVOKED
+
+
+async def test_members_not_yet_synced_are_counted_not_invented(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    await sync(sync_ctx, "sync.roles", "sync.users.full")
+    add_user(tenant_server.tenant, "late", roles=[GALAXY])
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    assert run.counts["members_without_user"] == 1
+    assert await approved(session) == set()
+
+
+async def test_no_per_user_auth0_calls(sync_ctx: JobContext, tenant_server: EmulatorServer):
+    for index in range(250):
+        add_user(tenant_server.tenant, f"p{index:03d}", roles=[GALAXY])
+    await sync(sync_ctx, "sync.roles", "sync.users.full")
+    before = dict(tenant_server.state.requests)
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    used = {
+        k: v - before.get(k, 0)
+        for k, v in tenant_server.state.requests.items()
+        if v != before.get(k, 0)
+    }
+    # galaxy: ⌈250/100⌉ pages; bpa, sbp and tsi: one empty page each.
+    assert used == {"GET /api/v2/roles/{id}/users": 6}
+    assert run.counts["auth0_requests"] == 6
