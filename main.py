@@ -22,6 +22,7 @@ from routers import admin, catalog_admin, db_admin, health, me, metrics, registr
 from routers.deps import form_errors
 from schemas import errors
 from services.auth0 import Auth0Gateway
+from services.dashboard.login import SESSION_HOURS as DASHBOARD_SESSION_HOURS
 from services.errors import AppError
 from services.identity.live_roles import LiveRoles
 from services.identity.tokens import JwksCache, TokenValidator
@@ -196,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         secret_key=settings.derived_key("session"),
         https_only=settings.is_production,
         # The cookie lives as long as a dashboard session, not Starlette's default 14 days.
-        max_age=db_admin.SESSION_HOURS * 3600,
+        max_age=DASHBOARD_SESSION_HOURS * 3600,
         same_site="lax",
     )
     app.add_middleware(

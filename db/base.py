@@ -104,3 +104,7 @@ def enum_column(enum_cls: type, *, nullable: bool = False, index: bool = False, 
 
 class TableBase(SQLModel):
     """Base for every table model in this package."""
+
+
+# 64-bit ids on Postgres; SQLite's rowid alias must be exactly INTEGER to autoincrement.
+BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

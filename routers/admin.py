@@ -44,10 +44,11 @@ from schemas.users import (
     UserPages,
 )
 from services.auth0 import Auth0Gateway
+from services.dashboard import runs as run_reports
 from services.identity.admin_scope import Scope
 from services.memberships import decisions as admin_memberships
 from services.settings import Settings
-from services.users import admin_reads as admin_users
+from services.users import admin_details, admin_lists, admin_search
 from services.users.admin_changes import AccountAdmin
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses={**AUTHENTICATED, **LOOKUPS})
@@ -132,7 +133,7 @@ DeciderDep = Annotated[Decider, Depends(get_decider)]
 @router.get("/filters")
 async def list_filters(session: SessionDep, scope: AdminScopeDep) -> list[AdminFilter]:
     """The platforms and groups the caller administers; `id` is what `filter_by` takes."""
-    return await admin_users.filters(session, scope)
+    return await admin_search.filters(session, scope)
 
 
 @router.get("/users", responses=READ_RESPONSES)
@@ -140,15 +141,15 @@ async def list_users(
     session: SessionDep, scope: AdminScopeDep, query: UserQueryDep
 ) -> list[AdminUser]:
     """One page of users, newest first, with their memberships inside the caller's scope."""
-    selection = await admin_users.select_users(session, scope, query)
-    return await admin_users.list_users(session, scope, selection)
+    selection = await admin_search.select_users(session, scope, query)
+    return await admin_lists.list_users(session, scope, selection)
 
 
 @router.get("/users/pages", responses=READ_RESPONSES)
 async def user_pages(session: SessionDep, scope: AdminScopeDep, query: UserQueryDep) -> UserPages:
     """How many users and pages the same filters give."""
-    selection = await admin_users.select_users(session, scope, query)
-    return await admin_users.pages(session, scope, selection)
+    selection = await admin_search.select_users(session, scope, query)
+    return await admin_lists.pages(session, scope, selection)
 
 
 @router.get("/users/counts", responses=READ_RESPONSES)
@@ -157,7 +158,7 @@ async def user_counts(
 ) -> UserCounts:
     """Users the caller administers: all, with a pending or a revoked membership, unverified.
     Each API process may reuse a caller's figures for ADMIN_COUNTS_CACHE_S seconds."""
-    return await admin_users.counts(session, scope, cache)
+    return await admin_lists.counts(session, scope, cache)
 
 
 @router.get(
@@ -169,9 +170,9 @@ async def export_users(
     session: SessionDep, factory: SessionFactoryDep, scope: AdminScopeDep, query: UserQueryDep
 ) -> StreamingResponse:
     """Every user the filters select (page and per_page are ignored), as CSV."""
-    selection = await admin_users.select_users(session, scope, query)
+    selection = await admin_search.select_users(session, scope, query)
     return StreamingResponse(
-        admin_users.export_csv(factory, scope, selection),
+        admin_lists.export_csv(factory, scope, selection),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="users.csv"'},
     )
@@ -179,7 +180,7 @@ async def export_users(
 
 @router.get("/users/{user_id}", responses=USER_RESPONSES)
 async def get_user(session: SessionDep, scope: AdminScopeDep, user_id: UserId) -> AdminUser:
-    return await admin_users.get_user(session, scope, user_id)
+    return await admin_details.get_user(session, scope, user_id)
 
 
 @router.get("/users/{user_id}/details", responses=USER_RESPONSES)
@@ -188,7 +189,7 @@ async def get_user_details(
 ) -> AdminUserDetails:
     """The record, its history and the live Auth0 profile (from the database when Auth0
     cannot be reached; `profile_source` says which)."""
-    return await admin_users.details(session, auth0, scope, user_id)
+    return await admin_details.details(session, auth0, scope, user_id)
 
 
 @router.get(
@@ -197,7 +198,7 @@ async def get_user_details(
 async def is_platform_admin(
     session: SessionDep, scope: AdminScopeDep, platform_id: PlatformId
 ) -> IsAdmin:
-    return await admin_users.is_platform_admin(session, scope, platform_id)
+    return await admin_search.is_platform_admin(session, scope, platform_id)
 
 
 @router.get("/sync-runs", responses={403: {"description": "General admins only"}})
@@ -208,7 +209,7 @@ async def list_sync_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[SyncRunPublic]:
     """Recent scheduler runs, newest first."""
-    return await admin_users.sync_runs(session, job=job, limit=limit)
+    return await run_reports.sync_runs(session, job=job, limit=limit)
 
 
 async def get_account_admin(

@@ -9,8 +9,14 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Field, Relationship
 
-from db.base import TableBase, created_at_field, enum_column, updated_at_field, uuid_pk_field
-from db.models.user import BIGINT_PK
+from db.base import (
+    BIGINT_PK,
+    TableBase,
+    created_at_field,
+    enum_column,
+    updated_at_field,
+    uuid_pk_field,
+)
 from db.types import ApprovalStatus
 
 if TYPE_CHECKING:

@@ -4,8 +4,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from db.base import TableBase, created_at_field, enum_column, timestamp_field, updated_at_field
-from db.models.user import BIGINT_PK
+from db.base import (
+    BIGINT_PK,
+    TableBase,
+    created_at_field,
+    enum_column,
+    timestamp_field,
+    updated_at_field,
+)
 from db.types import OutboxOperation, OutboxStatus, SyncRunStatus
 
 

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, Relationship
 
 from db.base import (
+    BIGINT_PK,
     TableBase,
     UTCDateTime,
     created_at_field,
@@ -17,8 +18,6 @@ from db.types import UserChange
 
 if TYPE_CHECKING:
     from db.models.membership import GroupMembership, PlatformMembership
-
-BIGINT_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class User(TableBase, table=True):

@@ -7,21 +7,21 @@ write, so the change shows at once. Extra admin roles (any role, linked here) su
 the sync; `{ns}/role/{id}/admin` always administers `{id}`.
 """
 
-from typing import Literal
-
 import sqlalchemy as sa
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.bulk import upsert
-from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminRole
+from db.models import Auth0Role, Group, Platform
 from schemas.catalog import CatalogEntry, GroupCreate, PlatformCreate, RoleCreate, RolePublic
 from services.auth0 import Auth0Gateway
 from services.catalog.names import derive_short_name
 from services.errors import Conflict, InvalidFields, NotFound
 from services.identity.admin_scope import admin_links
 from services.identity.role_scheme import RoleScheme
+from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, KindName
+from services.memberships.kinds import kind as of_kind
 from services.settings import Settings
 
 
@@ -80,7 +80,7 @@ async def create_role(session: AsyncSession, auth0: Auth0Gateway, data: RoleCrea
 async def _admin_roles(
     session: AsyncSession,
     settings: Settings,
-    kind: str,
+    kind: Kind,
     target_id: str,
     names: list[str],
     *,
@@ -95,7 +95,7 @@ async def _admin_roles(
     if not names:
         return []
     scheme = RoleScheme(settings.auth0_role_namespace)
-    short_id = target_id if kind == "platform" else scheme.short_id(target_id)
+    short_id = target_id if kind is PLATFORMS else scheme.short_id(target_id)
     errors = []
     for name in dict.fromkeys(names):
         parsed = scheme.parse(name)
@@ -115,7 +115,7 @@ async def _admin_roles(
         for name in sorted(set(names) - {role.name for role in roles})
     ]
     for link in (await session.execute(admin_links([role.name for role in roles]))).all():
-        if (link.kind, link.target) != (kind, target_id):
+        if (link.kind, link.target) != (kind.name, target_id):
             errors.append(f"{link.name!r} already administers {link.kind} {link.target!r}")
     if errors:
         raise InvalidFields([{"field": field, "message": message} for message in errors])
@@ -123,11 +123,11 @@ async def _admin_roles(
 
 
 async def _refuse_shared_short_id(
-    session: AsyncSession, scheme: RoleScheme, kind: str, short_id: str
+    session: AsyncSession, scheme: RoleScheme, kind: Kind, short_id: str
 ) -> None:
     """`{ns}/role/{x}/admin` administers platform x and group {ns}/group/x alike: a group
     and a platform must never share x."""
-    if kind == "group":
+    if kind is GROUPS:
         other = await session.get(Platform, short_id)
         field, what = "group_id", f"platform {short_id!r}"
     else:
@@ -210,7 +210,7 @@ async def _create(
     admin_roles: list[str],
 ) -> CatalogEntry:
     """The access and admin roles in Auth0 first, then the row the roles sync would write."""
-    kind = "platform" if table is Platform.__table__ else "group"
+    kind = next(k for k in KINDS if k.catalog is table)
     await _refuse_shared_short_id(session, scheme, kind, short_id)
     extra = await _admin_roles(session, settings, kind, target_id, admin_roles)
     access, _ = await ensure_role(session, auth0, access_role, name)
@@ -243,19 +243,19 @@ async def _create(
 async def set_admin_roles(
     session: AsyncSession,
     settings: Settings,
-    kind: Literal["platform", "group"],
+    kind_name: KindName,
     target_id: str,
     role_names: list[str],
 ) -> CatalogEntry:
     """Replace the extra admin roles of a platform or group. Roles named
     `{ns}/role/{id}/admin` follow their names (the roles sync owns those links)."""
     scheme = RoleScheme(settings.auth0_role_namespace)
-    if kind == "group" and "/" not in target_id:
+    kind = of_kind(kind_name)
+    if kind is GROUPS and "/" not in target_id:
         target_id = scheme.group_id(target_id)
-    model = Platform if kind == "platform" else Group
-    target = await session.get(model, target_id)
+    target = await session.get(kind.catalog_model, target_id)
     if target is None or target.removed_at is not None:
-        raise NotFound(f"no {kind} {target_id!r}")
+        raise NotFound(f"no {kind.name} {target_id!r}")
     roles = await _admin_roles(session, settings, kind, target_id, role_names, field="role_names")
     await _link(session, scheme, kind, target_id, roles, replace=True)
     return await entry(session, kind, target_id)
@@ -264,15 +264,13 @@ async def set_admin_roles(
 async def _link(
     session: AsyncSession,
     scheme: RoleScheme,
-    kind: str,
+    kind: Kind,
     target_id: str,
     roles: list[Auth0Role],
     *,
     replace: bool,
 ) -> None:
-    model = PlatformAdminRole if kind == "platform" else GroupAdminRole
-    table = model.__table__
-    column = table.c.platform_id if kind == "platform" else table.c.group_id
+    table, column = kind.links, kind.link_target
     linked = (
         await session.execute(
             sa.select(table.c.role_id, Auth0Role.name)
@@ -298,21 +296,18 @@ async def _link(
     await session.flush()
 
 
-async def entry(session: AsyncSession, kind: str, target_id: str) -> CatalogEntry:
-    model = Platform if kind == "platform" else Group
-    target = await session.get_one(model, target_id, populate_existing=True)
-    link = PlatformAdminRole if kind == "platform" else GroupAdminRole
-    column = link.platform_id if kind == "platform" else link.group_id  # type: ignore[union-attr]
+async def entry(session: AsyncSession, kind: Kind, target_id: str) -> CatalogEntry:
+    target = await session.get_one(kind.catalog_model, target_id, populate_existing=True)
     names = (
         await session.exec(
             select(Auth0Role.name)
-            .join(link, link.role_id == Auth0Role.id)
-            .where(column == target_id)
+            .join(kind.links, kind.links.c.role_id == Auth0Role.id)
+            .where(kind.link_target == target_id)
             .order_by(Auth0Role.name)
         )
     ).all()
     return CatalogEntry(
-        type=kind,  # type: ignore[arg-type]
+        type=kind.name,
         id=target.id,
         name=target.name,
         short_name=target.short_name,

@@ -27,10 +27,8 @@ from db.models import (
     Auth0Role,
     Group,
     GroupAdminRole,
-    GroupMembership,
     Platform,
     PlatformAdminRole,
-    PlatformMembership,
     User,
 )
 from db.types import ApprovalStatus
@@ -39,29 +37,8 @@ from services.identity.live_roles import LiveRoles
 from services.identity.role_scheme import RoleScheme, permissions_for
 from services.identity.tokens import CurrentUser
 from services.kit.cache import TtlCache
+from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, kind
 from services.settings import Settings
-
-
-@dataclass(frozen=True)
-class Kind:
-    """Platforms and groups differ only in these tables and columns."""
-
-    name: str  # platform | group
-    memberships: sa.Table
-    target: sa.Column[str]  # the membership's platform_id / group_id
-    catalog: sa.Table
-
-
-PLATFORMS = Kind(
-    "platform",
-    PlatformMembership.__table__,
-    PlatformMembership.__table__.c.platform_id,
-    Platform.__table__,
-)
-GROUPS = Kind(
-    "group", GroupMembership.__table__, GroupMembership.__table__.c.group_id, Group.__table__
-)
-KINDS = (PLATFORMS, GROUPS)
 
 
 @dataclass(frozen=True)
@@ -77,9 +54,8 @@ class Scope:
     def covers(self, kind: Kind) -> bool:
         return self.everything or bool(self.targets(kind))
 
-    def administers(self, kind: str, target_id: str) -> bool:
-        targets = self.platforms if kind == "platform" else self.groups
-        return self.everything or target_id in targets
+    def administers(self, of: Kind, target_id: str) -> bool:
+        return self.everything or target_id in self.targets(of)
 
     @property
     def is_admin(self) -> bool:
@@ -182,8 +158,8 @@ async def _administered_targets(session: AsyncSession, caller: CurrentUser) -> T
     )
     rows = (await session.execute(statement)).all()
     return (
-        frozenset(target for kind, target in rows if kind == "platform"),
-        frozenset(target for kind, target in rows if kind == "group"),
+        frozenset(target for name, target in rows if name == PLATFORMS.name),
+        frozenset(target for name, target in rows if name == GROUPS.name),
     )
 
 
@@ -198,16 +174,16 @@ async def scope_for(
 
 
 async def administered_target(
-    session: AsyncSession, scope: Scope, kind: str, target_id: str
+    session: AsyncSession, scope: Scope, kind_name: str, target_id: str
 ) -> Platform | Group:
     """The live platform or group, if the caller administers it: 404 when there is no such
     thing, 403 when it is someone else's."""
-    model = Platform if kind == "platform" else Group
-    target = await session.get(model, target_id)
+    of = kind(kind_name)
+    target = await session.get(of.catalog_model, target_id)
     if target is None or target.removed_at is not None:
-        raise NotFound(f"no {kind} {target_id!r}")
-    if not scope.administers(kind, target_id):
-        raise Forbidden(f"you do not administer {kind} {target_id!r}")
+        raise NotFound(f"no {kind_name} {target_id!r}")
+    if not scope.administers(of, target_id):
+        raise Forbidden(f"you do not administer {kind_name} {target_id!r}")
     return target
 
 
@@ -305,14 +281,11 @@ def admin_links(role_names: Sequence[str]) -> sa.CompoundSelect:
         *(
             sa.select(
                 Auth0Role.name.label("name"),
-                sa.literal(kind).label("kind"),
-                link.c[column].label("target"),
+                sa.literal(kind.name).label("kind"),
+                kind.link_target.label("target"),
             )
-            .join(link, link.c.role_id == Auth0Role.id)
+            .join(kind.links, kind.links.c.role_id == Auth0Role.id)
             .where(Auth0Role.name.in_(role_names), Auth0Role.removed_at.is_(None))
-            for kind, link, column in (
-                ("platform", PlatformAdminRole.__table__, "platform_id"),
-                ("group", GroupAdminRole.__table__, "group_id"),
-            )
+            for kind in KINDS
         )
     )

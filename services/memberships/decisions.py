@@ -27,6 +27,7 @@ from services.email.queue import enqueue
 from services.errors import Conflict, Forbidden, NotFound
 from services.identity.admin_scope import Scope, administered_target
 from services.memberships import outbox
+from services.memberships.kinds import Membership, kind, kind_of
 from services.memberships.records import record_history
 from services.settings import Settings
 from services.users.signed_in import ensure_user
@@ -62,15 +63,17 @@ async def _target(session: AsyncSession, scope: Scope, kind: str, target_id: str
     return Target(kind, row.id, row.name, row.access_role_id)
 
 
-async def _membership(
-    session: AsyncSession, target: Target, user_id: str
-) -> PlatformMembership | GroupMembership:
+async def _membership(session: AsyncSession, target: Target, user_id: str) -> Membership:
     if await session.get(User, user_id) is None:
         raise NotFound(f"no user {user_id!r}")
-    model = PlatformMembership if target.kind == "platform" else GroupMembership
-    column = model.platform_id if target.kind == "platform" else model.group_id  # type: ignore[union-attr]
-    statement = select(model).where(column == target.id, model.user_id == user_id).with_for_update()
-    membership = (await session.exec(statement)).first()
+    of = kind(target.kind)
+    model = of.membership_model
+    statement = (
+        select(model)
+        .where(getattr(model, of.column) == target.id, model.user_id == user_id)
+        .with_for_update()
+    )
+    membership: Membership | None = (await session.exec(statement)).first()  # type: ignore[arg-type]  # select() over a union of models
     if membership is None:
         raise NotFound(f"user {user_id!r} has no membership of {target.kind} {target.id!r}")
     return membership
@@ -172,7 +175,7 @@ async def _email(
     context: dict[str, object] = {"target_name": target.name}
     if status in (ApprovalStatus.REVOKED, ApprovalStatus.REJECTED):
         context["reason"] = reason
-    kind = "platform" if isinstance(membership, PlatformMembership) else "group"
+    kind = kind_of(membership).name
     await enqueue(
         session,
         settings,

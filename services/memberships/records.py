@@ -3,36 +3,22 @@ one history row, whichever flow (registration, a request, an admin decision) cau
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import (
-    GroupMembership,
-    GroupMembershipHistory,
-    PlatformMembership,
-    PlatformMembershipHistory,
-)
 from db.types import ApprovalStatus
-
-Membership = PlatformMembership | GroupMembership
-
-
-# Per kind: the history table and the membership's target column.
-HISTORY: dict[type, tuple[type[PlatformMembershipHistory | GroupMembershipHistory], str]] = {
-    PlatformMembership: (PlatformMembershipHistory, "platform_id"),
-    GroupMembership: (GroupMembershipHistory, "group_id"),
-}
+from services.memberships.kinds import Membership, MembershipHistory, kind, kind_of
 
 
 def record_history(
     session: AsyncSession, membership: Membership, *, reason: str | None, actor: str | None
-) -> PlatformMembershipHistory | GroupMembershipHistory:
+) -> MembershipHistory:
     """Add the history row for the state `membership` is in now (its id after a flush)."""
-    model, target = HISTORY[type(membership)]
-    entry = model(
+    of = kind_of(membership)
+    entry = of.history_model(
         membership_id=membership.id,
         user_id=membership.user_id,
         approval_status=membership.approval_status,
         reason=reason,
         updated_by_id=actor,
-        **{target: getattr(membership, target)},
+        **{of.column: of.target_of(membership)},
     )
     session.add(entry)
     return entry
@@ -40,7 +26,7 @@ def record_history(
 
 async def add_membership(
     session: AsyncSession,
-    kind: str,
+    kind_name: str,
     target_id: str,
     user_id: str,
     status: ApprovalStatus,
@@ -50,13 +36,13 @@ async def add_membership(
     actor: str | None = None,
 ) -> Membership:
     """A new membership and its first history row."""
-    model = PlatformMembership if kind == "platform" else GroupMembership
-    membership: Membership = model(
+    of = kind(kind_name)
+    membership: Membership = of.membership_model(
         user_id=user_id,
         approval_status=status,
         request_reason=request_reason,
         updated_by_id=actor,
-        **{HISTORY[model][1]: target_id},
+        **{of.column: target_id},
     )
     session.add(membership)
     await session.flush()

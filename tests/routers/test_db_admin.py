@@ -19,8 +19,8 @@ from db.models import (
     User,
 )
 from main import create_app
-from routers.db_admin import _views
 from scripts.auth0_emulator.server import EmulatorServer, free_port
+from services.dashboard.views import views as _views
 from tests.routers.db_admin_world import (
     CODE_IN_BODY,
     OTP_HASH,
