@@ -48,6 +48,7 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
         timeout_s=max(settings.auth0_timeout_s, 30),
         max_wait_s=120,
         breaker_threshold=0,
+        deadline_s=None,
     )
     return JobContext(
         settings=settings,

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # How long a request waits for Auth0 capacity (its turn in the client-side bucket, or
     # a 429's Retry-After) before answering 503 with Retry-After. The scheduler waits longer.
     auth0_max_wait_s: float = Field(default=3.0, ge=0)
+    # The most a request-path Auth0 call may take, pacing, retries and backoff included,
+    # before it is a 503 (0: no bound). One number for every call the API makes; the
+    # scheduler's jobs have none. Must cover one whole Auth0 round trip.
+    auth0_request_deadline_s: float = Field(default=5.0, ge=0, le=60)
     # The share of the Management API rate that calls made for anonymous callers may use.
     auth0_anonymous_share: float = Field(default=0.25, ge=0, le=1)
     # After this many Auth0 failures in a row, calls fail at once for the cool-off (0: off).

@@ -7,6 +7,7 @@ before expiry, invalidated when Auth0 rejects it.
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -24,8 +25,10 @@ class ManagementTokenProvider:
         client_id: str,
         client_secret: str,
         audience: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
+        self._clock = clock
         self._token_url = token_url
         self._form = {
             "grant_type": "client_credentials",
@@ -41,7 +44,7 @@ class ManagementTokenProvider:
         self.fetches = 0
 
     def _valid(self) -> bool:
-        return self._token is not None and time.monotonic() < self._expires_at
+        return self._token is not None and self._clock() < self._expires_at
 
     async def get(self) -> str:
         if self._valid():
@@ -75,4 +78,4 @@ class ManagementTokenProvider:
         self.fetches += 1
         expires_in = float(body.get("expires_in", 86400))
         self._token = str(body["access_token"])
-        self._expires_at = time.monotonic() + max(expires_in - REFRESH_MARGIN_S, expires_in / 2)
+        self._expires_at = self._clock() + max(expires_in - REFRESH_MARGIN_S, expires_in / 2)

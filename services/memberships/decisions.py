@@ -7,7 +7,6 @@ work, with a compensation that undoes the role change should the commit fail; if
 down the answer says the change is pending and the scheduler's outbox job completes it.
 """
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlmodel import select
@@ -31,8 +30,6 @@ from services.memberships.kinds import Membership, kind, kind_of
 from services.memberships.records import record_history
 from services.settings import Settings
 from services.users.signed_in import ensure_user
-
-AUTH0_ATTEMPT_TIMEOUT_S = 5.0
 
 # action → (states it may start from, the state it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[ApprovalStatus], ApprovalStatus]] = {
@@ -135,15 +132,8 @@ async def decide(
     entry = await outbox.queue(
         session, operation, user_id=user_id, role_id=target.role_id, requested_by=actor.id
     )
-    try:
-        outcome = await asyncio.wait_for(
-            outbox.deliver(auth0, entry, max_attempts=settings.outbox_max_attempts),
-            AUTH0_ATTEMPT_TIMEOUT_S,
-        )
-    except TimeoutError:
-        entry.next_attempt_at = utcnow() + outbox.backoff(entry.attempts)
-        entry.last_error = f"no answer from Auth0 within {AUTH0_ATTEMPT_TIMEOUT_S:.0f}s"
-        outcome = "retry_later"
+    # Bounded by the gateway's request deadline; past it the scheduler's outbox job retries.
+    outcome = await outbox.deliver(auth0, entry, max_attempts=settings.outbox_max_attempts)
     if outcome == "delivered":
         role_id = target.role_id
         undo = auth0.remove_roles if operation is OutboxOperation.GRANT_ROLE else auth0.assign_roles

@@ -4,7 +4,6 @@ Reads come from Postgres only (no Auth0 call). A group request inserts with
 `ON CONFLICT DO NOTHING`, so two identical requests at once make one row.
 """
 
-import asyncio
 import logging
 import uuid
 
@@ -40,7 +39,6 @@ from services.settings import Settings
 from services.users.signed_in import ensure_user
 
 logger = logging.getLogger("aai.memberships")
-ADMIN_LOOKUP_TIMEOUT_S = 3.0
 
 CONFLICT_MESSAGES = {
     ApprovalStatus.PENDING: "a request for this group is already waiting for approval",
@@ -229,12 +227,11 @@ async def _group_admin_emails(
         return frozenset(emails)
 
     async def bounded() -> frozenset[str]:
-        # A slow Auth0 must not hold the requester's page.
-        return await asyncio.wait_for(lookup(), ADMIN_LOOKUP_TIMEOUT_S)
+        # A slow Auth0 must not hold the requester's page: one deadline for all the calls.
+        async with auth0.bounded():
+            return await lookup()
 
-    return await cache.get(
-        (group_id, tuple(sorted(role_ids))), bounded, stale_on=(AppError, TimeoutError)
-    )
+    return await cache.get((group_id, tuple(sorted(role_ids))), bounded, stale_on=(AppError,))
 
 
 async def _notify_group_request(

@@ -5,8 +5,6 @@ in the request's unit of work with a compensation registered, so if the database
 fails or never commits the Auth0 user is deleted again: no half-registrations.
 """
 
-import asyncio
-
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
@@ -38,8 +36,6 @@ from services.memberships import outbox
 from services.memberships.records import add_membership
 from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
-
-WELCOME_LOOKUP_TIMEOUT_S = 3.0
 
 
 async def username_taken(
@@ -305,10 +301,8 @@ async def send_welcome(
         return
     if not user.email_verified:
         try:
-            live = await asyncio.wait_for(
-                auth0.get_user(user.id, anonymous=True), WELCOME_LOOKUP_TIMEOUT_S
-            )
-        except (AppError, TimeoutError):
+            live = await auth0.get_user(user.id, anonymous=True)
+        except AppError:
             return  # the sync will bring the row up to date; no welcome then
         same_address = str(live.get("email") or "").lower() == user.email.lower()
         if not (live.get("email_verified") and same_address):

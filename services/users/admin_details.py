@@ -1,6 +1,5 @@
 """What admins read about one user: the row, the details page (Auth0 profile, history)."""
 
-import asyncio
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,8 +25,6 @@ from services.memberships.kinds import KINDS
 from services.users.admin_lists import updated_by_label, with_memberships
 from services.users.admin_search import AUTOMATIC, logger
 
-PROFILE_TIMEOUT_S = 3.0
-
 
 async def get_user(session: AsyncSession, scope: Scope, user_id: str) -> AdminUser:
     user = await visible_user(session, scope, user_id)
@@ -41,10 +38,10 @@ async def details(
     user = await visible_user(session, scope, user_id)
     base = (await with_memberships(session, scope, [user]))[0]
     try:
-        profile = await asyncio.wait_for(auth0.get_user(user_id), PROFILE_TIMEOUT_S)
+        profile = await auth0.get_user(user_id)
     except NotFound:
         profile = {}  # removed in Auth0 since the last sync: the record is all there is
-    except (AppError, TimeoutError) as exc:
+    except AppError as exc:
         logger.warning("Auth0 profile of %s unavailable: %r", user_id, exc)
         profile = {}
     live = bool(profile)

@@ -2,7 +2,7 @@
 script must keep working (it is not run anywhere else in CI)."""
 
 from scripts.bench.load import build_parser, main_async
-from services.memberships.decisions import AUTH0_ATTEMPT_TIMEOUT_S
+from services.settings import Settings
 
 
 async def test_mixed_load_with_concurrent_sync_keeps_postgres_and_auth0_in_agreement() -> None:
@@ -27,7 +27,7 @@ async def test_mixed_load_with_concurrent_sync_keeps_postgres_and_auth0_in_agree
 async def test_auth0_outage_under_load_queues_approvals_and_loses_nothing() -> None:
     # Longer than an approval's in-request Auth0 attempt, so approvals begun early in the
     # outage give up and queue (a shorter one can be retried through, and flaked at 4 s).
-    outage = 2 * AUTH0_ATTEMPT_TIMEOUT_S
+    outage = 2 * Settings.model_fields["auth0_request_deadline_s"].default
     args = build_parser().parse_args(
         [
             *("--users", "400", "--clients", "4", "--rate", "40"),

@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from run_scheduler import build_context, close_context
 from scripts.auth0_emulator.server import EmulatorServer, free_port
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.auth0 import Auth0Gateway
 from services.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, UpstreamError
+from services.settings import Settings
+from tests.clock import FakeClock
 
 
 def make_gateway(
@@ -70,15 +73,21 @@ class TestToken:
         assert gateway.tokens.fetches == 1
         assert emulator.tenant.management_tokens_issued == issued_before + 1
 
-    async def test_token_is_refreshed_before_it_expires(
-        self, gateway: Auth0Gateway, emulator: EmulatorServer
-    ):
+    async def test_token_is_refreshed_before_it_expires(self, emulator: EmulatorServer):
         (user_id,) = add_users(emulator, 1)
-        emulator.tenant.management_token_ttl_s = 2
-        await gateway.get_user(user_id)
-        await asyncio.sleep(1.1)
-        await gateway.get_user(user_id)
-        assert gateway.tokens.fetches == 2
+        emulator.tenant.management_token_ttl_s = 120  # refreshed 60 s before it expires
+        clock = FakeClock()
+        gateway = make_gateway(emulator.base_url, emulator, clock=clock, sleep=clock.sleep)
+        try:
+            await gateway.get_user(user_id)
+            clock.advance(59)
+            await gateway.get_user(user_id)
+            assert gateway.tokens.fetches == 1
+            clock.advance(2)
+            await gateway.get_user(user_id)
+            assert gateway.tokens.fetches == 2
+        finally:
+            await gateway.aclose()
 
     async def test_a_rejected_token_is_replaced_once(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
@@ -291,11 +300,16 @@ class TestCircuitBreaker:
     async def test_one_trial_after_the_cool_off_closes_the_circuit_when_auth0_is_back(
         self, emulator: EmulatorServer
     ):
-        async with tripped(emulator, max_retries=0, breaker_threshold=2, breaker_cooloff_s=0.3) as (
-            gateway,
-            user_id,
-        ):
-            await asyncio.sleep(0.35)
+        clock = FakeClock()
+        async with tripped(
+            emulator,
+            max_retries=0,
+            breaker_threshold=2,
+            breaker_cooloff_s=30,
+            clock=clock,
+            sleep=clock.sleep,
+        ) as (gateway, user_id):
+            clock.advance(31)
             # Still down: the trial fails and the circuit opens again.
             before = requests_to(emulator, "GET /api/v2/users/{id}")
             with pytest.raises(ServiceUnavailable, match="unavailable"):
@@ -306,7 +320,7 @@ class TestCircuitBreaker:
             assert gateway.breaker.opened == 2
 
             emulator.state.faults.down = False
-            await asyncio.sleep(0.35)
+            clock.advance(31)
             emulator.state.faults.latency_ms = 100
             before = requests_to(emulator, "GET /api/v2/users/{id}")
             # While the trial is out, the others are still refused; after it, all pass.
@@ -443,3 +457,44 @@ class TestUsersAndRoles:
             await gateway.create_role(name)
         await gateway.delete_role(role["id"])
         assert name not in {r["name"] for r in await gateway.list_roles()}
+
+
+class TestRequestDeadline:
+    async def test_a_call_past_the_deadline_is_a_503_and_bounded_blocks_share_one(
+        self, emulator: EmulatorServer
+    ):
+        (user_id,) = add_users(emulator, 1)
+        gateway = make_gateway(emulator.base_url, emulator, deadline_s=0.75)
+        try:
+            await gateway.get_user(user_id)  # the token, fetched outside the deadlines
+            emulator.state.faults.latency_ms = 300
+            # Each call has a deadline of its own: three in a row all finish.
+            for _ in range(3):
+                assert (await gateway.get_user(user_id))["user_id"] == user_id
+            # One deadline for the block: the third call runs past it.
+            async with gateway.bounded():
+                await gateway.get_user(user_id)
+                await gateway.get_user(user_id)
+                with pytest.raises(
+                    ServiceUnavailable, match=r"did not answer users\.get"
+                ) as caught:
+                    await gateway.get_user(user_id)
+            assert caught.value.headers is not None
+            assert caught.value.headers["Retry-After"] == "1"
+            emulator.state.faults.latency_ms = 2000
+            with pytest.raises(ServiceUnavailable, match=r"within 0\.75s"):
+                await gateway.get_user(user_id)
+        finally:
+            await gateway.aclose()
+
+    async def test_the_api_bounds_calls_by_the_setting_and_the_scheduler_does_not(self):
+        settings = Settings(auth0_request_deadline_s=4)
+        api = Auth0Gateway.from_settings(settings)
+        assert api.deadline_s == 4
+        assert Auth0Gateway.from_settings(Settings(auth0_request_deadline_s=0)).deadline_s is None
+        ctx = build_context(settings, dry_run=False)
+        try:
+            assert ctx.auth0.deadline_s is None
+        finally:
+            await api.aclose()
+            await close_context(ctx)
