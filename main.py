@@ -2,7 +2,8 @@
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,7 +42,7 @@ logger = logging.getLogger("aai.api")
 DB_UNAVAILABLE = (sa_exc.TimeoutError, ConnectionError, TimeoutError)
 
 
-def _lifespan(settings: Settings) -> Any:
+def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         url = settings.database_url
@@ -56,6 +57,7 @@ def _lifespan(settings: Settings) -> Any:
             f"{settings.auth0_base_url}/.well-known/jwks.json",
             ttl_s=settings.auth0_jwks_ttl_s,
             cooldown_s=settings.auth0_jwks_cooldown_s,
+            clock=clock,
         )
         engine = create_engine(
             url,
@@ -88,10 +90,10 @@ def _lifespan(settings: Settings) -> Any:
                     verify_url=settings.recaptcha_verify_url,
                 ),
                 "rate_limiter": RateLimiter(engine, settings.public_rate_limit_per_minute),
-                "counts_cache": TtlCache(settings.admin_counts_cache_s),
-                "scope_cache": TtlCache(settings.admin_scope_cache_s),
-                "group_admins_cache": TtlCache(settings.group_admins_cache_s),
-                "live_roles": LiveRoles(auth0, settings.live_roles_cache_s),
+                "counts_cache": TtlCache(settings.admin_counts_cache_s, clock=clock),
+                "scope_cache": TtlCache(settings.admin_scope_cache_s, clock=clock),
+                "group_admins_cache": TtlCache(settings.group_admins_cache_s, clock=clock),
+                "live_roles": LiveRoles(auth0, settings.live_roles_cache_s, clock=clock),
             }
         finally:
             await engine.dispose()
@@ -171,9 +173,12 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
     """The API. Called without settings (uvicorn's factory mode), it is the process's own
-    app and also sets up logging; tests pass settings and keep their log capture."""
+    app and also sets up logging; tests pass settings and keep their log capture, and may
+    pass the clock the per-process caches expire by."""
     if settings is None:
         try:
             settings = get_settings()
@@ -185,7 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="AAI Backend",
         version=app_version(),
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, clock),
         responses=errors.UNAVAILABLE,
         max_body_size=settings.max_request_body_bytes,
         docs_url="/docs" if docs else None,

@@ -9,6 +9,7 @@ server cannot be reached the run stops with a clear message; nothing is silently
 import asyncio
 import os
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -195,11 +196,12 @@ def settings(pg_url: URL, emulator: EmulatorServer) -> Settings:
 
 
 @pytest.fixture
-def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
-    """Build an app whose requests share the test's rolled-back session."""
+def app_factory(session: AsyncSession) -> Callable[..., FastAPI]:
+    """Build an app whose requests share the test's rolled-back session (and, if given,
+    whose caches expire by `clock`)."""
 
-    def build(settings: Settings) -> FastAPI:
-        app = create_app(settings)
+    def build(settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+        app = create_app(settings, clock=clock)
 
         async def shared_session(_request: Request) -> AsyncIterator[AsyncSession]:
             # What the test set up so far is kept, so a failing request rolls back only
@@ -221,10 +223,17 @@ def app_factory(session: AsyncSession) -> Callable[[Settings], FastAPI]:
 
 
 @pytest.fixture
+def clock() -> Callable[[], float]:
+    """The clock the app's caches expire by. A test that moves time by hand overrides this
+    fixture with a `tests.clock.FakeClock` and calls `advance`, instead of sleeping."""
+    return time.monotonic
+
+
+@pytest.fixture
 async def app(
-    app_factory: Callable[[Settings], FastAPI], settings: Settings
+    app_factory: Callable[..., FastAPI], settings: Settings, clock: Callable[[], float]
 ) -> AsyncIterator[FastAPI]:
-    built = app_factory(settings)
+    built = app_factory(settings, clock=clock)
     async with LifespanManager(built) as manager:
         yield manager.app  # type: ignore[misc]
 

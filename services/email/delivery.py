@@ -20,6 +20,7 @@ Message-ID, so the copy is recognisable.
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -81,16 +82,18 @@ async def deliver(
     settings: Settings,
     *,
     max_seconds: float | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> DeliveryStats:
-    """Send until nothing is due (or `max_seconds` have passed)."""
+    """Send until nothing is due (or `max_seconds` have passed). `clock` says what time
+    it is for leases and due dates (tests move it instead of waiting)."""
     stats = DeliveryStats()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     async with sessions() as session:
-        stats.reclaimed = await release_expired_leases(session, settings)
+        stats.reclaimed = await release_expired_leases(session, settings, now=clock())
         await session.commit()
     while deadline is None or time.monotonic() < deadline:
         async with sessions() as session:
-            claims = await claim(session, settings, stats)
+            claims = await claim(session, settings, stats, now=clock())
             await session.commit()
         if not claims:
             break
@@ -142,11 +145,13 @@ async def _send_batch(
         await writer
 
 
-async def release_expired_leases(session: AsyncSession, settings: Settings) -> int:
+async def release_expired_leases(
+    session: AsyncSession, settings: Settings, *, now: datetime | None = None
+) -> int:
     """Rows left `sending` by a deliverer that died: due again now (the attempt counts),
     or failed if that was the last attempt (a message that kills its sender every time
     must not be retried forever)."""
-    now = utcnow()
+    now = now or utcnow()
     expired = (t.c.status == EmailStatus.SENDING, t.c.lease_expires_at < now)
     common = {"lease_expires_at": None, "updated_at": now}
     given_up = await session.execute(
@@ -162,8 +167,10 @@ async def release_expired_leases(session: AsyncSession, settings: Settings) -> i
     return (given_up.rowcount or 0) + (retried.rowcount or 0)
 
 
-async def claim(session: AsyncSession, settings: Settings, stats: DeliveryStats) -> list[Claim]:
-    now = utcnow()
+async def claim(
+    session: AsyncSession, settings: Settings, stats: DeliveryStats, *, now: datetime | None = None
+) -> list[Claim]:
+    now = now or utcnow()
     rows = (
         await session.execute(
             sa.select(

@@ -9,6 +9,7 @@ unknown `kid` at most every cooldown period.
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,15 @@ REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 
 class JwksCache:
     def __init__(
-        self, http: httpx.AsyncClient, url: str, *, ttl_s: float = 600.0, cooldown_s: float = 30.0
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        *,
+        ttl_s: float = 600.0,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self._http = http
         self._url = url
         self._ttl_s = ttl_s
@@ -53,7 +61,7 @@ class JwksCache:
                     "cannot verify tokens: the signing keys are unavailable"
                 ) from exc
             # Keep serving the keys we have; try again after the cooldown.
-            self._fetched_at = time.monotonic()
+            self._fetched_at = self._clock()
             return
         keys: dict[str, PyJWK] = {}
         for entry in document.get("keys", []):
@@ -68,16 +76,16 @@ class JwksCache:
             except jwt.PyJWKError:
                 continue
         self._keys = keys
-        self._fetched_at = time.monotonic()
+        self._fetched_at = self._clock()
         self.fetches += 1
 
     async def key(self, kid: str) -> PyJWK:
-        now = time.monotonic()
+        now = self._clock()
         stale = now - self._fetched_at > self._ttl_s
         if stale or (kid not in self._keys and now - self._fetched_at > self._cooldown_s):
             async with self._lock:
                 # Re-check: a concurrent caller may have just refreshed.
-                now = time.monotonic()
+                now = self._clock()
                 if now - self._fetched_at > self._ttl_s or (
                     kid not in self._keys and now - self._fetched_at > self._cooldown_s
                 ):

@@ -1,6 +1,5 @@
 """Hostile and broken access tokens against a protected route: always 401, never 500."""
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,6 +18,7 @@ from db.models import Platform, User
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import SigningKey
 from services.settings import Settings
+from tests.clock import FakeClock
 from tests.conftest import TEST_AUDIENCE
 
 PROTECTED = "/me/is-general-admin"
@@ -96,11 +96,12 @@ class TestValidTokens:
 
     async def test_rotated_signing_key_is_fetched_once_after_the_cooldown(
         self,
-        app_factory: Callable[[Settings], FastAPI],
+        app_factory: Callable[..., FastAPI],
         settings: Settings,
         emulator: EmulatorServer,
     ):
-        app = app_factory(settings.model_copy(update={"auth0_jwks_cooldown_s": 0.5}))
+        clock = FakeClock()
+        app = app_factory(settings.model_copy(update={"auth0_jwks_cooldown_s": 30}), clock=clock)
         async with LifespanManager(app) as manager:
             transport = httpx.ASGITransport(app=manager.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
@@ -112,7 +113,7 @@ class TestValidTokens:
                 within_cooldown = await call(
                     client, emulator.tenant.mint_access_token("auth0|a", roles=[])
                 )
-                await asyncio.sleep(0.6)
+                clock.advance(31)
                 first = await call(client, emulator.tenant.mint_access_token("auth0|a", roles=[]))
                 second = await call(client, emulator.tenant.mint_access_token("auth0|b", roles=[]))
         assert within_cooldown.status_code == 401

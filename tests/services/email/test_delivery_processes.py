@@ -6,11 +6,14 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from db.base import utcnow
 from db.engine import create_engine, create_session_factory
 from db.models import EmailNotification
 from db.types import EmailStatus
@@ -36,11 +39,11 @@ async def fill(settings: Settings, addresses: list[str]) -> None:
         await engine.dispose()
 
 
-async def deliverer(settings: Settings) -> DeliveryStats:
+async def deliverer(settings: Settings, clock: Callable[[], datetime] = utcnow) -> DeliveryStats:
     engine = create_engine(settings.database_url, process="tests")
     backend = build_backend(settings)
     try:
-        return await deliver(create_session_factory(engine), backend, settings)
+        return await deliver(create_session_factory(engine), backend, settings, clock=clock)
     finally:
         await backend.aclose()
         await engine.dispose()
@@ -80,7 +83,7 @@ async def test_a_scheduler_killed_mid_send_loses_nothing_and_sends_nothing_twice
 ):
     sink, port = smtp_sink
     sink.hold = {"held@example.org"}
-    settings = smtp_settings(scratch_db, port, email_lease_s=2, email_concurrency=2)
+    settings = smtp_settings(scratch_db, port, email_lease_s=60, email_concurrency=2)
     others = [f"user{n}@example.org" for n in range(5)]
     await fill(settings, ["held@example.org", *others])
     env = {
@@ -121,9 +124,8 @@ async def test_a_scheduler_killed_mid_send_loses_nothing_and_sends_nothing_twice
 
     assert (await statuses(settings))["held@example.org"] == (EmailStatus.SENDING, 1)
     sink.hold = set()
-    await asyncio.sleep(2.2)  # the dead sender's lease runs out
-
-    stats = await deliverer(settings)
+    # A deliverer that runs after the dead sender's lease ran out.
+    stats = await deliverer(settings, clock=lambda: utcnow() + timedelta(seconds=61))
 
     assert (stats.reclaimed, stats.sent) == (1, 1)
     final = await statuses(settings)
