@@ -16,7 +16,6 @@ from db.models import (
     Group,
     GroupMembership,
     GroupMembershipHistory,
-    Platform,
     PlatformMembership,
     SyncRun,
     User,
@@ -24,23 +23,7 @@ from db.models import (
     UsernameClaim,
 )
 from db.types import ApprovalStatus, SyncRunStatus, UserChange
-
-
-async def add_user(session: AsyncSession, user_id: str, email: str, **fields: object) -> User:
-    user = User(id=user_id, email=email, **fields)
-    session.add(user)
-    await session.flush()
-    return user
-
-
-async def add_platform(session: AsyncSession, platform_id: str = "galaxy") -> Platform:
-    role = Auth0Role(id=f"rol_{platform_id}", name=f"biocommons/platform/{platform_id}")
-    session.add(role)
-    await session.flush()
-    platform = Platform(id=platform_id, name=platform_id.title(), access_role_id=role.id)
-    session.add(platform)
-    await session.flush()
-    return platform
+from tests.factories import add_platform, db_user
 
 
 async def raw(session: AsyncSession, sql: str, params: dict[str, object] | None = None) -> None:
@@ -58,7 +41,7 @@ async def expect_integrity_error(session: AsyncSession) -> None:
 class TestUser:
     async def test_round_trip_keeps_timestamps_timezone_aware(self, db_session: AsyncSession):
         created = datetime(2025, 3, 1, 12, 30, tzinfo=timezone(timedelta(hours=10)))
-        await add_user(db_session, "auth0|1", "a@example.org", created_at=created)
+        await db_user(db_session, "auth0|1", "a@example.org", created_at=created)
         await db_session.commit()
         db_session.expunge_all()
 
@@ -74,30 +57,30 @@ class TestUser:
             await db_session.flush()
 
     async def test_email_is_unique_regardless_of_case(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "Alice@Example.org")
+        await db_user(db_session, "auth0|1", "Alice@Example.org")
         db_session.add(User(id="auth0|2", email="alice@example.ORG"))
         await expect_integrity_error(db_session)
 
     async def test_username_is_unique_regardless_of_case(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "a@example.org", username="Alice")
+        await db_user(db_session, "auth0|1", "a@example.org", username="Alice")
         db_session.add(User(id="auth0|2", email="b@example.org", username="alice"))
         await expect_integrity_error(db_session)
 
     async def test_a_deleted_user_gives_up_its_email_but_never_its_username(
         self, db_session: AsyncSession
     ):
-        await add_user(
+        await db_user(
             db_session, "auth0|old", "Reused@example.org", username="reused", is_deleted=True
         )
-        await add_user(db_session, "auth0|new", "reused@example.org", username="fresh")
+        await db_user(db_session, "auth0|new", "reused@example.org", username="fresh")
         assert (await db_session.get_one(User, "auth0|new")).email == "reused@example.org"
         with pytest.raises(sa_exc.IntegrityError, match="held by another account"):
-            await add_user(db_session, "auth0|newer", "other@example.org", username="Reused")
+            await db_user(db_session, "auth0|newer", "other@example.org", username="Reused")
 
     async def test_a_username_once_held_is_claimed_for_good(self, db_session: AsyncSession):
         """The database itself refuses a name someone held before, on insert and on
         update (the claim triggers), whatever path writes it; its holder may take it back."""
-        await add_user(db_session, "auth0|first", "first@example.org", username="Kept")
+        await db_user(db_session, "auth0|first", "first@example.org", username="Kept")
         first = await db_session.get_one(User, "auth0|first")
         first.username = "renamed"
         await db_session.flush()
@@ -107,7 +90,7 @@ class TestUser:
             )
         ).all()
         assert sorted(claims) == ["kept", "renamed"]
-        await add_user(db_session, "auth0|second", "second@example.org", username="other")
+        await db_user(db_session, "auth0|second", "second@example.org", username="other")
         second = await db_session.get_one(User, "auth0|second")
         async with db_session.begin_nested():
             second.username = "KEPT"
@@ -124,7 +107,7 @@ class TestUser:
         assert len(total) == 2
 
     async def test_memberships_are_not_loaded_implicitly(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         await db_session.commit()
         db_session.expunge_all()
         user = await db_session.get_one(User, "auth0|1")
@@ -133,7 +116,7 @@ class TestUser:
 
     async def test_memberships_load_when_asked_for(self, db_session: AsyncSession):
         platform = await add_platform(db_session)
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         db_session.add(
             PlatformMembership(
                 platform_id=platform.id, user_id="auth0|1", approval_status=ApprovalStatus.APPROVED
@@ -157,7 +140,7 @@ class TestUser:
 class TestMemberships:
     async def test_one_membership_per_user_and_platform(self, db_session: AsyncSession):
         platform = await add_platform(db_session)
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         for status in (ApprovalStatus.PENDING, ApprovalStatus.APPROVED):
             db_session.add(
                 PlatformMembership(
@@ -179,7 +162,7 @@ class TestMemberships:
 
     async def test_database_refuses_an_unknown_status(self, db_session: AsyncSession):
         platform = await add_platform(db_session)
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         with pytest.raises(sa_exc.IntegrityError):
             await raw(
                 db_session,
@@ -205,7 +188,7 @@ class TestHistoryIsAppendOnly:
         session.add(
             Group(id="biocommons/group/tsi", name="Threatened Species Initiative", short_name="TSI")
         )
-        await add_user(session, "auth0|1", "a@example.org")
+        await db_user(session, "auth0|1", "a@example.org")
         membership = GroupMembership(
             group_id="biocommons/group/tsi",
             user_id="auth0|1",
@@ -234,7 +217,7 @@ class TestHistoryIsAppendOnly:
         await db_session.rollback()
 
     async def test_delete_is_refused(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         db_session.add(
             UserHistory(user_id="auth0|1", change=UserChange.EMAIL_UPDATE, email="a@example.org")
         )
@@ -251,7 +234,7 @@ class TestHistoryIsAppendOnly:
 
 class TestEmailChangeOtp:
     async def test_only_one_active_code_per_user(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         expires = datetime.now(UTC) + timedelta(minutes=10)
         first = EmailChangeOtp(
             user_id="auth0|1", target_email="new@example.org", otp_hash="h1", expires_at=expires
@@ -266,7 +249,7 @@ class TestEmailChangeOtp:
         await expect_integrity_error(db_session)
 
     async def test_a_voided_code_makes_room_for_a_new_one(self, db_session: AsyncSession):
-        await add_user(db_session, "auth0|1", "a@example.org")
+        await db_user(db_session, "auth0|1", "a@example.org")
         expires = datetime.now(UTC) + timedelta(minutes=10)
         first = EmailChangeOtp(
             user_id="auth0|1", target_email="new@example.org", otp_hash="h1", expires_at=expires

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.kit.http_security import SecurityHeadersMiddleware
-from tests.routers.test_me import add_catalog
+from tests.factories import add_catalog
 from tests.routers.test_registration import GOOD
 
 

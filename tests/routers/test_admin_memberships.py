@@ -17,8 +17,8 @@ from services.settings import Settings
 from services.sync.outbox_delivery import deliver_outbox
 from services.sync.runs import JobContext
 from tests.conftest import emulator_settings, make_settings, savepoint_sessions
+from tests.factories import make_gateway
 from tests.routers.admin_world import COHORT, GALAXY, TSI, admin, membership, url
-from tests.services.sync.conftest import make_gateway
 
 
 class TestPlatformDecisions:
@@ -205,7 +205,7 @@ class TestAuth0Down:
         await session.flush()
         connection = await session.connection()
         sessions = savepoint_sessions(connection)
-        gateway = make_gateway(emulator)
+        gateway = make_gateway(emulator, jobs=True)
         try:
             await deliver_outbox(JobContext(settings, pg_engine, sessions, gateway))
         finally:

@@ -4,7 +4,6 @@ the permission matrix over every admin endpoint."""
 import csv
 import io
 import secrets
-from datetime import timedelta
 
 import pytest
 from sqlmodel import select
@@ -12,7 +11,6 @@ from sqlmodel import select
 from db.base import utcnow
 from db.models import (
     EmailNotification,
-    GroupMembership,
     PlatformMembership,
     SyncRun,
     User,
@@ -20,56 +18,11 @@ from db.models import (
 )
 from db.types import ApprovalStatus, SyncRunStatus, UserChange
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from tests.factories import portal_user
 from tests.routers.admin_world import TSI, admin
 
 GALAXY_ADMIN = "biocommons/role/galaxy/admin"
 TSI_ADMIN = "biocommons/role/tsi/admin"
-
-
-async def add_user(
-    session,
-    emulator,
-    *,
-    name: str,
-    platforms: dict[str, ApprovalStatus] | None = None,
-    groups: dict[str, ApprovalStatus] | None = None,
-    verified: bool = True,
-    age_minutes: int = 0,
-    updated_by: str | None = None,
-) -> User:
-    """A user in Auth0 and here, with memberships."""
-    created = emulator.tenant.create_user(
-        {
-            "connection": DEFAULT_CONNECTION,
-            "email": f"{name}@example.org",
-            "username": name,
-            "password": "long-enough-1",
-            "email_verified": verified,
-        }
-    )
-    user = User(
-        id=created["user_id"],
-        email=created["email"],
-        username=name,
-        email_verified=verified,
-        connection=DEFAULT_CONNECTION,
-        created_at=utcnow() - timedelta(minutes=age_minutes),
-    )
-    session.add(user)
-    await session.flush()
-    for platform_id, status in (platforms or {}).items():
-        session.add(
-            PlatformMembership(
-                platform_id=platform_id,
-                user_id=user.id,
-                approval_status=status,
-                updated_by_id=updated_by,
-            )
-        )
-    for group_id, status in (groups or {}).items():
-        session.add(GroupMembership(group_id=group_id, user_id=user.id, approval_status=status))
-    await session.flush()
-    return user
 
 
 @pytest.fixture
@@ -77,14 +30,14 @@ async def people(session, emulator, world):
     """Four users: galaxy-pending, galaxy-approved+bpa, tsi-only (unverified), nobody's."""
     tag = secrets.token_hex(2)
     return {
-        "pending": await add_user(
+        "pending": await portal_user(
             session,
             emulator,
             name=f"pat{tag}",
             platforms={"galaxy": ApprovalStatus.PENDING},
             age_minutes=1,
         ),
-        "approved": await add_user(
+        "approved": await portal_user(
             session,
             emulator,
             name=f"alex{tag}",
@@ -94,7 +47,7 @@ async def people(session, emulator, world):
             },
             age_minutes=2,
         ),
-        "tsi": await add_user(
+        "tsi": await portal_user(
             session,
             emulator,
             name=f"tess{tag}",
@@ -102,7 +55,7 @@ async def people(session, emulator, world):
             verified=False,
             age_minutes=3,
         ),
-        "loner": await add_user(session, emulator, name=f"lone{tag}", age_minutes=4),
+        "loner": await portal_user(session, emulator, name=f"lone{tag}", age_minutes=4),
     }
 
 
@@ -153,8 +106,8 @@ class TestList:
         assert body[0]["platform_memberships"] == []
 
     async def test_updated_by_names_the_deciding_admin(self, client, session, emulator, world):
-        decider = await add_user(session, emulator, name=f"boss{secrets.token_hex(2)}")
-        subject = await add_user(
+        decider = await portal_user(session, emulator, name=f"boss{secrets.token_hex(2)}")
+        subject = await portal_user(
             session,
             emulator,
             name=f"subj{secrets.token_hex(2)}",
@@ -584,21 +537,21 @@ CALLERS = {
 async def targets(session, emulator, world):
     tag = secrets.token_hex(2)
     return {
-        "galaxy": await add_user(
+        "galaxy": await portal_user(
             session,
             emulator,
             name=f"gm{tag}",
             platforms={"galaxy": ApprovalStatus.APPROVED},
             verified=False,
         ),
-        "tsi": await add_user(
+        "tsi": await portal_user(
             session,
             emulator,
             name=f"tm{tag}",
             groups={TSI: ApprovalStatus.APPROVED},
             verified=False,
         ),
-        "loner": await add_user(session, emulator, name=f"nm{tag}", verified=False),
+        "loner": await portal_user(session, emulator, name=f"nm{tag}", verified=False),
     }
 
 

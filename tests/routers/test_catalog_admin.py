@@ -10,8 +10,8 @@ from db.types import ApprovalStatus
 from services.sync.role_import import sync_roles
 from services.sync.runs import JobContext
 from tests.conftest import savepoint_sessions
+from tests.factories import make_gateway
 from tests.routers.admin_world import admin, membership
-from tests.services.sync.conftest import make_gateway
 
 
 def new_id() -> str:
@@ -113,7 +113,7 @@ class TestPlatforms:
 
         # The roles sync owns only the links named after a platform; this one stays.
         connection = await session.connection()
-        gateway = make_gateway(emulator)
+        gateway = make_gateway(emulator, jobs=True)
         try:
             await sync_roles(
                 JobContext(settings, pg_engine, savepoint_sessions(connection), gateway)

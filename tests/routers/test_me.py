@@ -12,11 +12,9 @@ from db.engine import create_engine, create_session_factory
 from db.models import (
     Auth0Role,
     EmailNotification,
-    Group,
     GroupAdminRole,
     GroupMembership,
     GroupMembershipHistory,
-    Platform,
     PlatformMembership,
     User,
 )
@@ -27,48 +25,7 @@ from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from tests.clock import FakeClock
 from tests.conftest import emulator_settings, make_settings
-
-TSI = "biocommons/group/tsi"
-
-
-async def add_catalog(session: AsyncSession) -> None:
-    session.add_all(
-        [
-            Auth0Role(id="rol_galaxy", name="biocommons/platform/galaxy"),
-            Auth0Role(id="rol_bpa", name="biocommons/platform/bpa_data_portal"),
-            Auth0Role(id="rol_tsi", name=TSI),
-            Auth0Role(id="rol_cohort", name="biocommons/group/cohort"),
-        ]
-    )
-    await session.flush()
-    session.add_all(
-        [
-            Platform(id="galaxy", name="Galaxy Australia", access_role_id="rol_galaxy"),
-            Platform(id="bpa_data_portal", name="BPA Data Portal", access_role_id="rol_bpa"),
-            Group(
-                id=TSI,
-                name="Threatened Species Initiative",
-                short_name="TSI",
-                access_role_id="rol_tsi",
-            ),
-            Group(
-                id="biocommons/group/cohort",
-                name="Cohort Study",
-                short_name="CS",
-                access_role_id="rol_cohort",
-            ),
-        ]
-    )
-    await session.flush()
-
-
-async def add_user(session: AsyncSession, user_id: str, **fields: object) -> User:
-    user = User(
-        id=user_id, email=f"{user_id.split('|')[1]}@example.org", email_verified=True, **fields
-    )
-    session.add(user)
-    await session.flush()
-    return user
+from tests.factories import TSI, add_catalog, db_user
 
 
 def bearer(emulator: EmulatorServer, user_id: str, roles: Sequence[str] = ()) -> dict[str, str]:
@@ -80,7 +37,7 @@ def bearer(emulator: EmulatorServer, user_id: str, roles: Sequence[str] = ()) ->
 @pytest.fixture
 async def member(session: AsyncSession) -> User:
     await add_catalog(session)
-    user = await add_user(
+    user = await db_user(
         session, "auth0|member", username="member", given_name="Mem", name="Mem Ber"
     )
     session.add_all(
@@ -412,7 +369,7 @@ async def test_two_identical_requests_at_once_make_one_row(
     try:
         async with create_session_factory(engine)() as session:
             await add_catalog(session)
-            await add_user(session, "auth0|racer")
+            await db_user(session, "auth0|racer")
             await session.commit()
         app = create_app(make_settings(scratch_db, **emulator_settings(emulator)))
         async with LifespanManager(app) as manager:
@@ -533,7 +490,7 @@ class TestGroupAdminsLookup:
         clock: FakeClock,
     ):
         add_cohort_admin(emulator, await link_admin_role(session, emulator))
-        requesters = [member] + [await add_user(session, f"auth0|asker{i}") for i in (1, 2)]
+        requesters = [member] + [await db_user(session, f"auth0|asker{i}") for i in (1, 2)]
         lookups = "GET /api/v2/roles/{id}/users"
 
         async def request(user: User) -> None:

@@ -22,7 +22,7 @@ from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from tests.conftest import client_address
-from tests.routers.test_me import add_catalog
+from tests.factories import add_catalog
 
 GOOD = {
     "first_name": "Ada",

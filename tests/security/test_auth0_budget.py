@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import User
 from scripts.auth0_emulator.server import EmulatorServer
 from services.errors import ServiceUnavailable
-from tests.services.sync.conftest import make_gateway
+from tests.factories import make_gateway
 
 BY_EMAIL = "GET /api/v2/users-by-email"
 
@@ -28,7 +28,13 @@ async def test_anonymous_calls_get_their_own_small_share(emulator: EmulatorServe
         }
     )
     gateway = make_gateway(
-        emulator, rps=2.0, burst=2, max_wait_s=3.0, anonymous_share=0.25, max_retries=0
+        emulator,
+        jobs=True,
+        rps=2.0,
+        burst=2,
+        max_wait_s=3.0,
+        anonymous_share=0.25,
+        max_retries=0,
     )
     try:
         await gateway.get_user(user["user_id"])  # a token in hand, as in a running API
@@ -55,7 +61,7 @@ async def test_anonymous_calls_get_their_own_small_share(emulator: EmulatorServe
 
 
 async def test_no_request_waits_longer_than_the_limit_for_a_turn(emulator: EmulatorServer):
-    gateway = make_gateway(emulator, rps=2.0, burst=2, max_wait_s=2.0, max_retries=0)
+    gateway = make_gateway(emulator, rps=2.0, burst=2, max_wait_s=2.0, max_retries=0, jobs=True)
     try:
         started = time.monotonic()
         outcomes = await asyncio.gather(

@@ -15,29 +15,12 @@ from services.auth0 import Auth0Gateway
 from services.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, UpstreamError
 from services.settings import Settings
 from tests.clock import FakeClock
-
-
-def make_gateway(
-    base_url: str, server: EmulatorServer | None = None, **options: object
-) -> Auth0Gateway:
-    defaults: dict[str, object] = {
-        "rps": 1000.0,
-        "max_retries": 4,
-        "backoff_base_s": 0.01,
-        "max_wait_s": 5.0,
-    }
-    defaults.update(options)
-    return Auth0Gateway(
-        base_url=base_url,
-        client_id=server.tenant.management_client_id if server else "dev-management-client",
-        client_secret=server.tenant.management_client_secret if server else "dev-management-secret",
-        **defaults,  # type: ignore[arg-type]
-    )
+from tests.factories import auth0_users, make_gateway
 
 
 @pytest.fixture
 async def gateway(emulator: EmulatorServer) -> AsyncIterator[Auth0Gateway]:
-    gateway = make_gateway(emulator.base_url, emulator)
+    gateway = make_gateway(emulator)
     yield gateway
     await gateway.aclose()
 
@@ -46,27 +29,11 @@ def requests_to(emulator: EmulatorServer, key: str) -> int:
     return emulator.state.requests.get(key, 0)
 
 
-def add_users(emulator: EmulatorServer, count: int, prefix: str | None = None) -> list[str]:
-    prefix = prefix or secrets.token_hex(3)
-    ids = []
-    for index in range(count):
-        user = emulator.tenant.create_user(
-            {
-                "connection": DEFAULT_CONNECTION,
-                "user_id": f"{prefix}{index:05d}",
-                "email": f"{prefix}.{index}@example.org",
-                "password": "long-enough-1",
-            }
-        )
-        ids.append(user["user_id"])
-    return ids
-
-
 class TestToken:
     async def test_one_token_fetch_serves_concurrent_calls(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         issued_before = emulator.tenant.management_tokens_issued
         results = await asyncio.gather(*(gateway.get_user(user_id) for _ in range(25)))
         assert {r["user_id"] for r in results} == {user_id}
@@ -74,10 +41,10 @@ class TestToken:
         assert emulator.tenant.management_tokens_issued == issued_before + 1
 
     async def test_token_is_refreshed_before_it_expires(self, emulator: EmulatorServer):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         emulator.tenant.management_token_ttl_s = 120  # refreshed 60 s before it expires
         clock = FakeClock()
-        gateway = make_gateway(emulator.base_url, emulator, clock=clock, sleep=clock.sleep)
+        gateway = make_gateway(emulator, clock=clock, sleep=clock.sleep)
         try:
             await gateway.get_user(user_id)
             clock.advance(59)
@@ -92,7 +59,7 @@ class TestToken:
     async def test_a_rejected_token_is_replaced_once(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         await gateway.get_user(user_id)
         old_keys = emulator.tenant.keys
         emulator.tenant.rotate_keys(keep_old=False)  # every token issued so far is now invalid
@@ -124,8 +91,8 @@ class TestPaging:
     ):
         with EmulatorServer(audience="https://api.test") as server:
             server.state.faults.export_delay_s = 0.05
-            ids = add_users(server, 1500, prefix="bulk")
-            gateway = make_gateway(server.base_url, server)
+            ids = auth0_users(server, 1500, prefix="bulk")
+            gateway = make_gateway(server)
             try:
                 with pytest.raises(BadRequest, match="1000"):
                     await gateway.list_users_page(page=10, per_page=100)
@@ -144,8 +111,8 @@ class TestPaging:
 
     async def test_paged_listing_returns_every_user_up_to_the_cap(self):
         with EmulatorServer(audience="https://api.test") as server:
-            ids = add_users(server, 250, prefix="page")
-            gateway = make_gateway(server.base_url, server)
+            ids = auth0_users(server, 250, prefix="page")
+            gateway = make_gateway(server)
             try:
                 listed = [u["user_id"] async for u in gateway.iter_users(per_page=100)]
             finally:
@@ -156,10 +123,10 @@ class TestPaging:
     async def test_role_members_use_checkpoint_paging_past_1000(self):
         with EmulatorServer(audience="https://api.test") as server:
             role = server.tenant.create_role("biocommons/platform/galaxy")
-            ids = add_users(server, 1234, prefix="member")
+            ids = auth0_users(server, 1234, prefix="member")
             for user_id in ids:
                 server.tenant.assign_roles(user_id, [role["id"]])
-            gateway = make_gateway(server.base_url, server)
+            gateway = make_gateway(server)
             try:
                 members = [
                     m["user_id"] async for m in gateway.iter_role_members(role["id"], take=100)
@@ -190,7 +157,7 @@ class TestRateLimits:
     async def test_429s_are_waited_out_using_the_reset_header(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         await gateway.get_user(user_id)  # token fetched outside the measured window
         emulator.state.set_rate_limit("free")  # burst 2, 2 requests/s
         started = time.monotonic()
@@ -202,8 +169,8 @@ class TestRateLimits:
         assert elapsed >= 1.0  # it really waited for the bucket to refill
 
     async def test_a_wait_longer_than_allowed_fails_fast_with_503(self, emulator: EmulatorServer):
-        (user_id,) = add_users(emulator, 1)
-        gateway = make_gateway(emulator.base_url, emulator, max_wait_s=0.0)
+        (user_id,) = auth0_users(emulator, 1)
+        gateway = make_gateway(emulator, max_wait_s=0.0)
         try:
             await gateway.get_user(user_id)
             emulator.state.set_rate_limit("free")
@@ -218,7 +185,7 @@ class TestRateLimits:
 
 class TestRetries:
     async def test_transient_5xx_are_retried(self, gateway: Auth0Gateway, emulator: EmulatorServer):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         await gateway.get_user(user_id)
         emulator.state.faults.error_rate = 0.4
         emulator.state.faults._random.seed(1)
@@ -230,7 +197,7 @@ class TestRetries:
     async def test_persistent_5xx_gives_503_after_bounded_attempts(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         await gateway.get_user(user_id)
         before = requests_to(emulator, "GET /api/v2/users/{id}")
         emulator.state.faults.down = True
@@ -264,8 +231,8 @@ async def tripped(
     emulator: EmulatorServer, **options: object
 ) -> AsyncIterator[tuple[Auth0Gateway, str]]:
     """A gateway whose circuit has just opened (Auth0 down), and a user it knows."""
-    (user_id,) = add_users(emulator, 1)
-    gateway = make_gateway(emulator.base_url, emulator, **options)
+    (user_id,) = auth0_users(emulator, 1)
+    gateway = make_gateway(emulator, **options)
     try:
         await gateway.get_user(user_id)
         emulator.state.faults.down = True
@@ -336,7 +303,7 @@ class TestCircuitBreaker:
     async def test_answers_that_are_not_outages_do_not_open_it(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         for _ in range(3 * gateway.breaker.threshold):
             with pytest.raises(NotFound):
                 await gateway.get_user("auth0|nobody")
@@ -349,8 +316,8 @@ class TestCircuitBreaker:
         assert gateway.breaker.opened == 1
 
     async def test_threshold_zero_keeps_retrying_every_call(self, emulator: EmulatorServer):
-        (user_id,) = add_users(emulator, 1)
-        gateway = make_gateway(emulator.base_url, emulator, max_retries=2, breaker_threshold=0)
+        (user_id,) = auth0_users(emulator, 1)
+        gateway = make_gateway(emulator, max_retries=2, breaker_threshold=0)
         try:
             await gateway.get_user(user_id)
             emulator.state.faults.down = True
@@ -410,7 +377,7 @@ class TestUsersAndRoles:
     async def test_update_then_conflicting_update(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        first, second = add_users(emulator, 2)
+        first, second = auth0_users(emulator, 2)
         updated = await gateway.update_user(first, given_name="Ada", blocked=True)
         assert (updated["given_name"], updated["blocked"]) == ("Ada", True)
         taken = emulator.tenant.get_user(second)["email"]
@@ -421,7 +388,7 @@ class TestUsersAndRoles:
     async def test_assign_list_and_remove_roles(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         roles = {r["name"]: r["id"] for r in await gateway.list_roles()}
         galaxy, tsi = roles["biocommons/platform/galaxy"], roles["biocommons/group/tsi"]
         await gateway.assign_roles(user_id, [galaxy, tsi])
@@ -435,7 +402,7 @@ class TestUsersAndRoles:
     async def test_refresh_tokens_verification_email_and_password_ticket(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
+        (user_id,) = auth0_users(emulator, 1)
         await gateway.revoke_refresh_tokens(user_id)
         await gateway.send_verification_email(user_id)
         ticket = await gateway.password_change_ticket(
@@ -463,8 +430,8 @@ class TestRequestDeadline:
     async def test_a_call_past_the_deadline_is_a_503_and_bounded_blocks_share_one(
         self, emulator: EmulatorServer
     ):
-        (user_id,) = add_users(emulator, 1)
-        gateway = make_gateway(emulator.base_url, emulator, deadline_s=0.75)
+        (user_id,) = auth0_users(emulator, 1)
+        gateway = make_gateway(emulator, deadline_s=0.75)
         try:
             await gateway.get_user(user_id)  # the token, fetched outside the deadlines
             emulator.state.faults.latency_ms = 300

@@ -6,7 +6,7 @@ import pytest
 from scripts.auth0_emulator.server import EmulatorServer
 from services.errors import ServiceUnavailable
 from services.identity.live_roles import LiveRoles
-from tests.services.sync.conftest import make_gateway
+from tests.factories import make_gateway
 
 
 class Clock:
@@ -28,7 +28,7 @@ async def test_a_removed_role_is_seen_within_a_minute_outage_or_not(emulator: Em
     )
     tenant.grant_roles(user["user_id"], ["Admin"])
     clock = Clock()
-    gateway = make_gateway(emulator, max_retries=0)
+    gateway = make_gateway(emulator, max_retries=0, jobs=True)
     try:
         roles = LiveRoles(gateway, 30.0, clock=clock)
         assert await roles.of(user["user_id"]) == {"Admin"}
@@ -55,7 +55,7 @@ async def test_a_removed_role_is_seen_within_a_minute_outage_or_not(emulator: Em
 
 
 async def test_a_user_auth0_does_not_know_holds_nothing(emulator: EmulatorServer):
-    gateway = make_gateway(emulator)
+    gateway = make_gateway(emulator, jobs=True)
     try:
         assert await LiveRoles(gateway, 30.0).of("auth0|nobody") == frozenset()
     finally:

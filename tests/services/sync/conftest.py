@@ -12,11 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.engine import create_engine, create_session_factory
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
-from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION, Tenant
-from services.auth0 import Auth0Gateway
 from services.settings import Settings
 from services.sync.runs import JobContext
 from tests.conftest import TEST_AUDIENCE, make_settings, savepoint_sessions
+from tests.factories import make_gateway
 
 
 @pytest.fixture
@@ -39,23 +38,6 @@ def sync_settings(db_url: URL, server: EmulatorServer, **overrides: Any) -> Sett
     return make_settings(db_url, **values)
 
 
-def make_gateway(server: EmulatorServer, **options: Any) -> Auth0Gateway:
-    defaults: dict[str, Any] = {
-        "rps": 1000.0,
-        "burst": 1000,
-        "max_retries": 6,
-        "backoff_base_s": 0.01,
-        "max_wait_s": 10.0,
-        "breaker_threshold": 0,  # as run_scheduler.py builds the jobs' gateway
-    }
-    return Auth0Gateway(
-        base_url=server.base_url,
-        client_id=server.tenant.management_client_id,
-        client_secret=server.tenant.management_client_secret,
-        **{**defaults, **options},
-    )
-
-
 @pytest.fixture
 async def sync_ctx(
     session: AsyncSession, pg_engine: AsyncEngine, pg_url: URL, tenant_server: EmulatorServer
@@ -63,7 +45,7 @@ async def sync_ctx(
     """Jobs commit as they would in production; here each commit is a savepoint of the test."""
     connection = await session.connection()
     sessions = savepoint_sessions(connection)
-    gateway = make_gateway(tenant_server)
+    gateway = make_gateway(tenant_server, jobs=True)
     yield JobContext(
         settings=sync_settings(pg_url, tenant_server),
         engine=pg_engine,
@@ -76,7 +58,7 @@ async def sync_ctx(
 @pytest.fixture
 async def scratch_ctx(scratch_db: URL, tenant_server: EmulatorServer) -> AsyncIterator[JobContext]:
     engine = create_engine(scratch_db, process="tests")
-    gateway = make_gateway(tenant_server)
+    gateway = make_gateway(tenant_server, jobs=True)
     yield JobContext(
         settings=sync_settings(scratch_db, tenant_server),
         engine=engine,
@@ -85,24 +67,3 @@ async def scratch_ctx(scratch_db: URL, tenant_server: EmulatorServer) -> AsyncIt
     )
     await gateway.aclose()
     await engine.dispose()
-
-
-def add_user(tenant: Tenant, local_id: str, *, roles: list[str] = (), **fields: Any) -> str:  # type: ignore[assignment]
-    user = tenant.create_user(
-        {
-            "connection": DEFAULT_CONNECTION,
-            "user_id": local_id,
-            "email": fields.pop("email", f"{local_id}@example.org"),
-            "username": fields.pop("username", local_id),
-            "password": "long-enough-1",
-            **fields,
-        }
-    )
-    role_ids = []
-    for name in roles:
-        role = tenant.role_by_name(name)
-        assert role is not None, name
-        role_ids.append(role["id"])
-    if role_ids:
-        tenant.assign_roles(user["user_id"], role_ids)
-    return str(user["user_id"])

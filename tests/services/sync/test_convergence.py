@@ -28,7 +28,8 @@ from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import Tenant
 from services.sync.runs import JobContext
 from tests.conftest import TEST_AUDIENCE, savepoint_sessions
-from tests.services.sync.conftest import add_user, make_gateway, sync_settings
+from tests.factories import auth0_user, make_gateway
+from tests.services.sync.conftest import sync_settings
 from tests.services.sync.helpers import approved, full_sync, live_users, revoked
 
 ROLES = [
@@ -67,7 +68,7 @@ class Model:
 
     def new_user(self, roles: list[int], blocked: bool = False) -> None:
         n = self.fresh()
-        user_id = add_user(self.tenant, f"p{n}", blocked=blocked)
+        user_id = auth0_user(self.tenant, f"p{n}", blocked=blocked)
         if roles:
             self.tenant.assign_roles(user_id, [self.role_id(r) for r in roles])
 
@@ -145,7 +146,7 @@ async def test_sync_converges_for_random_tenants_and_mutations(
             for roles, blocked in initial:
                 model.new_user(roles, blocked=blocked)
             sessions = savepoint_sessions(connection)
-            gateway = make_gateway(server)
+            gateway = make_gateway(server, jobs=True)
             ctx = JobContext(sync_settings(pg_url, server), pg_engine, sessions, gateway)
             try:
                 runs = await full_sync(ctx)
@@ -225,7 +226,7 @@ async def test_scheduler_killed_mid_run_loses_nothing_and_the_next_run_converges
     for index in range(120):
         model.new_user([index % 4])
     engine = create_engine(scratch_db, process="tests")
-    gateway = make_gateway(tenant_server)
+    gateway = make_gateway(tenant_server, jobs=True)
     ctx = JobContext(
         sync_settings(scratch_db, tenant_server), engine, create_session_factory(engine), gateway
     )

@@ -9,7 +9,7 @@ from db.types import ApprovalStatus, OutboxOperation, OutboxStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.member_import import Target, apply_target
 from services.sync.runs import JobContext
-from tests.services.sync.conftest import add_user
+from tests.factories import auth0_user
 from tests.services.sync.helpers import approved, full_sync, sync
 
 GALAXY = "biocommons/platform/galaxy"
@@ -32,8 +32,8 @@ async def membership(
 async def test_role_holders_become_approved_members_with_history(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice", roles=[GALAXY, TSI])
-    bob = add_user(tenant_server.tenant, "bob", roles=[GALAXY])
+    alice = auth0_user(tenant_server.tenant, "alice", roles=[GALAXY, TSI])
+    bob = auth0_user(tenant_server.tenant, "bob", roles=[GALAXY])
     runs = await full_sync(sync_ctx)
     assert all(run.status.value == "succeeded" for run in runs), [run.error for run in runs]
     assert await approved(session) == {(GALAXY, alice), (TSI, alice), (GALAXY, bob)}
@@ -57,7 +57,7 @@ async def test_removed_role_revokes_and_keeps_history(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     tenant = tenant_server.tenant
-    alice = add_user(tenant, "alice", roles=[GALAXY])
+    alice = auth0_user(tenant, "alice", roles=[GALAXY])
     await full_sync(sync_ctx)
     galaxy_role = tenant.role_by_name(GALAXY)
     assert galaxy_role is not None
@@ -86,7 +86,7 @@ async def test_removed_role_revokes_and_keeps_history(
 async def test_pending_and_rejected_rows_without_the_role_are_left_alone(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     session.add(
         PlatformMembership(
@@ -106,7 +106,7 @@ async def test_pending_outbox_operation_blocks_the_flip(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     """An admin approved in the portal; the grant has not reached Auth0 yet."""
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
     session.add(
@@ -129,7 +129,7 @@ async def test_pending_outbox_operation_blocks_the_flip(
 async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
     read_at = utcnow() - timedelta(seconds=5)
@@ -160,7 +160,7 @@ async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
 async def test_membership_changed_after_the_read_is_not_flipped(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
     read_at = utcnow() - timedelta(seconds=30)
@@ -184,7 +184,7 @@ async def test_members_not_yet_synced_are_counted_not_invented(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     await sync(sync_ctx, "sync.roles", "sync.users.full")
-    add_user(tenant_server.tenant, "late", roles=[GALAXY])
+    auth0_user(tenant_server.tenant, "late", roles=[GALAXY])
     (run,) = await sync(sync_ctx, "sync.memberships")
     assert run.counts["members_without_user"] == 1
     assert await approved(session) == set()
@@ -192,7 +192,7 @@ async def test_members_not_yet_synced_are_counted_not_invented(
 
 async def test_no_per_user_auth0_calls(sync_ctx: JobContext, tenant_server: EmulatorServer):
     for index in range(250):
-        add_user(tenant_server.tenant, f"p{index:03d}", roles=[GALAXY])
+        auth0_user(tenant_server.tenant, f"p{index:03d}", roles=[GALAXY])
     await sync(sync_ctx, "sync.roles", "sync.users.full")
     before = dict(tenant_server.state.requests)
     (run,) = await sync(sync_ctx, "sync.memberships")

@@ -5,7 +5,7 @@ from db.models import Auth0OutboxEntry, Auth0Role
 from db.types import OutboxOperation, OutboxStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.runs import JobContext
-from tests.services.sync.conftest import add_user
+from tests.factories import auth0_user
 from tests.services.sync.helpers import full_sync, sync
 
 
@@ -22,7 +22,7 @@ async def queue(
 async def test_grants_and_revokes_reach_auth0(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice", roles=["biocommons/group/tsi"])
+    alice = auth0_user(tenant_server.tenant, "alice", roles=["biocommons/group/tsi"])
     await full_sync(sync_ctx)
     grant = await queue(session, alice, "biocommons/platform/galaxy", OutboxOperation.GRANT_ROLE)
     revoke = await queue(session, alice, "biocommons/group/tsi", OutboxOperation.REVOKE_ROLE)
@@ -38,7 +38,7 @@ async def test_grants_and_revokes_reach_auth0(
 async def test_auth0_outage_is_retried_later_then_fails_visibly(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     entry = await queue(session, alice, "biocommons/platform/galaxy", OutboxOperation.GRANT_ROLE)
     tenant_server.state.faults.down = True
@@ -62,7 +62,7 @@ async def test_auth0_outage_is_retried_later_then_fails_visibly(
 async def test_a_deleted_user_fails_at_once(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    alice = add_user(tenant_server.tenant, "alice")
+    alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
     entry = await queue(session, alice, "biocommons/platform/galaxy", OutboxOperation.GRANT_ROLE)
     tenant_server.tenant.delete_user(alice)

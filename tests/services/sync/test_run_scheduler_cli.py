@@ -14,8 +14,8 @@ from db.models import SyncRun, User
 from db.types import SyncRunStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from tests.conftest import TEST_AUDIENCE
+from tests.factories import auth0_user
 from tests.processes import run_python
-from tests.services.sync.conftest import add_user
 
 
 def environment(db: URL, server: EmulatorServer, **extra: str) -> dict[str, str]:
@@ -46,7 +46,7 @@ async def runs_of(db: URL) -> list[SyncRun]:
 async def test_immediate_runs_every_job_in_order(
     scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
 ):
-    add_user(tenant_server.tenant, "cli", roles=["biocommons/platform/galaxy"])
+    auth0_user(tenant_server.tenant, "cli", roles=["biocommons/platform/galaxy"])
     code, output = await run_cli(repo_root, environment(scratch_db, tenant_server), "--immediate")
     assert code == 0, output
     assert [run.job for run in await runs_of(scratch_db)] == [
@@ -78,7 +78,7 @@ async def test_immediate_exits_non_zero_when_a_job_fails(
 async def test_dry_run_prints_and_writes_nothing(
     scratch_db: URL, tenant_server: EmulatorServer, repo_root: Path
 ):
-    add_user(tenant_server.tenant, "dry")
+    auth0_user(tenant_server.tenant, "dry")
     code, output = await run_cli(
         repo_root, environment(scratch_db, tenant_server), "--job", "sync.users.full", "--dry-run"
     )

@@ -12,7 +12,8 @@ from db.types import SyncRunStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.jobs import JOBS_BY_NAME, select_jobs
 from services.sync.runs import JobContext, job_lock, lock_key, run_job
-from tests.services.sync.conftest import add_user, make_gateway, sync_settings
+from tests.factories import auth0_user, make_gateway
+from tests.services.sync.conftest import sync_settings
 from tests.services.sync.helpers import sync
 
 
@@ -40,7 +41,7 @@ async def test_a_failing_job_is_recorded_not_raised(
 async def test_dry_run_reports_and_writes_nothing(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    add_user(tenant_server.tenant, "dry")
+    auth0_user(tenant_server.tenant, "dry")
     sync_ctx.dry_run = True
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert run.counts["created"] == 1
@@ -92,7 +93,7 @@ async def test_two_schedulers_run_each_job_body_once(
     scratch_db: URL, tenant_server: EmulatorServer
 ):
     for index in range(30):
-        add_user(tenant_server.tenant, f"twin{index}", roles=["biocommons/platform/galaxy"])
+        auth0_user(tenant_server.tenant, f"twin{index}", roles=["biocommons/platform/galaxy"])
     tenant_server.state.faults.latency_ms = 20  # long enough for the runs to overlap
     contexts = []
     for process in ("scheduler-a", "scheduler-b"):
@@ -102,7 +103,7 @@ async def test_two_schedulers_run_each_job_body_once(
                 sync_settings(scratch_db, tenant_server),
                 engine,
                 create_session_factory(engine),
-                make_gateway(tenant_server),
+                make_gateway(tenant_server, jobs=True),
             )
         )
     try:

@@ -4,7 +4,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.models import User, UserHistory
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.runs import JobContext
-from tests.services.sync.conftest import add_user
+from tests.factories import auth0_user
 from tests.services.sync.helpers import live_users, sync
 
 
@@ -21,7 +21,7 @@ async def test_first_sync_creates_and_second_changes_nothing(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     for index in range(5):
-        add_user(tenant_server.tenant, f"u{index}", given_name=f"G{index}")
+        auth0_user(tenant_server.tenant, f"u{index}", given_name=f"G{index}")
     (first,) = await sync(sync_ctx, "sync.users.full")
     assert (first.counts["created"], first.counts["source"]) == (5, "export")
     assert first.counts["auth0_requests"] == 1  # the export job, finished at once by the emulator
@@ -39,7 +39,7 @@ async def test_first_sync_creates_and_second_changes_nothing(
 async def test_email_and_username_changes_write_history(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    user_id = add_user(tenant_server.tenant, "changer")
+    user_id = auth0_user(tenant_server.tenant, "changer")
     await sync(sync_ctx, "sync.users.full")
     tenant_server.tenant.update_user(user_id, {"email": "new@example.org", "username": "renamed"})
     (run,) = await sync(sync_ctx, "sync.users.full")
@@ -55,7 +55,7 @@ async def test_email_and_username_changes_write_history(
 async def test_blocked_is_soft_deleted_and_unblocked_restored(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    user_id = add_user(tenant_server.tenant, "blocky")
+    user_id = auth0_user(tenant_server.tenant, "blocky")
     await sync(sync_ctx, "sync.users.full")
     tenant_server.tenant.update_user(user_id, {"blocked": True})
     (blocked,) = await sync(sync_ctx, "sync.users.full")
@@ -76,14 +76,14 @@ async def test_colliding_email_is_skipped_and_reported_without_aborting(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     tenant = tenant_server.tenant
-    add_user(tenant, "first", email="shared@example.org")
-    add_user(tenant, "bystander")
+    auth0_user(tenant, "first", email="shared@example.org")
+    auth0_user(tenant, "bystander")
     await sync(sync_ctx, "sync.users.full")
     # Another connection (a social login) with the same address, in other case.
     tenant.create_user(
         {"connection": "google-oauth2", "user_id": "g123", "email": "Shared@Example.org"}
     )
-    add_user(tenant, "latecomer")
+    auth0_user(tenant, "latecomer")
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert run.status.value == "succeeded"
     assert run.counts["conflicts"] == 1
@@ -96,7 +96,7 @@ async def test_colliding_email_is_skipped_and_reported_without_aborting(
 async def test_users_gone_from_auth0_are_soft_deleted_after_a_404(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    ids = [add_user(tenant_server.tenant, f"d{index}") for index in range(4)]
+    ids = [auth0_user(tenant_server.tenant, f"d{index}") for index in range(4)]
     await sync(sync_ctx, "sync.users.full")
     tenant_server.tenant.delete_user(ids[0])
     (run,) = await sync(sync_ctx, "sync.users.full")
@@ -112,7 +112,7 @@ async def test_users_gone_from_auth0_are_soft_deleted_after_a_404(
 async def test_too_many_absent_users_stops_and_deletes_nobody(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    ids = [add_user(tenant_server.tenant, f"m{index}") for index in range(10)]
+    ids = [auth0_user(tenant_server.tenant, f"m{index}") for index in range(10)]
     await sync(sync_ctx, "sync.users.full")
     for user_id in ids[:5]:
         tenant_server.tenant.delete_user(user_id)
@@ -126,7 +126,7 @@ async def test_too_many_absent_users_stops_and_deletes_nobody(
 async def test_failed_export_changes_nothing(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    ids = [add_user(tenant_server.tenant, f"e{index}") for index in range(3)]
+    ids = [auth0_user(tenant_server.tenant, f"e{index}") for index in range(3)]
     await sync(sync_ctx, "sync.users.full")
     tenant_server.tenant.delete_user(ids[0])
     tenant_server.state.faults.fail_exports = True
@@ -141,7 +141,7 @@ async def test_free_plan_without_export_uses_the_listing(
     sync_ctx: JobContext, tenant_server: EmulatorServer
 ):
     tenant_server.state.faults.exports_enabled = False
-    add_user(tenant_server.tenant, "free")
+    auth0_user(tenant_server.tenant, "free")
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert (run.status.value, run.counts["source"], run.counts["created"]) == (
         "succeeded",
@@ -151,7 +151,7 @@ async def test_free_plan_without_export_uses_the_listing(
 
 
 async def test_listing_is_used_when_asked(sync_ctx: JobContext, tenant_server: EmulatorServer):
-    add_user(tenant_server.tenant, "listed")
+    auth0_user(tenant_server.tenant, "listed")
     sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_user_source": "list"})
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert (run.counts["source"], run.counts["created"]) == ("list", 1)
@@ -162,7 +162,7 @@ async def test_a_tenant_too_big_to_list_without_export_stops(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
     for index in range(1001):
-        add_user(tenant_server.tenant, f"big{index:04d}")
+        auth0_user(tenant_server.tenant, f"big{index:04d}")
     tenant_server.state.faults.exports_enabled = False
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert run.status.value == "failed"
@@ -173,10 +173,10 @@ async def test_a_tenant_too_big_to_list_without_export_stops(
 async def test_incremental_picks_up_recent_changes(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    user_id = add_user(tenant_server.tenant, "inc")
+    user_id = auth0_user(tenant_server.tenant, "inc")
     await sync(sync_ctx, "sync.users.full")
     tenant_server.tenant.update_user(user_id, {"given_name": "Changed"})
-    newcomer = add_user(tenant_server.tenant, "newcomer")
+    newcomer = auth0_user(tenant_server.tenant, "newcomer")
     (run,) = await sync(sync_ctx, "sync.users.incremental")
     assert run.status.value == "succeeded", run.error
     assert run.counts["fetched"] == 2
@@ -188,10 +188,10 @@ async def test_incremental_picks_up_recent_changes(
 async def test_incremental_splits_windows_over_the_1000_cap(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
-    add_user(tenant_server.tenant, "seed")
+    auth0_user(tenant_server.tenant, "seed")
     await sync(sync_ctx, "sync.users.full")
     for index in range(1100):
-        add_user(tenant_server.tenant, f"bulk{index:05d}")
+        auth0_user(tenant_server.tenant, f"bulk{index:05d}")
     (run,) = await sync(sync_ctx, "sync.users.incremental")
     assert run.status.value == "succeeded", run.error
     assert run.counts["windows_split"] >= 1
@@ -210,8 +210,8 @@ async def test_a_rename_in_auth0_to_a_name_someone_held_is_reported_not_applied(
 ):
     """Auth0 does not know who held a name before; the sync does, and keeps it theirs."""
     tenant = tenant_server.tenant
-    first = add_user(tenant, "first", username="kept_name")
-    other = add_user(tenant, "other", username="other_name")
+    first = auth0_user(tenant, "first", username="kept_name")
+    other = auth0_user(tenant, "other", username="other_name")
     await sync(sync_ctx, "sync.users.full")
     tenant.update_user(first, {"username": "first_renamed"})
     await sync(sync_ctx, "sync.users.full")

@@ -48,7 +48,7 @@ from tests.conftest import (
     make_settings,
     savepoint_sessions,
 )
-from tests.services.sync.conftest import make_gateway
+from tests.factories import make_gateway
 from tests.services.sync.helpers import sync
 
 NAMES = ["ada", "bo", "Ada"]  # "Ada" and "ada" are one name: collisions are the rule
@@ -251,7 +251,7 @@ async def test_identity_invariants_hold_on_every_path(
             server.tenant.grant_roles(admin["user_id"], ["Admin"])
             admin_token = server.tenant.mint_access_token(admin["user_id"])
             settings_ = make_settings(pg_url, **emulator_settings(server))
-            gateway = make_gateway(server)
+            gateway = make_gateway(server, jobs=True)
             ctx = JobContext(settings_, pg_engine, sessions, gateway)
             try:
                 (roles,) = await sync(ctx, "sync.roles")
