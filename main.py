@@ -146,7 +146,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     """Every error the database driver raises, sorted once: bad input (400), the database
     unavailable (503), or a bug (500)."""
     orig = getattr(exc, "orig", None)
-    state = str(getattr(orig, "sqlstate", None) or getattr(orig.__cause__, "sqlstate", "") or "")
+    cause = getattr(orig, "__cause__", None)
+    state = str(getattr(orig, "sqlstate", None) or getattr(cause, "sqlstate", "") or "")
     if state in UNSTORABLE_TEXT:
         return JSONResponse(
             {

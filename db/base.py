@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -104,6 +104,10 @@ def enum_column(enum_cls: type, *, nullable: bool = False, index: bool = False, 
 
 class TableBase(SQLModel):
     """Base for every table model in this package."""
+
+    if TYPE_CHECKING:
+        # SQLAlchemy sets it on every table model; SQLModel's types do not say so.
+        __table__: ClassVar[sa.Table]
 
 
 # 64-bit ids on Postgres; SQLite's rowid alias must be exactly INTEGER to autoincrement.

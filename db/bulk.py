@@ -1,7 +1,7 @@
 """Small set-based helpers that work on both PostgreSQL and SQLite."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -9,6 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 BATCH = 5000
+
+
+def affected(result: sa.Result[Any]) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched (the driver's count; 0 when it has none).
+    `Session.execute` is typed as returning a plain Result; DML gives a CursorResult."""
+    return max(cast(sa.CursorResult[Any], result).rowcount or 0, 0)
 
 
 def dialect_insert(bind: AsyncSession | AsyncEngine, table: sa.Table) -> Any:
@@ -42,7 +48,7 @@ async def upsert(
             where=changed(table, excluded, update),
         )
         result = await session.execute(statement)
-        written += max(result.rowcount or 0, 0)
+        written += affected(result)
     return written
 
 
@@ -71,7 +77,7 @@ async def bulk_load(session: AsyncSession, table: sa.Table, rows: Sequence[dict[
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     records = [tuple(row.get(name) for name in columns) for row in rows]
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]
+    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]  # asyncpg's connection on Postgres
 
 
 async def create_stage(

@@ -18,6 +18,7 @@ one-off migration task, sharing one RDS Postgres.
 
 import json
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import (
@@ -88,9 +89,9 @@ RDS_CA_BUNDLE = "/etc/ssl/rds/global-bundle.pem"
 
 class AaiBackendStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, config: EnvConfig, **kwargs: object
+        self, scope: Construct, construct_id: str, config: EnvConfig, **kwargs: Any
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, **kwargs)
         self.config = config
         cdk.Tags.of(self).add("service", "aai-backend")
         cdk.Tags.of(self).add("environment", config.name)

@@ -6,7 +6,7 @@ The URL comes from (first match) the URL handed over by `db.migrations.alembic_c
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
@@ -40,7 +40,7 @@ def _database_url() -> sa.engine.URL:
     return get_settings().database_url
 
 
-def _render_item(type_: str, obj: Any, _autogen_context: AutogenContext) -> str | bool:
+def _render_item(type_: str, obj: Any, _autogen_context: AutogenContext) -> str | Literal[False]:
     """Render project column types as plain SQLAlchemy types, so revisions don't import app code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

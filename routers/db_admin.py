@@ -27,7 +27,7 @@ def mount(app: FastAPI, settings: Settings) -> async_sessionmaker[AsyncSession]:
         class_=AsyncSession, expire_on_commit=False
     )
     admin = Admin(
-        sessions,
+        sessions,  # type: ignore[arg-type]  # SQLModel's AsyncSession is SQLAlchemy's; the parameter is invariant
         title="AAI backend — database",
         base_url=BASE_URL,
         route_name=ROUTE_NAME,

@@ -1,7 +1,7 @@
 """Public sign-up: BioCommons, and SBP (mounted only when ENABLE_SBP_REGISTRATION allows it)."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +25,7 @@ from services.settings import Settings
 router = APIRouter(tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
 sbp_router = APIRouter(prefix="/sbp", tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
 
-REGISTER = {
+REGISTER: dict[str, Any] = {
     "dependencies": [rate_limited("register")],
     "responses": {
         400: {"description": "Invalid data submitted, with field_errors"},

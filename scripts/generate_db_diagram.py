@@ -43,7 +43,7 @@ def _unique_notes(table: sa.Table) -> dict[str, list[str]]:
         suffix = f" where {where}" if where is not None else ""
         if isinstance(expression, sa.Column):
             notes.setdefault(expression.name, []).append(f"unique{suffix}")
-        else:
+        elif isinstance(expression, sa.ColumnElement):
             for element in visitors.iterate(expression):
                 if isinstance(element, sa.Column):
                     notes.setdefault(element.name, []).append(f"unique case-insensitive{suffix}")

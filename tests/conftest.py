@@ -235,7 +235,7 @@ async def app(
 ) -> AsyncIterator[FastAPI]:
     built = app_factory(settings, clock=clock)
     async with LifespanManager(built) as manager:
-        yield manager.app  # type: ignore[misc]
+        yield manager.app  # type: ignore[misc]  # asgi-lifespan types its app as a bare ASGI callable
 
 
 def client_address() -> tuple[str, int]:

@@ -7,7 +7,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from sqlalchemy.engine import URL
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.models import Auth0Role
 from main import create_app
@@ -36,7 +36,7 @@ def add_probe_routes(app: FastAPI) -> None:
 
     @app.get("/_probe/roles")
     async def roles(session: SessionDep) -> list[str]:
-        return list((await session.exec(select(Auth0Role.name))).all())
+        return list((await session.exec(select(col(Auth0Role.name)))).all())
 
     @app.post("/_probe/roles/{role_id}")
     async def add_role(role_id: str, session: SessionDep, fail: bool = False) -> None:

@@ -351,26 +351,26 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
                 }
             )
         if grant in ("password", "http://auth0.com/oauth/grant-type/password-realm"):
-            user = tenant.find_user(str(body.get("username", "")))
+            found = tenant.find_user(str(body.get("username", "")))
             realm = body.get("realm") or DEFAULT_CONNECTION
             if (
-                user is None
-                or tenant.connection_of(user) != realm
+                found is None
+                or tenant.connection_of(found) != realm
                 or not _same(
-                    tenant.passwords.get(user["user_id"], ""), str(body.get("password", ""))
+                    tenant.passwords.get(found["user_id"], ""), str(body.get("password", ""))
                 )
             ):
                 return JSONResponse(
                     {"error": "invalid_grant", "error_description": "Wrong email or password."},
                     status_code=403,
                 )
-            if user.get("blocked"):
+            if found.get("blocked"):
                 return JSONResponse(
                     {"error": "unauthorized", "error_description": "user is blocked"},
                     status_code=401,
                 )
             access_token = tenant.mint_access_token(
-                user["user_id"], audience=body.get("audience") or tenant.audience
+                found["user_id"], audience=body.get("audience") or tenant.audience
             )
             return JSONResponse(
                 {
@@ -397,11 +397,11 @@ def create_emulator_app(state: EmulatorState) -> FastAPI:
         if not hint:
             rows = []
             for user_id in tenant.user_order[:200]:
-                user = tenant.users[user_id]
+                listed = tenant.users[user_id]
                 link = "/authorize?" + urlencode({**params, "login_hint": user_id})
                 roles = ", ".join(tenant.role_names_of(user_id)) or "no roles"
                 rows.append(
-                    f'<li><a href="{html.escape(link)}">{html.escape(str(user["email"]))}</a> <small>{html.escape(roles)}</small></li>'
+                    f'<li><a href="{html.escape(link)}">{html.escape(str(listed["email"]))}</a> <small>{html.escape(roles)}</small></li>'
                 )
             page = (
                 "<!doctype html><title>Auth0 emulator login</title><h1>Log in as</h1><ul>"

@@ -50,7 +50,7 @@ class EmulatorServer:
         # The address clients use (e.g. a compose service name) names the issuer and the
         # discovery URLs; it differs from the bound one inside a container network.
         issuer = f"{(public_url or self.base_url).rstrip('/')}/"
-        self.tenant = Tenant(issuer=issuer, audience=audience, **tenant_options)  # type: ignore[arg-type]
+        self.tenant = Tenant(issuer=issuer, audience=audience, **tenant_options)  # type: ignore[arg-type]  # options are Tenant's keyword arguments, passed through
         self.state = EmulatorState(self.tenant, rate_limit=rate_limit, faults=faults)
         self.app = create_emulator_app(self.state)
         config = uvicorn.Config(

@@ -329,7 +329,7 @@ class Tenant:
                 "family_name",
                 "picture",
             ):
-                if key in data and key != "email":
+                if key in data:
                     user[key] = data[key]
             for key in ("app_metadata", "user_metadata"):
                 if key in data:
@@ -388,6 +388,10 @@ class Tenant:
     def role_by_name(self, name: str) -> dict[str, Any] | None:
         role_id = self._role_names.get(name)
         return self.roles.get(role_id) if role_id else None
+
+    def role_id(self, name: str) -> str:
+        """The id of the role named `name` (KeyError if there is none)."""
+        return str(self.roles[self._role_names[name]]["id"])
 
     def update_role(self, role_id: str, data: dict[str, Any]) -> dict[str, Any]:
         with self.lock:

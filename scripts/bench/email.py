@@ -48,7 +48,7 @@ def run_sink(port: int, tally: Path) -> None:
 
     class Handler:
         async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            for line in envelope.content.split(b"\r\n"):  # type: ignore[attr-defined]
+            for line in envelope.content.split(b"\r\n"):  # type: ignore[attr-defined]  # aiosmtpd's Envelope, untyped here
                 if line.lower().startswith(b"message-id:"):
                     ids.append(line.split(b":", 1)[1].strip().decode())
                     break
@@ -115,7 +115,7 @@ async def main_async(
         delivery_s = time.perf_counter() - started
         async with engine.connect() as conn:
             t = EmailNotification.__table__
-            by_status = dict(
+            by_status: dict[str, int] = dict(
                 (
                     await conn.execute(sa.select(t.c.status, sa.func.count()).group_by(t.c.status))
                 ).all()

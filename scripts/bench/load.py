@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy.engine import URL
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from db.admin import create_database, drop_database
 from db.base import utcnow
@@ -70,9 +70,10 @@ from scripts.bench.harness import (
 )
 from scripts.bench.sync import start_emulator
 from services.auth0 import Auth0Gateway
+from services.memberships.kinds import kind_named
 from services.settings import to_async_url
 from services.sync.jobs import JOBS_BY_NAME
-from services.sync.member_import import TABLES, load_targets
+from services.sync.member_import import load_targets
 from services.sync.runs import JobContext, run_job
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -456,8 +457,10 @@ async def outbox_wait_s(ctx: JobContext) -> float | None:
     async with ctx.sessions() as session:
         due = (
             await session.exec(
-                select(func.count(), func.max(Auth0OutboxEntry.next_attempt_at)).where(
-                    Auth0OutboxEntry.status.in_([OutboxStatus.PENDING, OutboxStatus.IN_PROGRESS])
+                select(func.count(), func.max(col(Auth0OutboxEntry.next_attempt_at))).where(
+                    col(Auth0OutboxEntry.status).in_(
+                        [OutboxStatus.PENDING, OutboxStatus.IN_PROGRESS]
+                    )
                 )
             )
         ).one()
@@ -472,10 +475,10 @@ async def agreement(ctx: JobContext) -> list[str]:
     problems = []
     async with ctx.sessions() as session:
         for target in await load_targets(session):
-            tables = TABLES[target.kind]
-            members = select(tables.membership.c.user_id).where(
-                tables.membership.c[tables.target_column] == target.id,
-                tables.membership.c.approval_status == ApprovalStatus.APPROVED,
+            kind = kind_named(target.kind)
+            members = select(kind.memberships.c.user_id).where(
+                kind.target == target.id,
+                kind.memberships.c.approval_status == ApprovalStatus.APPROVED,
             )
             here = set((await session.exec(members)).all())
             there = {m["user_id"] async for m in ctx.auth0.iter_role_members(target.role_id)}
@@ -487,7 +490,7 @@ async def agreement(ctx: JobContext) -> list[str]:
             else:
                 print(f"  {target.id}: {len(here)} members, Postgres and Auth0 agree")
         left = await session.scalar(
-            select(func.count()).where(Auth0OutboxEntry.status != OutboxStatus.DONE)
+            select(func.count()).where(col(Auth0OutboxEntry.status) != OutboxStatus.DONE)
         )
     if left:
         problems.append(f"{left} outbox entries not completed")
@@ -644,12 +647,11 @@ async def main_async(args: argparse.Namespace) -> Outcome:
             after = cpu_use(api.pid, emulator.pid)
             return {name: after[name] - before[name] for name in before}
 
-        (samples, skipped), runs, cpu, *_ = await asyncio.gather(
-            drive(world, args.clients, args.seconds, begin, args.rate),
-            syncs(),
-            measured_cpu(),
-            *extra,
-        )
+        driven = asyncio.create_task(drive(world, args.clients, args.seconds, begin, args.rate))
+        synced = asyncio.create_task(syncs())
+        measured = asyncio.create_task(measured_cpu())
+        await asyncio.gather(driven, synced, measured, *extra)
+        (samples, skipped), runs, cpu = driven.result(), synced.result(), measured.result()
         outcome = Outcome()
         report(samples, args.seconds, runs, skipped, outcome)
         if args.samples:

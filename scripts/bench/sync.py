@@ -23,6 +23,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL
+from sqlmodel import col
 
 from db.admin import create_database, drop_database
 from db.migrations import upgrade_head
@@ -131,15 +132,15 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
 
 
 async def _member_counts(ctx: JobContext) -> list[int]:
-    counts = []
+    counts: list[int] = []
     async with ctx.sessions() as session:
         for model, column in (
-            (PlatformMembership, PlatformMembership.platform_id),
-            (GroupMembership, GroupMembership.group_id),
+            (PlatformMembership, col(PlatformMembership.platform_id)),
+            (GroupMembership, col(GroupMembership.group_id)),
         ):
             result = await session.execute(
                 select(column, func.count())
-                .where(model.approval_status == ApprovalStatus.APPROVED)
+                .where(col(model.approval_status) == ApprovalStatus.APPROVED)
                 .group_by(column)
             )
             counts.extend(count for _target, count in result.all())

@@ -47,13 +47,13 @@ class ManagementTokenProvider:
         return self._token is not None and self._clock() < self._expires_at
 
     async def get(self) -> str:
-        if self._valid():
-            return self._token  # type: ignore[return-value]
-        async with self._lock:
-            # Another waiter may have refreshed it while this one queued.
-            if not self._valid():
-                await self._fetch()
-            return self._token  # type: ignore[return-value]
+        if self._token is None or not self._valid():
+            async with self._lock:
+                # Another waiter may have refreshed it while this one queued.
+                if not self._valid():
+                    await self._fetch()
+        assert self._token is not None  # _fetch sets it or raises
+        return self._token
 
     def invalidate(self) -> None:
         self._token = None

@@ -162,7 +162,8 @@ class Auth0Gateway(Auth0Transport):
         while True:
             pager = await self.call(
                 "roles.list",
-                lambda c, p=page: c.roles.list(page=p, per_page=100, include_totals=True),
+                # `call` runs the request before the loop moves on, so binding late is safe.
+                lambda c: c.roles.list(page=page, per_page=100, include_totals=True),  # noqa: B023
             )
             items = [r.model_dump(mode="json", exclude_none=True) for r in pager.items or []]
             roles.extend(items)
@@ -206,7 +207,7 @@ class Auth0Gateway(Auth0Transport):
         while True:
             pager = await self.call(
                 "roles.users.list",
-                lambda c, f=cursor: c.roles.users.list(role_id, from_=f, take=take),
+                lambda c: c.roles.users.list(role_id, from_=cursor, take=take),  # noqa: B023 (as above)
             )
             for user in pager.items or []:
                 # Attribute reads, not model_dump: this loop runs for every member of every role.
@@ -285,7 +286,8 @@ class Auth0Gateway(Auth0Transport):
             await asyncio.sleep(poll_interval_s)
             # Small exports finish in a second; large ones take minutes: back off.
             poll_interval_s = min(poll_interval_s * 1.5, 10.0)
-            job = await self.call("jobs.get", lambda c, job_id=job.id: c.jobs.get(job_id))
+            job_id = job.id
+            job = await self.call("jobs.get", lambda c: c.jobs.get(job_id))  # noqa: B023 (as above)
         if job.status == "failed" or not job.location:
             raise UpstreamError(
                 f"Auth0 export job {job.id} failed: {getattr(job, 'status_details', None) or 'no details'}"

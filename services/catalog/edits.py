@@ -8,7 +8,7 @@ the sync; `{ns}/role/{id}/admin` always administers `{id}`.
 """
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -20,8 +20,7 @@ from services.catalog.names import derive_short_name
 from services.errors import Conflict, InvalidFields, NotFound
 from services.identity.admin_scope import admin_links
 from services.identity.role_scheme import RoleScheme
-from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, KindName
-from services.memberships.kinds import kind as of_kind
+from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, KindName, kind_named
 from services.settings import Settings
 
 
@@ -107,7 +106,9 @@ async def _admin_roles(
             errors.append(f"{name!r} is the admin role of {parsed.target!r}")
     roles = (
         await session.exec(
-            select(Auth0Role).where(Auth0Role.name.in_(names), Auth0Role.removed_at.is_(None))
+            select(Auth0Role).where(
+                col(Auth0Role.name).in_(names), col(Auth0Role.removed_at).is_(None)
+            )
         )
     ).all()
     errors += [
@@ -127,6 +128,7 @@ async def _refuse_shared_short_id(
 ) -> None:
     """`{ns}/role/{x}/admin` administers platform x and group {ns}/group/x alike: a group
     and a platform must never share x."""
+    other: Platform | Group | None
     if kind is GROUPS:
         other = await session.get(Platform, short_id)
         field, what = "group_id", f"platform {short_id!r}"
@@ -250,10 +252,10 @@ async def set_admin_roles(
     """Replace the extra admin roles of a platform or group. Roles named
     `{ns}/role/{id}/admin` follow their names (the roles sync owns those links)."""
     scheme = RoleScheme(settings.auth0_role_namespace)
-    kind = of_kind(kind_name)
+    kind = kind_named(kind_name)
     if kind is GROUPS and "/" not in target_id:
         target_id = scheme.group_id(target_id)
-    target = await session.get(kind.catalog_model, target_id)
+    target = await kind.find_target(session, target_id)
     if target is None or target.removed_at is not None:
         raise NotFound(f"no {kind.name} {target_id!r}")
     roles = await _admin_roles(session, settings, kind, target_id, role_names, field="role_names")
@@ -273,8 +275,8 @@ async def _link(
     table, column = kind.links, kind.link_target
     linked = (
         await session.execute(
-            sa.select(table.c.role_id, Auth0Role.name)
-            .join(Auth0Role, Auth0Role.id == table.c.role_id)
+            sa.select(table.c.role_id, col(Auth0Role.name))
+            .join(Auth0Role, col(Auth0Role.id) == table.c.role_id)
             .where(column == target_id)
         )
     ).all()
@@ -297,13 +299,15 @@ async def _link(
 
 
 async def entry(session: AsyncSession, kind: Kind, target_id: str) -> CatalogEntry:
-    target = await session.get_one(kind.catalog_model, target_id, populate_existing=True)
+    target = await kind.find_target(session, target_id, populate_existing=True)
+    if target is None:
+        raise NotFound(f"no {kind.name} {target_id!r}")
     names = (
         await session.exec(
-            select(Auth0Role.name)
-            .join(kind.links, kind.links.c.role_id == Auth0Role.id)
+            select(col(Auth0Role.name))
+            .join(kind.links, kind.links.c.role_id == col(Auth0Role.id))
             .where(kind.link_target == target_id)
-            .order_by(Auth0Role.name)
+            .order_by(col(Auth0Role.name))
         )
     ).all()
     return CatalogEntry(

@@ -1,6 +1,6 @@
 """The scheduler's recorded runs, as admins read them (the scheduler writes them)."""
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -10,9 +10,13 @@ from schemas.sync import SyncRunPublic
 
 
 async def sync_runs(session: AsyncSession, *, job: str | None, limit: int) -> list[SyncRunPublic]:
-    statement = select(SyncRun).order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(limit)
+    statement = (
+        select(SyncRun)
+        .order_by(col(SyncRun.started_at).desc(), col(SyncRun.id).desc())
+        .limit(limit)
+    )
     if job:
-        statement = statement.where(SyncRun.job == job)
+        statement = statement.where(col(SyncRun.job) == job)
     return [
         SyncRunPublic(
             id=run.id or 0,

@@ -1,9 +1,11 @@
 """/db-admin views: every table ops may read, read-only, with the search and order each offers."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 from starlette.requests import Request
 from starlette_admin.contrib.sqla import ModelView
 
@@ -35,9 +37,9 @@ class ReadOnlyView(ModelView):
     indexed one, newest first) and what search matches, so 100k-row tables stay fast."""
 
     page_size = 25
-    page_size_options: ClassVar[list[int]] = [25, 50, 100]
-    actions: ClassVar[list[str]] = []
-    row_actions: ClassVar[list[str]] = ["view"]
+    page_size_options = [25, 50, 100]
+    actions = []
+    row_actions = ["view"]
 
     def can_create(self, request: Request) -> bool:
         return False
@@ -70,7 +72,7 @@ class ReadOnlyView(ModelView):
 
 
 class UserView(ReadOnlyView):
-    fields: ClassVar[list[str]] = [
+    fields: Sequence[Any] = [
         "id",
         "email",
         "username",
@@ -83,47 +85,51 @@ class UserView(ReadOnlyView):
         "last_login",
         "last_synced_at",
     ]
-    exclude_fields_from_list: ClassVar[list[str]] = [
+    exclude_fields_from_list = [
         "name",
         "connection",
         "updated_at",
         "last_synced_at",
     ]
-    sortable_fields: ClassVar[list[str]] = ["created_at"]
-    fields_default_sort: ClassVar[list[tuple[str, bool]]] = [("created_at", True)]
+    sortable_fields = ["created_at"]
+    fields_default_sort = [("created_at", True)]
     deleted = False
 
     def get_list_query(self, request: Request) -> sa.Select:
-        return super().get_list_query(request).where(User.is_deleted.is_(self.deleted))
+        return super().get_list_query(request).where(col(User.is_deleted).is_(self.deleted))
 
     def get_count_query(self, request: Request) -> sa.Select:
-        return super().get_count_query(request).where(User.is_deleted.is_(self.deleted))
+        return super().get_count_query(request).where(col(User.is_deleted).is_(self.deleted))
 
     def get_search_query(self, request: Request, term: str) -> Any:
         # The trigram indexes on lower(email) / lower(username) answer these.
-        return sa.or_(User.id == term, contains(User.email, term), contains(User.username, term))
+        return sa.or_(
+            col(User.id) == term,
+            contains(col(User.email), term),
+            contains(col(User.username), term),
+        )
 
 
 class DeletedUserView(UserView):
-    fields: ClassVar[list[str]] = [
+    fields: Sequence[Any] = [
         *UserView.fields,
         "deleted_at",
         "deleted_by_id",
         "deletion_reason",
     ]
-    exclude_fields_from_list: ClassVar[list[str]] = [
+    exclude_fields_from_list = [
         *UserView.exclude_fields_from_list,
         "deletion_reason",
     ]
-    sortable_fields: ClassVar[list[str]] = ["deleted_at"]
-    fields_default_sort: ClassVar[list[tuple[str, bool]]] = [("deleted_at", True)]
+    sortable_fields = ["deleted_at"]
+    fields_default_sort = [("deleted_at", True)]
     deleted = True
 
 
 class ByUserView(ReadOnlyView):
     """Rows about users: search takes a user id, or a platform/group id where there is one."""
 
-    search_columns: ClassVar[tuple[str, ...]] = ("user_id",)
+    search_columns = ("user_id",)
 
     def get_search_query(self, request: Request, term: str) -> Any:
         return sa.or_(*(getattr(self.model, c) == term for c in self.search_columns))

@@ -132,7 +132,7 @@ class SmtpBackend:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             await _discard(client)
             raise DeliveryError(
-                f"SMTP {type(exc).__name__}: {exc or 'no detail'}", permanent=False
+                f"SMTP {type(exc).__name__}: {str(exc) or 'no detail'}", permanent=False
             ) from None
         self._idle.append(client)
 

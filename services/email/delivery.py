@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
+from db.bulk import affected
 from db.engine import SessionFactory
 from db.models import EmailNotification
 from db.types import EmailStatus
@@ -164,7 +165,7 @@ async def release_expired_leases(
         .where(*expired)
         .values(status=EmailStatus.PENDING, send_after=now, last_error=LEASE_EXPIRED, **common)
     )
-    return (given_up.rowcount or 0) + (retried.rowcount or 0)
+    return affected(given_up) + affected(retried)
 
 
 async def claim(

@@ -8,7 +8,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
-from db.bulk import dialect_insert
+from db.bulk import affected, dialect_insert
 from db.models import EmailNotification
 from db.types import EmailStatus
 from services.email.templates import MESSAGES, render
@@ -50,7 +50,7 @@ async def enqueue(
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
     result = await session.execute(statement)
-    return (result.rowcount or 0) > 0
+    return affected(result) > 0
 
 
 async def queue_welcome(

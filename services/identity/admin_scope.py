@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -37,7 +37,7 @@ from services.identity.live_roles import LiveRoles
 from services.identity.role_scheme import RoleScheme, permissions_for
 from services.identity.tokens import CurrentUser
 from services.kit.cache import TtlCache
-from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, kind
+from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind, kind_named
 from services.settings import Settings
 
 
@@ -133,27 +133,29 @@ async def _administered_targets(session: AsyncSession, caller: CurrentUser) -> T
     permissions = caller.permissions
     roles = list(caller.roles)
     linked_platforms = (
-        select(PlatformAdminRole.platform_id)
-        .join(Auth0Role, Auth0Role.id == PlatformAdminRole.role_id)
-        .where(Auth0Role.name.in_(roles), Auth0Role.removed_at.is_(None))
+        select(col(PlatformAdminRole.platform_id))
+        .join(Auth0Role, col(Auth0Role.id) == col(PlatformAdminRole.role_id))
+        .where(col(Auth0Role.name).in_(roles), col(Auth0Role.removed_at).is_(None))
     )
     linked_groups = (
-        select(GroupAdminRole.group_id)
-        .join(Auth0Role, Auth0Role.id == GroupAdminRole.role_id)
-        .where(Auth0Role.name.in_(roles), Auth0Role.removed_at.is_(None))
+        select(col(GroupAdminRole.group_id))
+        .join(Auth0Role, col(Auth0Role.id) == col(GroupAdminRole.role_id))
+        .where(col(Auth0Role.name).in_(roles), col(Auth0Role.removed_at).is_(None))
     )
     # One round trip for both kinds: this runs on every admin request.
     statement = sa.union_all(
-        sa.select(sa.literal("platform").label("kind"), Platform.id).where(
-            Platform.removed_at.is_(None),
+        sa.select(sa.literal("platform").label("kind"), col(Platform.id)).where(
+            col(Platform.removed_at).is_(None),
             sa.or_(
-                Platform.id.in_(permissions.admin_of_platforms),
-                Platform.id.in_(linked_platforms),
+                col(Platform.id).in_(permissions.admin_of_platforms),
+                col(Platform.id).in_(linked_platforms),
             ),
         ),
-        sa.select(sa.literal("group").label("kind"), Group.id).where(
-            Group.removed_at.is_(None),
-            sa.or_(Group.id.in_(permissions.admin_of_groups), Group.id.in_(linked_groups)),
+        sa.select(sa.literal("group").label("kind"), col(Group.id)).where(
+            col(Group.removed_at).is_(None),
+            sa.or_(
+                col(Group.id).in_(permissions.admin_of_groups), col(Group.id).in_(linked_groups)
+            ),
         ),
     )
     rows = (await session.execute(statement)).all()
@@ -178,8 +180,8 @@ async def administered_target(
 ) -> Platform | Group:
     """The live platform or group, if the caller administers it: 404 when there is no such
     thing, 403 when it is someone else's."""
-    of = kind(kind_name)
-    target = await session.get(of.catalog_model, target_id)
+    of = kind_named(kind_name)
+    target = await of.find_target(session, target_id)
     if target is None or target.removed_at is not None:
         raise NotFound(f"no {kind_name} {target_id!r}")
     if not scope.administers(of, target_id):
@@ -280,12 +282,12 @@ def admin_links(role_names: Sequence[str]) -> sa.CompoundSelect:
     return sa.union_all(
         *(
             sa.select(
-                Auth0Role.name.label("name"),
+                col(Auth0Role.name).label("name"),
                 sa.literal(kind.name).label("kind"),
                 kind.link_target.label("target"),
             )
-            .join(kind.links, kind.links.c.role_id == Auth0Role.id)
-            .where(Auth0Role.name.in_(role_names), Auth0Role.removed_at.is_(None))
+            .join(kind.links, kind.links.c.role_id == col(Auth0Role.id))
+            .where(col(Auth0Role.name).in_(role_names), col(Auth0Role.removed_at).is_(None))
             for kind in KINDS
         )
     )

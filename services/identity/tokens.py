@@ -17,6 +17,7 @@ import httpx
 import jwt
 import sqlalchemy as sa
 from jwt import PyJWK
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import User
@@ -167,7 +168,7 @@ async def is_deactivated(session: AsyncSession, user_id: str) -> bool:
     """Deleted or blocked here. Two columns through Core rather than the ORM row: this runs
     on every request, and a user not synced yet (no row) is not deactivated."""
     deactivated = await session.scalar(
-        sa.select(sa.or_(User.is_deleted, User.blocked)).where(User.id == user_id)
+        sa.select(sa.or_(col(User.is_deleted), col(User.blocked))).where(col(User.id) == user_id)
     )
     return bool(deactivated)
 

@@ -68,7 +68,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if getattr(record, "request_id", None):
-            line["request_id"] = record.request_id  # type: ignore[attr-defined]
+            line["request_id"] = record.request_id  # type: ignore[attr-defined]  # set by the request-id filter
         for key in ("event", "method", "path", "status", "duration_ms", "job", "outcome"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)

@@ -9,7 +9,6 @@ down the answer says the change is pending and the scheduler's outbox job comple
 
 from dataclasses import dataclass
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -26,7 +25,7 @@ from services.email.queue import enqueue
 from services.errors import Conflict, Forbidden, NotFound
 from services.identity.admin_scope import Scope, administered_target
 from services.memberships import outbox
-from services.memberships.kinds import Membership, kind, kind_of
+from services.memberships.kinds import Membership, kind_named, kind_of
 from services.memberships.records import record_history
 from services.settings import Settings
 from services.users.signed_in import ensure_user
@@ -63,14 +62,7 @@ async def _target(session: AsyncSession, scope: Scope, kind: str, target_id: str
 async def _membership(session: AsyncSession, target: Target, user_id: str) -> Membership:
     if await session.get(User, user_id) is None:
         raise NotFound(f"no user {user_id!r}")
-    of = kind(target.kind)
-    model = of.membership_model
-    statement = (
-        select(model)
-        .where(getattr(model, of.column) == target.id, model.user_id == user_id)
-        .with_for_update()
-    )
-    membership: Membership | None = (await session.exec(statement)).first()  # type: ignore[arg-type]  # select() over a union of models
+    membership = await kind_named(target.kind).locked_membership(session, target.id, user_id)
     if membership is None:
         raise NotFound(f"user {user_id!r} has no membership of {target.kind} {target.id!r}")
     return membership
@@ -140,7 +132,7 @@ async def decide(
         on_rollback(session, lambda: undo(user_id, [role_id]))
     await session.flush()
     auth0_state = {"delivered": "done", "retry_later": "pending", "failed": "failed"}[outcome]
-    return MembershipActionResult(updated=True, approval_status=new_status, auth0=auth0_state)  # type: ignore[arg-type]
+    return MembershipActionResult(updated=True, approval_status=new_status, auth0=auth0_state)
 
 
 TEMPLATES = {

@@ -2,13 +2,15 @@
 
 They differ only in their tables and in the name of the column that points at the target
 (`platform_id` / `group_id`); every rule is the same. Code that needs "the platform or
-the group version" asks `kind(name)` (or iterates `KINDS`) instead of comparing strings.
+the group version" asks `kind_named(name)` (or iterates `KINDS`) instead of comparing strings.
 """
 
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
     Group,
@@ -39,19 +41,19 @@ class Kind:
 
     @property
     def memberships(self) -> sa.Table:
-        return self.membership_model.__table__  # type: ignore[return-value]  # SQLModel types __table__ as FromClause
+        return self.membership_model.__table__
 
     @property
     def history(self) -> sa.Table:
-        return self.history_model.__table__  # type: ignore[return-value]  # as above
+        return self.history_model.__table__
 
     @property
     def catalog(self) -> sa.Table:
-        return self.catalog_model.__table__  # type: ignore[return-value]  # as above
+        return self.catalog_model.__table__
 
     @property
     def links(self) -> sa.Table:
-        return self.link_model.__table__  # type: ignore[return-value]  # as above
+        return self.link_model.__table__
 
     @property
     def target(self) -> sa.Column[str]:
@@ -70,6 +72,29 @@ class Kind:
         """The target id of a membership, history row or admin link of this kind."""
         return str(getattr(row, self.column))
 
+    # The models differ per kind, so a type checker sees their common base in a plain
+    # `session.get`/`select`; these say what comes back.
+
+    async def find_target(
+        self, session: AsyncSession, target_id: str, *, populate_existing: bool = False
+    ) -> Target | None:
+        found = await session.get(
+            self.catalog_model, target_id, populate_existing=populate_existing
+        )
+        return cast(Target | None, found)
+
+    async def locked_membership(
+        self, session: AsyncSession, target_id: str, user_id: str
+    ) -> Membership | None:
+        """The user's membership of the target, locked for the rest of the transaction."""
+        model = self.membership_model
+        statement = (
+            select(model)
+            .where(col(getattr(model, self.column)) == target_id, col(model.user_id) == user_id)
+            .with_for_update()
+        )
+        return cast(Membership | None, (await session.exec(statement)).first())
+
 
 PLATFORMS = Kind(
     "platform",
@@ -86,7 +111,7 @@ _BY_MEMBERSHIP: dict[type, Kind] = {k.membership_model: k for k in KINDS}
 assert set(_BY_NAME) == set(get_args(KindName))
 
 
-def kind(name: str) -> Kind:
+def kind_named(name: str) -> Kind:
     try:
         return _BY_NAME[name]
     except KeyError:

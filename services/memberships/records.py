@@ -1,10 +1,12 @@
 """Writing memberships with their history: every state a membership enters gets exactly
 one history row, whichever flow (registration, a request, an admin decision) caused it."""
 
+from typing import Any
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.types import ApprovalStatus
-from services.memberships.kinds import Membership, MembershipHistory, kind, kind_of
+from services.memberships.kinds import Membership, MembershipHistory, kind_named, kind_of
 
 
 def record_history(
@@ -12,13 +14,14 @@ def record_history(
 ) -> MembershipHistory:
     """Add the history row for the state `membership` is in now (its id after a flush)."""
     of = kind_of(membership)
+    target: dict[str, Any] = {of.column: of.target_of(membership)}
     entry = of.history_model(
         membership_id=membership.id,
         user_id=membership.user_id,
         approval_status=membership.approval_status,
         reason=reason,
         updated_by_id=actor,
-        **{of.column: of.target_of(membership)},
+        **target,
     )
     session.add(entry)
     return entry
@@ -36,13 +39,14 @@ async def add_membership(
     actor: str | None = None,
 ) -> Membership:
     """A new membership and its first history row."""
-    of = kind(kind_name)
+    of = kind_named(kind_name)
+    target: dict[str, Any] = {of.column: target_id}
     membership: Membership = of.membership_model(
         user_id=user_id,
         approval_status=status,
         request_reason=request_reason,
         updated_by_id=actor,
-        **{of.column: target_id},
+        **target,
     )
     session.add(membership)
     await session.flush()

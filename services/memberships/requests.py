@@ -7,7 +7,7 @@ Reads come from Postgres only (no Auth0 call). A group request inserts with
 import logging
 import uuid
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -16,7 +16,6 @@ from db.models import (
     Group,
     GroupAdminRole,
     GroupMembership,
-    GroupMembershipHistory,
     Platform,
     PlatformMembership,
     User,
@@ -34,6 +33,7 @@ from services.email.queue import enqueue
 from services.errors import AppError, Conflict, NotFound
 from services.identity.admin_scope import Scope
 from services.kit.cache import TtlCache
+from services.memberships.kinds import MembershipHistory
 from services.memberships.records import record_history
 from services.settings import Settings
 from services.users.signed_in import ensure_user
@@ -51,13 +51,17 @@ async def platform_memberships(
     session: AsyncSession, user_id: str, *, statuses: set[ApprovalStatus] | None = None
 ) -> list[PlatformMembershipBrief]:
     statement = (
-        select(PlatformMembership.platform_id, Platform.name, PlatformMembership.approval_status)
-        .join(Platform, Platform.id == PlatformMembership.platform_id)
-        .where(PlatformMembership.user_id == user_id)
-        .order_by(PlatformMembership.platform_id)
+        select(
+            col(PlatformMembership.platform_id),
+            col(Platform.name),
+            col(PlatformMembership.approval_status),
+        )
+        .join(Platform, col(Platform.id) == col(PlatformMembership.platform_id))
+        .where(col(PlatformMembership.user_id) == user_id)
+        .order_by(col(PlatformMembership.platform_id))
     )
     if statuses is not None:
-        statement = statement.where(PlatformMembership.approval_status.in_(statuses))
+        statement = statement.where(col(PlatformMembership.approval_status).in_(statuses))
     rows = (await session.exec(statement)).all()
     return [
         PlatformMembershipBrief(platform_id=p, platform_name=n, approval_status=s)
@@ -70,14 +74,17 @@ async def group_memberships(
 ) -> list[GroupMembershipBrief]:
     statement = (
         select(
-            GroupMembership.group_id, Group.name, Group.short_name, GroupMembership.approval_status
+            col(GroupMembership.group_id),
+            col(Group.name),
+            col(Group.short_name),
+            col(GroupMembership.approval_status),
         )
-        .join(Group, Group.id == GroupMembership.group_id)
-        .where(GroupMembership.user_id == user_id)
-        .order_by(GroupMembership.group_id)
+        .join(Group, col(Group.id) == col(GroupMembership.group_id))
+        .where(col(GroupMembership.user_id) == user_id)
+        .order_by(col(GroupMembership.group_id))
     )
     if statuses is not None:
-        statement = statement.where(GroupMembership.approval_status.in_(statuses))
+        statement = statement.where(col(GroupMembership.approval_status).in_(statuses))
     rows = (await session.exec(statement)).all()
     return [
         GroupMembershipBrief(group_id=g, group_name=n, group_short_name=s, approval_status=a)
@@ -90,23 +97,23 @@ VISIBLE = {ApprovalStatus.PENDING, ApprovalStatus.APPROVED, ApprovalStatus.REJEC
 
 async def administered_platforms(session: AsyncSession, scope: Scope) -> list[AdminPlatform]:
     statement = (
-        select(Platform.id, Platform.name)
-        .where(Platform.removed_at.is_(None))
-        .order_by(Platform.id)
+        select(col(Platform.id), col(Platform.name))
+        .where(col(Platform.removed_at).is_(None))
+        .order_by(col(Platform.id))
     )
     if not scope.everything:
-        statement = statement.where(Platform.id.in_(scope.platforms))
+        statement = statement.where(col(Platform.id).in_(scope.platforms))
     return [AdminPlatform(id=i, name=n) for i, n in (await session.exec(statement)).all()]
 
 
 async def administered_groups(session: AsyncSession, scope: Scope) -> list[AdminGroup]:
     statement = (
-        select(Group.id, Group.name, Group.short_name)
-        .where(Group.removed_at.is_(None))
-        .order_by(Group.id)
+        select(col(Group.id), col(Group.name), col(Group.short_name))
+        .where(col(Group.removed_at).is_(None))
+        .order_by(col(Group.id))
     )
     if not scope.everything:
-        statement = statement.where(Group.id.in_(scope.groups))
+        statement = statement.where(col(Group.id).in_(scope.groups))
     return [
         AdminGroup(id=i, name=n, short_name=s) for i, n, s in (await session.exec(statement)).all()
     ]
@@ -140,7 +147,7 @@ async def request_groups(
 
 async def _request_group(
     session: AsyncSession, user: User, item: GroupRequestItem
-) -> tuple[GroupRequestResult, GroupMembershipHistory | None]:
+) -> tuple[GroupRequestResult, MembershipHistory | None]:
     """The outcome, and the history row of the pending request it made (if it made one)."""
     group = await session.get(Group, item.group_id)
     if group is None or group.removed_at is not None:
@@ -183,7 +190,9 @@ async def _request_group(
     membership = (
         await session.exec(
             select(GroupMembership)
-            .where(GroupMembership.group_id == group.id, GroupMembership.user_id == user.id)
+            .where(
+                col(GroupMembership.group_id) == group.id, col(GroupMembership.user_id) == user.id
+            )
             .with_for_update()
         )
     ).one()
@@ -214,7 +223,7 @@ async def _group_admin_emails(
     is a smaller harm than holding each request, and its connection, on Auth0."""
     role_ids = (
         await session.exec(
-            select(GroupAdminRole.role_id).where(GroupAdminRole.group_id == group_id)
+            select(col(GroupAdminRole.role_id)).where(col(GroupAdminRole.group_id) == group_id)
         )
     ).all()
 

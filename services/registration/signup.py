@@ -7,7 +7,7 @@ fails or never commits the Auth0 user is deleted again: no half-registrations.
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -45,15 +45,15 @@ async def username_taken(
     unless nobody ever held it, or only `for_user` did (a user may take back their own
     former name). The claims (db/models/user.UsernameClaim) hold every name ever used."""
     holder = await session.scalar(
-        sa.select(UsernameClaim.user_id).where(UsernameClaim.username == username.lower())
+        sa.select(col(UsernameClaim.user_id)).where(col(UsernameClaim.username) == username.lower())
     )
     return holder is not None and holder != for_user
 
 
 async def email_registered(session: AsyncSession, email: str) -> bool:
     statement = (
-        select(User.id)
-        .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+        select(col(User.id))
+        .where(sa.func.lower(col(User.email)) == email.lower(), sa.not_(col(User.is_deleted)))
         .limit(1)
     )
     return (await session.exec(statement)).first() is not None
@@ -104,9 +104,9 @@ async def register(
     platforms = (
         await session.exec(
             select(Platform).where(
-                Platform.id.in_(granted),
-                Platform.removed_at.is_(None),
-                Platform.access_role_id.is_not(None),
+                col(Platform.id).in_(granted),
+                col(Platform.removed_at).is_(None),
+                col(Platform.access_role_id).is_not(None),
             )
         )
     ).all()
@@ -267,8 +267,8 @@ async def registration_app(session: AsyncSession, auth0: Auth0Gateway, email: st
     Auth0, on the anonymous callers' small share of the Management API rate."""
     known = (
         await session.exec(
-            select(User.registration_from).where(
-                sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted)
+            select(col(User.registration_from)).where(
+                sa.func.lower(col(User.email)) == email.lower(), sa.not_(col(User.is_deleted))
             )
         )
     ).all()
@@ -293,7 +293,7 @@ async def send_welcome(
     user = (
         await session.exec(
             select(User)
-            .where(sa.func.lower(User.email) == email.lower(), sa.not_(User.is_deleted))
+            .where(sa.func.lower(col(User.email)) == email.lower(), sa.not_(col(User.is_deleted)))
             .limit(1)
         )
     ).first()

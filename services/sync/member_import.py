@@ -14,27 +14,23 @@ that snapshot is older than the change and must not undo it.
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import UTCDateTime, utcnow
 from db.bulk import analyze, bulk_load, create_stage, dialect_insert, drop_stage
 from db.models import (
     Auth0OutboxEntry,
-    Group,
-    GroupMembership,
-    GroupMembershipHistory,
-    Platform,
-    PlatformMembership,
-    PlatformMembershipHistory,
     User,
 )
 from db.types import ApprovalStatus, OutboxStatus
 from services.errors import AppError
+from services.memberships.kinds import KINDS, Kind, kind_named
 from services.sync.runs import JobContext, Progress, SyncAborted
 
 ROLE_REMOVED = "role removed in Auth0"
@@ -50,32 +46,18 @@ class Target:
     read_at: datetime | None = None
 
 
-@dataclass(frozen=True)
-class Tables:
-    membership: sa.Table
-    history: sa.Table
-    target_column: str
-
-
-TABLES = {
-    "platform": Tables(
-        PlatformMembership.__table__, PlatformMembershipHistory.__table__, "platform_id"
-    ),
-    "group": Tables(GroupMembership.__table__, GroupMembershipHistory.__table__, "group_id"),
-}
-
-
 async def load_targets(session: AsyncSession) -> list[Target]:
-    targets = []
-    for kind, model in (("platform", Platform), ("group", Group)):
+    targets: list[Target] = []
+    for kind in KINDS:
+        catalog = kind.catalog
         rows = (
-            await session.exec(
-                select(model.id, model.access_role_id).where(
-                    model.removed_at.is_(None), model.access_role_id.is_not(None)
+            await session.execute(
+                sa.select(catalog.c.id, catalog.c.access_role_id).where(
+                    catalog.c.removed_at.is_(None), catalog.c.access_role_id.is_not(None)
                 )
             )
         ).all()
-        targets.extend(Target(kind, row[0], row[1]) for row in rows)
+        targets.extend(Target(kind.name, row[0], row[1]) for row in rows)
     return sorted(targets, key=lambda t: (t.kind, t.id))
 
 
@@ -107,9 +89,9 @@ def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.
 
 async def _history(
     session: AsyncSession,
-    tables: Tables,
+    tables: Kind,
     target: Target,
-    rows: list[sa.Row],
+    rows: Sequence[sa.Row[Any]],
     now: datetime,
     reason: str | None,
 ) -> None:
@@ -119,7 +101,7 @@ async def _history(
         [
             {
                 "membership_id": row.id,
-                tables.target_column: target.id,
+                tables.column: target.id,
                 "user_id": row.user_id,
                 "approval_status": row.approval_status,
                 "reason": reason,
@@ -143,8 +125,8 @@ MEMBER_STAGE = sa.Table(
 async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -> None:
     assert target.members is not None
     assert target.read_at is not None
-    tables = TABLES[target.kind]
-    membership, users, stage = tables.membership, User.__table__, MEMBER_STAGE
+    tables = kind_named(target.kind)
+    membership, users, stage = tables.memberships, User.__table__, MEMBER_STAGE
     now = utcnow()
     read_at = sa.literal(target.read_at, UTCDateTime())
     at_now = sa.literal(now, UTCDateTime())
@@ -162,7 +144,7 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
         ctx.count("members_without_user", unknown)
 
         insert = dialect_insert(session, membership).from_select(
-            ["id", tables.target_column, "user_id", "approval_status", "created_at", "updated_at"],
+            ["id", tables.column, "user_id", "approval_status", "created_at", "updated_at"],
             sa.select(
                 stage.c.new_id,
                 sa.literal(target.id),
@@ -175,14 +157,14 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
             # Members already approved need nothing; only the rest reach the upsert.
             .where(
                 ~sa.exists().where(
-                    membership.c[tables.target_column] == target.id,
+                    membership.c[tables.column] == target.id,
                     membership.c.user_id == stage.c.user_id,
                     membership.c.approval_status == ApprovalStatus.APPROVED,
                 )
             ),
         )
         insert = insert.on_conflict_do_update(
-            index_elements=[tables.target_column, "user_id"],
+            index_elements=[tables.column, "user_id"],
             set_={
                 "approval_status": ApprovalStatus.APPROVED,
                 "updated_by_id": None,
@@ -204,7 +186,7 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
             revoked_result = await session.execute(
                 sa.update(membership)
                 .where(
-                    membership.c[tables.target_column] == target.id,
+                    membership.c[tables.column] == target.id,
                     membership.c.approval_status == ApprovalStatus.APPROVED,
                     membership.c.updated_at < read_at,
                     ~sa.exists().where(stage.c.user_id == membership.c.user_id),

@@ -7,6 +7,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from db.base import utcnow
+from db.bulk import affected
 from db.models import EmailChangeOtp, RateLimitHit
 from services.sync.runs import JobContext
 
@@ -22,6 +23,6 @@ async def cleanup_codes(ctx: JobContext) -> None:
         result = await session.execute(
             sa.delete(codes).where(codes.c.expires_at < utcnow() - KEEP_FOR)
         )
-        ctx.count("deleted", result.rowcount or 0)
+        ctx.count("deleted", affected(result))
         result = await session.execute(sa.delete(hits).where(hits.c.minute < current_window - 1))
-        ctx.count("rate_limit_counts_deleted", result.rowcount or 0)
+        ctx.count("rate_limit_counts_deleted", affected(result))

@@ -6,7 +6,7 @@ OUTBOX_MAX_ATTEMPTS, then left `failed` with its last error for ops to see.
 """
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.base import utcnow
 from db.models import Auth0OutboxEntry
@@ -24,13 +24,13 @@ async def deliver_outbox(ctx: JobContext) -> None:
             due = (
                 select(Auth0OutboxEntry)
                 .where(
-                    Auth0OutboxEntry.status == OutboxStatus.PENDING,
+                    col(Auth0OutboxEntry.status) == OutboxStatus.PENDING,
                     sa.or_(
-                        Auth0OutboxEntry.next_attempt_at.is_(None),
-                        Auth0OutboxEntry.next_attempt_at <= now,
+                        col(Auth0OutboxEntry.next_attempt_at).is_(None),
+                        col(Auth0OutboxEntry.next_attempt_at) <= now,
                     ),
                 )
-                .order_by(Auth0OutboxEntry.id)
+                .order_by(col(Auth0OutboxEntry.id))
                 .limit(BATCH)
                 .with_for_update(skip_locked=True)
             )

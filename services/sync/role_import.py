@@ -6,11 +6,11 @@ Adding a platform or a group is creating its roles in Auth0; the next run picks 
 import logging
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
-from db.bulk import upsert
+from db.bulk import affected, upsert
 from db.models import Auth0Role, Group, GroupAdminRole, Platform, PlatformAdminRole
 from services.catalog.names import derive_short_name
 from services.identity.role_scheme import RoleScheme
@@ -86,7 +86,7 @@ async def sync_roles(ctx: JobContext) -> None:
             .where(role_table.c.removed_at.is_(None), role_table.c.id.not_in(live_ids))
             .values(removed_at=now, updated_at=now)
         )
-        ctx.count("roles_removed", removed.rowcount or 0)
+        ctx.count("roles_removed", affected(removed))
         role_rows = [
             {
                 "id": r["id"],
@@ -121,7 +121,7 @@ async def sync_roles(ctx: JobContext) -> None:
                 .where(table.c.removed_at.is_(None), table.c.id.not_in(list(derived)))
                 .values(removed_at=now, updated_at=now)
             )
-            ctx.count(f"{label}_removed", gone.rowcount or 0)
+            ctx.count(f"{label}_removed", affected(gone))
             ctx.count(
                 f"{label}_written",
                 await upsert(
@@ -162,8 +162,8 @@ async def _sync_admin_links(
     table = model.__table__
     rows = (
         await session.exec(
-            select(getattr(model, target_column), model.role_id, Auth0Role.name).join(
-                Auth0Role, Auth0Role.id == model.role_id
+            select(getattr(model, target_column), model.role_id, col(Auth0Role.name)).join(
+                Auth0Role, col(Auth0Role.id) == model.role_id
             )
         )
     ).all()

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -106,7 +107,7 @@ async def _close_abandoned(sessions: SessionFactory, job: str) -> None:
     async with sessions() as session:
         await session.execute(
             update(SyncRun)
-            .where(SyncRun.job == job, SyncRun.status == SyncRunStatus.RUNNING)
+            .where(col(SyncRun.job) == job, col(SyncRun.status) == SyncRunStatus.RUNNING)
             .values(
                 status=SyncRunStatus.FAILED,
                 finished_at=utcnow(),

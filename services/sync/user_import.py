@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import UTCDateTime, utcnow
 from db.bulk import (
+    affected,
     analyze,
     changed,
     create_stage,
@@ -448,7 +449,7 @@ async def apply_users(
             },
             where=changed(users, insert.excluded, PROFILE_COLUMNS),
         )
-        written = max((await session.execute(insert)).rowcount or 0, 0)
+        written = affected(await session.execute(insert))
         ctx.count("created", new_count)
         ctx.count("updated", written - new_count)
         if written > 1000:
@@ -496,7 +497,9 @@ async def sync_users_full(ctx: JobContext) -> None:
     async with ctx.timed("fetch"):
         fetched, _source = await fetch_all_users(ctx)
     async with ctx.sessions() as session:
-        live = set((await session.exec(select(User.id).where(sa.not_(User.is_deleted)))).all())
+        live = set(
+            (await session.exec(select(col(User.id)).where(sa.not_(col(User.is_deleted))))).all()
+        )
     absent = sorted(live - fetched.keys())
     ctx.count("absent", len(absent))
     limit = ctx.settings.sync_max_delete_fraction * max(len(live), 1)
@@ -516,10 +519,10 @@ async def sync_users_full(ctx: JobContext) -> None:
 
 
 async def last_success(session: AsyncSession, jobs: list[str]) -> datetime | None:
-    statement = select(sa.func.max(SyncRun.started_at)).where(
-        SyncRun.job.in_(jobs),
-        SyncRun.status == SyncRunStatus.SUCCEEDED,
-        sa.not_(SyncRun.dry_run),
+    statement = select(sa.func.max(col(SyncRun.started_at))).where(
+        col(SyncRun.job).in_(jobs),
+        col(SyncRun.status) == SyncRunStatus.SUCCEEDED,
+        sa.not_(col(SyncRun.dry_run)),
     )
     return (await session.exec(statement)).one()
 

@@ -8,7 +8,7 @@ puts Auth0 back if the database part does not commit, so the two never disagree.
 import contextlib
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -185,9 +185,9 @@ async def yield_unverified_email(
     holder = (
         await session.exec(
             select(User).where(
-                sa.func.lower(User.email) == email.lower(),
-                sa.not_(User.is_deleted),
-                User.id != claimant,
+                sa.func.lower(col(User.email)) == email.lower(),
+                sa.not_(col(User.is_deleted)),
+                col(User.id) != claimant,
             )
         )
     ).first()

@@ -3,6 +3,7 @@
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -83,10 +84,10 @@ def _identity(identity: dict[str, Any]) -> dict[str, Any]:
 async def _user_history(session: AsyncSession, user_id: str) -> list[UserHistoryEntry]:
     actor = sa.orm.aliased(User)
     statement = (
-        sa.select(UserHistory, actor.email)
-        .outerjoin(actor, actor.id == UserHistory.changed_by_id)
-        .where(UserHistory.user_id == user_id)
-        .order_by(UserHistory.created_at.desc(), UserHistory.id.desc())
+        sa.select(UserHistory, col(actor.email))
+        .outerjoin(actor, col(actor.id) == col(UserHistory.changed_by_id))
+        .where(col(UserHistory.user_id) == user_id)
+        .order_by(col(UserHistory.created_at).desc(), col(UserHistory.id).desc())
         .limit(200)
     )
     return [
@@ -112,11 +113,12 @@ async def _membership_history(
         if not scope.everything and not allowed:
             continue
         actor = sa.orm.aliased(User)
+        history = kind.history
         statement = (
-            sa.select(model, actor.email)
-            .outerjoin(actor, actor.id == model.updated_by_id)
-            .where(model.user_id == user_id)
-            .order_by(model.created_at.desc())
+            sa.select(model, col(actor.email))
+            .outerjoin(actor, col(actor.id) == history.c.updated_by_id)
+            .where(history.c.user_id == user_id)
+            .order_by(history.c.created_at.desc())
             .limit(200)
         )
         if not scope.everything:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -35,17 +35,19 @@ updater = u.alias("updater")
 
 
 async def filters(session: AsyncSession, scope: Scope) -> list[AdminFilter]:
-    platforms = select(Platform.id, Platform.name).where(Platform.removed_at.is_(None))
-    groups = select(Group.id, Group.name).where(Group.removed_at.is_(None))
+    platforms = select(col(Platform.id), col(Platform.name)).where(
+        col(Platform.removed_at).is_(None)
+    )
+    groups = select(col(Group.id), col(Group.name)).where(col(Group.removed_at).is_(None))
     if not scope.everything:
-        platforms = platforms.where(Platform.id.in_(scope.platforms))
-        groups = groups.where(Group.id.in_(scope.groups))
+        platforms = platforms.where(col(Platform.id).in_(scope.platforms))
+        groups = groups.where(col(Group.id).in_(scope.groups))
     return [
         AdminFilter(id=i, name=n, type="platform")
-        for i, n in (await session.exec(platforms.order_by(Platform.name))).all()
+        for i, n in (await session.exec(platforms.order_by(col(Platform.name)))).all()
     ] + [
         AdminFilter(id=i, name=n, type="group")
-        for i, n in (await session.exec(groups.order_by(Group.name))).all()
+        for i, n in (await session.exec(groups.order_by(col(Group.name)))).all()
     ]
 
 
@@ -75,9 +77,9 @@ async def _filter_by(session: AsyncSession, scope: Scope, value: str) -> tuple[K
     if await session.get(Group, value) is None:
         matches = (
             await session.exec(
-                select(Group.id).where(
-                    Group.id.like(f"%/{like_literal(value)}", escape="\\"),
-                    Group.removed_at.is_(None),
+                select(col(Group.id)).where(
+                    col(Group.id).like(f"%/{like_literal(value)}", escape="\\"),
+                    col(Group.removed_at).is_(None),
                 )
             )
         ).all()
@@ -121,7 +123,9 @@ def like_literal(term: str) -> str:
     return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def contains(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
+def contains(
+    column: sa.ColumnElement[str] | sa.orm.Mapped[str | None], term: str
+) -> sa.ColumnElement[bool]:
     """Case-insensitive "part of" match that the trigram indexes on lower(email) and
     lower(username) answer; `%`, `_` and `\\` in the term match themselves."""
     return sa.func.lower(column).like(f"%{like_literal(term.lower())}%", escape="\\")

@@ -9,10 +9,11 @@ puts Auth0 back if the database part does not commit, so the two never disagree.
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -134,14 +135,15 @@ async def start_email_change(
         sa.select(User.__table__.c.id).where(User.__table__.c.id == user.id).with_for_update()
     )
     now = utcnow()
-    recent, latest = (
+    recent, newest = (
         await session.exec(
-            select(sa.func.count(), sa.func.max(EmailChangeOtp.created_at)).where(
-                EmailChangeOtp.user_id == user.id,
-                EmailChangeOtp.created_at > now - timedelta(hours=1),
+            select(sa.func.count(), sa.func.max(col(EmailChangeOtp.created_at))).where(
+                col(EmailChangeOtp.user_id) == user.id,
+                col(EmailChangeOtp.created_at) > now - timedelta(hours=1),
             )
         )
     ).one()
+    latest = cast(datetime | None, newest)  # none in the last hour
     if recent >= MAX_CODES_PER_HOUR:
         raise TooManyRequests(
             "too many codes requested; try again in an hour", headers={"Retry-After": "3600"}
@@ -188,7 +190,7 @@ async def finish_email_change(
     otp = (
         await session.exec(
             select(EmailChangeOtp)
-            .where(EmailChangeOtp.user_id == user.id, EmailChangeOtp.is_active)
+            .where(col(EmailChangeOtp.user_id) == user.id, col(EmailChangeOtp.is_active))
             .with_for_update()
         )
     ).first()

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.orm import selectinload
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -86,7 +86,9 @@ class TestUser:
         await db_session.flush()
         claims = (
             await db_session.exec(
-                select(UsernameClaim.username).where(UsernameClaim.user_id == "auth0|first")
+                select(col(UsernameClaim.username)).where(
+                    col(UsernameClaim.user_id) == "auth0|first"
+                )
             )
         ).all()
         assert sorted(claims) == ["kept", "renamed"]
@@ -103,7 +105,7 @@ class TestUser:
     async def test_users_without_username_or_email_do_not_collide(self, db_session: AsyncSession):
         db_session.add_all([User(id="sms|1"), User(id="sms|2")])
         await db_session.flush()
-        total = (await db_session.exec(select(User).where(User.id.like("sms|%")))).all()
+        total = (await db_session.exec(select(User).where(col(User.id).like("sms|%")))).all()
         assert len(total) == 2
 
     async def test_memberships_are_not_loaded_implicitly(self, db_session: AsyncSession):
@@ -127,10 +129,11 @@ class TestUser:
 
         statement = (
             select(User)
-            .where(User.id == "auth0|1")
+            .where(col(User.id) == "auth0|1")
             .options(
-                selectinload(User.platform_memberships).selectinload(PlatformMembership.platform)
-            )  # type: ignore[arg-type]
+                # SQLModel types relationships as their Python values, not as attributes.
+                selectinload(User.platform_memberships).selectinload(PlatformMembership.platform)  # type: ignore[arg-type]  # see above
+            )
         )
         user = (await db_session.exec(statement)).one()
         assert [m.platform.name for m in user.platform_memberships] == ["Galaxy"]
@@ -170,7 +173,7 @@ class TestMemberships:
                 "created_at, updated_at) VALUES (:id, :p, :u, 'maybe', :now, :now)",
                 {
                     "id": uuid.uuid4().hex
-                    if db_session.bind.dialect.name == "sqlite"
+                    if db_session.get_bind().dialect.name == "sqlite"
                     else uuid.uuid4(),
                     "p": platform.id,
                     "u": "auth0|1",
@@ -264,7 +267,9 @@ class TestEmailChangeOtp:
         )
         await db_session.flush()
         active = (
-            await db_session.exec(select(EmailChangeOtp).where(EmailChangeOtp.is_active == True))  # noqa: E712
+            await db_session.exec(
+                select(EmailChangeOtp).where(col(EmailChangeOtp.is_active).is_(True))
+            )
         ).all()
         assert [code.otp_hash for code in active] == ["h2"]
 

@@ -28,7 +28,7 @@ def dev() -> Template:
 
 
 def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
-    return template.find_resources(kind)
+    return {name: dict(body) for name, body in template.find_resources(kind).items()}
 
 
 def container(template: Template, role: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ async def world(session: AsyncSession, emulator: EmulatorServer) -> World:
     tenant = emulator.tenant
     if tenant.role_by_name(COHORT) is None:
         tenant.create_role(COHORT, "Cohort Study")
-    roles = {name: tenant.role_by_name(name)["id"] for name in (GALAXY, BPA, TSI, COHORT)}  # type: ignore[index]
+    roles = {name: tenant.role_id(name) for name in (GALAXY, BPA, TSI, COHORT)}
     session.add_all([Auth0Role(id=role_id, name=name) for name, role_id in roles.items()])
     await session.flush()
     session.add_all(

@@ -6,7 +6,7 @@ import time
 import httpx
 import jwt
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import EmailNotification
@@ -85,7 +85,7 @@ class TestResendVerification:
     ):
         token = jwt.encode(
             {"sub": auth0_user["user_id"], "purpose": "unverified_email_resend"},
-            None,
+            "",
             algorithm="none",
         )
         response = await client.post(
@@ -138,7 +138,9 @@ class TestPasswordMigration:
         )
         welcomes = (
             await session.exec(
-                select(EmailNotification).where(EmailNotification.to_address == auth0_user["email"])
+                select(EmailNotification).where(
+                    col(EmailNotification.to_address) == auth0_user["email"]
+                )
             )
         ).all()
         assert [w.template for w in welcomes] == ["welcome"]

@@ -2,7 +2,7 @@
 
 import pytest
 from sqlalchemy.engine import URL
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.models import (
     Auth0OutboxEntry,
@@ -40,14 +40,14 @@ class TestPlatformDecisions:
         assert emulator.tenant.role_names_of(world.subject) == [GALAXY]
         entry = (
             await session.exec(
-                select(Auth0OutboxEntry).where(Auth0OutboxEntry.user_id == world.subject)
+                select(Auth0OutboxEntry).where(col(Auth0OutboxEntry.user_id) == world.subject)
             )
         ).one()
         assert entry.status is OutboxStatus.DONE
         history = (
             await session.exec(
                 select(PlatformMembershipHistory).where(
-                    PlatformMembershipHistory.user_id == world.subject
+                    col(PlatformMembershipHistory.user_id) == world.subject
                 )
             )
         ).all()
@@ -55,8 +55,8 @@ class TestPlatformDecisions:
         assert history[0].updated_by_id is not None
         emails = (
             await session.exec(
-                select(EmailNotification.template).where(
-                    EmailNotification.to_address.like("subject.%")
+                select(col(EmailNotification.template)).where(
+                    col(EmailNotification.to_address).like("subject.%")
                 )
             )
         ).all()
@@ -195,7 +195,7 @@ class TestAuth0Down:
         assert emulator.tenant.role_names_of(world.subject) == [GALAXY]
         entry = (
             await session.exec(
-                select(Auth0OutboxEntry).where(Auth0OutboxEntry.status != OutboxStatus.DONE)
+                select(Auth0OutboxEntry).where(col(Auth0OutboxEntry.status) != OutboxStatus.DONE)
             )
         ).one()
         assert (entry.status, entry.attempts) == (OutboxStatus.PENDING, 1)
@@ -243,8 +243,8 @@ class TestAuth0DownCircuit:
         entries = (
             await session.exec(
                 select(Auth0OutboxEntry)
-                .where(Auth0OutboxEntry.status != OutboxStatus.DONE)
-                .order_by(Auth0OutboxEntry.id)
+                .where(col(Auth0OutboxEntry.status) != OutboxStatus.DONE)
+                .order_by(col(Auth0OutboxEntry.id))
             )
         ).all()
         assert [e.status for e in entries] == [OutboxStatus.PENDING] * 2

@@ -6,7 +6,7 @@ import io
 import secrets
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.base import utcnow
 from db.models import (
@@ -224,7 +224,7 @@ class TestCountsAndExport:
     async def test_a_general_admins_counts_cover_every_live_user(
         self, client, session, emulator, people
     ):
-        live = (await session.exec(select(User).where(User.is_deleted.is_(False)))).all()
+        live = (await session.exec(select(User).where(col(User.is_deleted).is_(False)))).all()
         body = (await client.get("/admin/users/counts", headers=admin(emulator, "Admin"))).json()
         # The calling admin is created on first use and not counted.
         assert body["all"] == len(live)
@@ -314,7 +314,7 @@ class TestOneUser:
         sent = (
             await session.exec(
                 select(EmailNotification).where(
-                    EmailNotification.to_address == "right.address@example.org"
+                    col(EmailNotification.to_address) == "right.address@example.org"
                 )
             )
         ).one()
@@ -376,7 +376,7 @@ class TestAccountChanges:
         assert user.id in ids(await client.get("/admin/users?deleted=true", headers=headers))
         kept = (
             await session.exec(
-                select(PlatformMembership).where(PlatformMembership.user_id == user.id)
+                select(PlatformMembership).where(col(PlatformMembership.user_id) == user.id)
             )
         ).all()
         assert len(kept) == 2
@@ -388,9 +388,9 @@ class TestAccountChanges:
         assert user.is_deleted is False
         changes = (
             await session.exec(
-                select(UserHistory.change)
-                .where(UserHistory.user_id == user.id)
-                .order_by(UserHistory.id)
+                select(col(UserHistory.change))
+                .where(col(UserHistory.user_id) == user.id)
+                .order_by(col(UserHistory.id))
             )
         ).all()
         assert changes == [UserChange.USER_DELETION, UserChange.USER_RESTORATION]
@@ -431,7 +431,9 @@ class TestAccountChanges:
         await session.refresh(user)
         assert (user.email, user.email_verified) == (new, False)
         notice = (
-            await session.exec(select(EmailNotification).where(EmailNotification.to_address == old))
+            await session.exec(
+                select(EmailNotification).where(col(EmailNotification.to_address) == old)
+            )
         ).one()
         assert notice.template == "email_changed_notice"
 
@@ -459,7 +461,7 @@ class TestAccountChanges:
         assert response.status_code == 200, response.text
         assert emulator.tenant.users[first.id]["username"] == new
         history = (
-            await session.exec(select(UserHistory).where(UserHistory.user_id == first.id))
+            await session.exec(select(UserHistory).where(col(UserHistory.user_id) == first.id))
         ).one()
         assert (history.change, history.previous_value, history.new_value) == (
             UserChange.USERNAME_UPDATE,
@@ -469,7 +471,7 @@ class TestAccountChanges:
         notice = (
             await session.exec(
                 select(EmailNotification).where(
-                    EmailNotification.template == "username_changed_notice"
+                    col(EmailNotification.template) == "username_changed_notice"
                 )
             )
         ).one()

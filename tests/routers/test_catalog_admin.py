@@ -3,7 +3,7 @@
 import secrets
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.models import Auth0Role, Platform, PlatformAdminRole
 from db.types import ApprovalStatus
@@ -122,9 +122,9 @@ class TestPlatforms:
             await gateway.aclose()
         linked = (
             await session.exec(
-                select(Auth0Role.name)
-                .join(PlatformAdminRole, PlatformAdminRole.role_id == Auth0Role.id)
-                .where(PlatformAdminRole.platform_id == "galaxy")
+                select(col(Auth0Role.name))
+                .join(PlatformAdminRole, col(PlatformAdminRole.role_id) == col(Auth0Role.id))
+                .where(col(PlatformAdminRole.platform_id) == "galaxy")
             )
         ).all()
         assert role in linked

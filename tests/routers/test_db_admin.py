@@ -36,7 +36,7 @@ VIEW_KEYS = [view.key for view in _views()]
 async def dashboard(dashboard_db: URL, emulator: EmulatorServer) -> AsyncIterator[FastAPI]:
     app = create_app(dashboard_settings(dashboard_db, emulator))
     async with LifespanManager(app) as manager:
-        yield manager.app  # type: ignore[misc]
+        yield manager.app  # type: ignore[misc]  # asgi-lifespan types its app as a bare ASGI callable
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import json
 import logging
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -154,8 +155,8 @@ class TestRequestId:
         rid = response.headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", rid)
         [line] = [r for r in caplog.records if r.name == "aai.access"]
-        assert line.request_id == rid  # type: ignore[attr-defined]
-        assert (line.method, line.path, line.status) == ("GET", "/me/profile", 401)  # type: ignore[attr-defined]
+        assert line.request_id == rid  # type: ignore[attr-defined]  # fields the access log adds
+        assert (line.method, line.path, line.status) == ("GET", "/me/profile", 401)  # type: ignore[attr-defined]  # as above
 
     async def test_a_sane_incoming_id_is_kept_and_a_hostile_one_replaced(
         self, client: httpx.AsyncClient
@@ -175,9 +176,14 @@ def test_json_log_lines_carry_the_request_id_and_the_error():
             raise ValueError("bad thing")
         except ValueError:
             record = logging.getLogger("aai.test").makeRecord(
-                "aai.test", logging.ERROR, __file__, 1, "failed for %s", ("x",), exc_info=True
+                "aai.test",
+                logging.ERROR,
+                __file__,
+                1,
+                "failed for %s",
+                ("x",),
+                exc_info=sys.exc_info(),
             )
-            import sys
 
             record.exc_info = sys.exc_info()
         record.request_id = request_id.get()

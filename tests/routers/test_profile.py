@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -45,7 +45,9 @@ async def changes(
 ) -> list[tuple[UserChange, str | None, str | None]]:
     rows = (
         await session.exec(
-            select(UserHistory).where(UserHistory.user_id == user_id).order_by(UserHistory.id)
+            select(UserHistory)
+            .where(col(UserHistory.user_id) == user_id)
+            .order_by(col(UserHistory.id))
         )
     ).all()
     return [(row.change, row.previous_value, row.new_value) for row in rows]
@@ -104,7 +106,7 @@ class TestUsername:
         notice = (
             await session.exec(
                 select(EmailNotification).where(
-                    EmailNotification.template == "username_changed_notice"
+                    col(EmailNotification.template) == "username_changed_notice"
                 )
             )
         ).one()
@@ -153,7 +155,7 @@ class TestUsername:
 async def age_codes(session: AsyncSession, user_id: str, *, minutes: int) -> None:
     """Move the user's codes into the past, as if `minutes` had gone by since they were sent."""
     codes = (
-        await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+        await session.exec(select(EmailChangeOtp).where(col(EmailChangeOtp.user_id) == user_id))
     ).all()
     for code in codes:
         code.created_at -= timedelta(minutes=minutes)
@@ -166,8 +168,8 @@ class TestEmailChange:
         mail = (
             await session.exec(
                 select(EmailNotification)
-                .where(EmailNotification.to_address == address)
-                .order_by(EmailNotification.created_at.desc())
+                .where(col(EmailNotification.to_address) == address)
+                .order_by(col(EmailNotification.created_at).desc())
             )
         ).first()
         assert mail is not None
@@ -186,7 +188,7 @@ class TestEmailChange:
         ).status_code == 200
         code = await self.code_sent_to(session, new)
         stored = (
-            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+            await session.exec(select(EmailChangeOtp).where(col(EmailChangeOtp.user_id) == user_id))
         ).one()
         assert code not in stored.otp_hash
         response = await client.post(
@@ -199,7 +201,9 @@ class TestEmailChange:
         assert (await session.get_one(User, user_id)).email == new
         assert (await changes(session, user_id))[-1] == (UserChange.EMAIL_UPDATE, old, new)
         notice = (
-            await session.exec(select(EmailNotification).where(EmailNotification.to_address == old))
+            await session.exec(
+                select(EmailNotification).where(col(EmailNotification.to_address) == old)
+            )
         ).one()
         assert notice.template == "email_changed_notice"
         again = await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
@@ -228,7 +232,7 @@ class TestEmailChange:
         active = (
             await session.exec(
                 select(EmailChangeOtp).where(
-                    EmailChangeOtp.user_id == user_id, EmailChangeOtp.is_active
+                    col(EmailChangeOtp.user_id) == user_id, col(EmailChangeOtp.is_active)
                 )
             )
         ).one()
@@ -245,7 +249,7 @@ class TestEmailChange:
         active = (
             await session.exec(
                 select(EmailChangeOtp).where(
-                    EmailChangeOtp.user_id == user_id, EmailChangeOtp.is_active
+                    col(EmailChangeOtp.user_id) == user_id, col(EmailChangeOtp.is_active)
                 )
             )
         ).all()
@@ -277,7 +281,7 @@ class TestEmailChange:
         assert statuses == [400] * 5
         session.expire_all()
         otp = (
-            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+            await session.exec(select(EmailChangeOtp).where(col(EmailChangeOtp.user_id) == user_id))
         ).one()
         assert (otp.attempts, otp.is_active) == (5, False)
         assert (
@@ -290,7 +294,7 @@ class TestEmailChange:
         await client.post("/me/profile/email/update", json={"email": new}, headers=headers)
         code = await self.code_sent_to(session, new)
         otp = (
-            await session.exec(select(EmailChangeOtp).where(EmailChangeOtp.user_id == user_id))
+            await session.exec(select(EmailChangeOtp).where(col(EmailChangeOtp.user_id) == user_id))
         ).one()
         otp.expires_at = utcnow() - timedelta(seconds=1)
         await session.flush()

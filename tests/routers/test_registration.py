@@ -4,7 +4,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import (
@@ -70,7 +70,7 @@ class TestRegister:
         assert (user.username, user.email_verified) == ("ada_l", False)
         platforms = (
             await session.exec(
-                select(PlatformMembership).where(PlatformMembership.user_id == user.id)
+                select(PlatformMembership).where(col(PlatformMembership.user_id) == user.id)
             )
         ).all()
         assert {(p.platform_id, p.approval_status) for p in platforms} == {
@@ -79,12 +79,16 @@ class TestRegister:
         }
         grants = (
             await session.exec(
-                select(Auth0OutboxEntry.role_id).where(Auth0OutboxEntry.user_id == user.id)
+                select(col(Auth0OutboxEntry.role_id)).where(
+                    col(Auth0OutboxEntry.user_id) == user.id
+                )
             )
         ).all()
         assert sorted(grants) == ["rol_bpa", "rol_galaxy"]
         group = (
-            await session.exec(select(GroupMembership).where(GroupMembership.user_id == user.id))
+            await session.exec(
+                select(GroupMembership).where(col(GroupMembership.user_id) == user.id)
+            )
         ).one()
         assert (group.group_id, group.approval_status, group.request_reason) == (
             "biocommons/group/tsi",
@@ -94,13 +98,15 @@ class TestRegister:
         email = (
             await session.exec(
                 select(EmailNotification).where(
-                    EmailNotification.to_address == "ada.lovelace@example.org"
+                    col(EmailNotification.to_address) == "ada.lovelace@example.org"
                 )
             )
         ).one()
         assert email.template == "registration_received"
         history = (
-            await session.exec(select(UserHistory.change).where(UserHistory.user_id == user.id))
+            await session.exec(
+                select(col(UserHistory.change)).where(col(UserHistory.user_id) == user.id)
+            )
         ).all()
         assert history == [UserChange.CREATED]
 
@@ -194,7 +200,9 @@ class TestRegister:
         assert (
             emulator.tenant.users_by_email("ada.lovelace@example.org") == []
         )  # no orphan in Auth0
-        assert (await session.exec(select(User).where(User.username == "ada_l"))).first() is None
+        assert (
+            await session.exec(select(User).where(col(User.username) == "ada_l"))
+        ).first() is None
 
     async def test_unknown_bundle(self, client: httpx.AsyncClient, session: AsyncSession):
         await add_catalog(session)
@@ -304,7 +312,9 @@ class TestUtils:
         assert len(answers) == 1  # reveals nothing about the account
         queued = (
             await session.exec(
-                select(EmailNotification.to_address).where(EmailNotification.template == "welcome")
+                select(col(EmailNotification.to_address)).where(
+                    col(EmailNotification.template) == "welcome"
+                )
             )
         ).all()
         assert queued == ["verified@example.org"]
@@ -332,7 +342,9 @@ class TestUtils:
         assert response.status_code == 200
         queued = (
             await session.exec(
-                select(EmailNotification.to_address).where(EmailNotification.template == "welcome")
+                select(col(EmailNotification.to_address)).where(
+                    col(EmailNotification.template) == "welcome"
+                )
             )
         ).all()
         assert queued == ["just.verified@example.org"]
@@ -365,7 +377,7 @@ class TestSbpRegister:
         assert auth0_user["app_metadata"] == {"registration_from": "sbp"}
         membership = (
             await session.exec(
-                select(PlatformMembership).where(PlatformMembership.user_id == body["user_id"])
+                select(PlatformMembership).where(col(PlatformMembership.user_id) == body["user_id"])
             )
         ).one()
         assert (membership.platform_id, membership.approval_status, membership.request_reason) == (

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -200,7 +201,7 @@ class TestManagementApi:
             )
         headers = {"Authorization": f"Bearer {await management_token(http, emulator)}"}
 
-        async def search(**params: object) -> object:
+        async def search(**params: str) -> Any:
             return (await http.get("/api/v2/users", params=params, headers=headers)).json()
 
         wildcard = await search(q="email:*@search.example", include_totals="true")

@@ -3,6 +3,7 @@ and more workers do not mean more requests."""
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 import pytest
@@ -37,9 +38,7 @@ async def statuses(client: httpx.AsyncClient, count: int, spoof: bool) -> list[i
 
 
 @pytest.fixture
-async def apps(
-    app_factory: Callable[[Settings], FastAPI], limited: Settings
-) -> AsyncIterator[list[FastAPI]]:
+async def apps(app_factory: Callable[..., FastAPI], limited: Settings) -> AsyncIterator[list[Any]]:
     """Two API processes' worth of app: each its own lifespan, engine and limiter."""
     async with AsyncExitStack() as stack:
         yield [

@@ -4,9 +4,10 @@ owner out. Before: the owner, signing in later with a verified social identity, 
 
 import secrets
 from datetime import timedelta
+from typing import Any, cast
 
 import httpx
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -57,7 +58,9 @@ async def test_a_verified_owner_takes_their_address_back(
     lost = await session.get_one(User, squatter)
     assert (lost.is_deleted, lost.deletion_reason) == (True, CLAIMED_REASON)
     assert emulator.tenant.get_user(squatter)["blocked"] is True
-    history = (await session.exec(select(UserHistory).where(UserHistory.user_id == squatter))).all()
+    history = (
+        await session.exec(select(UserHistory).where(col(UserHistory.user_id) == squatter))
+    ).all()
     assert [h.change for h in history] == [UserChange.USER_DELETION]
 
 
@@ -101,7 +104,9 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
     old = utcnow() - timedelta(days=31)
     tag = secrets.token_hex(3)
     made = {
-        name: await squat(session, tenant_server, f"{name}.{tag}@example.org", **fields)
+        name: await squat(
+            session, tenant_server, f"{name}.{tag}@example.org", **cast(dict[str, Any], fields)
+        )
         for name, fields in {
             "abandoned": {"created_at": old, "registration_from": "biocommons"},
             "in use": {
@@ -130,7 +135,7 @@ async def test_unverified_sign_ups_expire_and_free_the_address(
         assert (row.is_deleted, row.deletion_reason) == (True, "unverified sign-up expired")
         assert made[name] not in tenant_server.tenant.users
         history = (
-            await session.exec(select(UserHistory).where(UserHistory.user_id == made[name]))
+            await session.exec(select(UserHistory).where(col(UserHistory.user_id) == made[name]))
         ).all()
         assert [(h.change, h.reason, h.email) for h in history] == [
             (UserChange.USER_DELETION, "unverified sign-up expired", row.email)

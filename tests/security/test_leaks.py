@@ -196,8 +196,11 @@ async def test_a_dashboard_session_ends_when_its_role_or_account_goes(
                 user = emulator.tenant.find_user(email)
                 if take_away == "role":
                     admin_role = emulator.tenant.role_by_name("Admin")
+                    assert user is not None
+                    assert admin_role is not None
                     emulator.tenant.remove_roles(user["user_id"], [admin_role["id"]])
                 else:
+                    assert user is not None
                     await _deactivate(dashboard_db, user["user_id"], user["email"])
                 after = await b.get("/db-admin/users/list")
                 assert after.status_code == 303, (take_away, after.text)

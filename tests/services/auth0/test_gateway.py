@@ -5,6 +5,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -228,7 +229,7 @@ class TestRetries:
 
 @asynccontextmanager
 async def tripped(
-    emulator: EmulatorServer, **options: object
+    emulator: EmulatorServer, **options: Any
 ) -> AsyncIterator[tuple[Auth0Gateway, str]]:
     """A gateway whose circuit has just opened (Auth0 down), and a user it knows."""
     (user_id,) = auth0_users(emulator, 1)

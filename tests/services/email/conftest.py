@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from scripts.auth0_emulator.server import free_port
 from services.settings import Settings
@@ -48,7 +49,7 @@ class Sink:
             return "451 4.3.0 held by the test"
         message = message_from_bytes(envelope.content, policy=default_policy)
         with self.lock:
-            self.accepted.append(message)  # type: ignore[arg-type]
+            self.accepted.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
         return "250 2.0.0 accepted"
 
@@ -94,3 +95,10 @@ def smtp_settings(db_url: URL | str, port: int, **overrides: Any) -> Settings:
 async def sessions(db_session: AsyncSession) -> async_sessionmaker[AsyncSession]:
     """Delivery commits as in production; here each commit is a savepoint of the test."""
     return savepoint_sessions(await db_session.connection())
+
+
+def body_text(message: EmailMessage, subtype: str) -> str:
+    """The text of a message's `plain` or `html` part (which must exist)."""
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None, f"no {subtype} part"
+    return str(part.get_content())

@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
 from db.models import EmailNotification
@@ -13,7 +14,7 @@ from services.email.backends import build_backend
 from services.email.delivery import LEASE_EXPIRED, deliver
 from services.email.queue import enqueue
 from services.settings import Settings
-from tests.services.email.conftest import Sink, smtp_settings
+from tests.services.email.conftest import Sink, body_text, smtp_settings
 
 t = EmailNotification.__table__
 
@@ -87,8 +88,8 @@ async def test_a_queued_message_arrives_with_recipient_subject_and_both_parts(
     assert sink.envelopes == [("no-reply@aai.test", ["ada@example.org"])]
     assert message["Subject"] == "Your access to Galaxy <Australia> was approved"
     assert message["From"] == "no-reply@aai.test"
-    text = message.get_body(preferencelist=("plain",)).get_content()
-    html = message.get_body(preferencelist=("html",)).get_content()
+    text = body_text(message, "plain")
+    html = body_text(message, "html")
     assert "Galaxy <Australia> was approved" in text
     assert "Galaxy &lt;Australia&gt;" in html  # user-given text is escaped in HTML
     assert "https://portal.test" in text

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from db.models import SyncRun
 from services.auth0 import Auth0Gateway
@@ -43,7 +44,7 @@ async def test_the_job_sends_with_the_configured_backend_and_records_only_real_w
     assert idle.counts == {"auth0_requests": 0}
     async with sessions() as s:
         recorded = (
-            await s.execute(sa.select(SyncRun.id).where(SyncRun.job == "email.deliver"))
+            await s.execute(sa.select(col(SyncRun.id)).where(col(SyncRun.job) == "email.deliver"))
         ).all()
     assert [r.id for r in recorded] == [busy.id]  # the idle run left no row
     await ctx.auth0.aclose()

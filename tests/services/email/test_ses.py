@@ -19,6 +19,7 @@ from services.email.backends import build_backend
 from services.email.delivery import deliver
 from services.email.queue import enqueue
 from tests.conftest import make_settings
+from tests.services.email.conftest import body_text
 
 t = EmailNotification.__table__
 
@@ -111,8 +112,8 @@ async def test_ses_sends_raw_mime_and_sorts_errors(sessions, db_engine, ses: Ses
         base64.b64decode(request["Content"]["Raw"]["Data"]), policy=default_policy
     )
     assert mime["Subject"] == "Welcome to BioCommons Access"
-    assert "Hello Ada" in mime.get_body(preferencelist=("plain",)).get_content()
-    assert "Hello Ada" in mime.get_body(preferencelist=("html",)).get_content()
+    assert "Hello Ada" in body_text(mime, "plain")
+    assert "Hello Ada" in body_text(mime, "html")
     async with sessions() as session:
         rows = {r.to_address: r for r in (await session.execute(sa.select(t))).all()}
     assert rows["ada@example.org"].status == EmailStatus.SENT

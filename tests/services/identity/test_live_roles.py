@@ -6,15 +6,8 @@ import pytest
 from scripts.auth0_emulator.server import EmulatorServer
 from services.errors import ServiceUnavailable
 from services.identity.live_roles import LiveRoles
+from tests.clock import FakeClock
 from tests.factories import make_gateway
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_a_removed_role_is_seen_within_a_minute_outage_or_not(emulator: EmulatorServer):
@@ -27,26 +20,26 @@ async def test_a_removed_role_is_seen_within_a_minute_outage_or_not(emulator: Em
         }
     )
     tenant.grant_roles(user["user_id"], ["Admin"])
-    clock = Clock()
+    clock = FakeClock()
     gateway = make_gateway(emulator, max_retries=0, jobs=True)
     try:
         roles = LiveRoles(gateway, 30.0, clock=clock)
         assert await roles.of(user["user_id"]) == {"Admin"}
 
-        tenant.remove_roles(user["user_id"], [tenant.role_by_name("Admin")["id"]])
-        clock.now += 29
+        tenant.remove_roles(user["user_id"], [tenant.role_id("Admin")])
+        clock.advance(29)
         assert await roles.of(user["user_id"]) == {"Admin"}  # fresh for 30 s
-        clock.now += 2
+        clock.advance(2)
         assert await roles.of(user["user_id"]) == frozenset()  # asked again
 
         tenant.grant_roles(user["user_id"], ["Admin"])
-        clock.now += 31
+        clock.advance(31)
         assert await roles.of(user["user_id"]) == {"Admin"}
         emulator.state.faults.down = True
-        clock.now += 45
+        clock.advance(45)
         # Auth0 is down 45 s after the last answer: that answer is still used...
         assert await roles.of(user["user_id"]) == {"Admin"}
-        clock.now += 16
+        clock.advance(16)
         # ...but never past a minute.
         with pytest.raises(ServiceUnavailable):
             await roles.of(user["user_id"])

@@ -1,7 +1,7 @@
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import GroupMembership, PlatformMembership, SyncRun, User
@@ -20,7 +20,7 @@ async def full_sync(ctx: JobContext) -> list[SyncRun]:
 
 async def live_users(session: AsyncSession) -> dict[str, dict[str, Any]]:
     session.expire_all()
-    users = (await session.exec(select(User).where(sa.not_(User.is_deleted)))).all()
+    users = (await session.exec(select(User).where(sa.not_(col(User.is_deleted))))).all()
     return {u.id: {"email": u.email, "username": u.username, "blocked": u.blocked} for u in users}
 
 
@@ -29,15 +29,15 @@ async def memberships_in(session: AsyncSession, status: ApprovalStatus) -> set[t
     session.expire_all()
     platforms = (
         await session.exec(
-            select(PlatformMembership.platform_id, PlatformMembership.user_id).where(
-                PlatformMembership.approval_status == status
+            select(col(PlatformMembership.platform_id), col(PlatformMembership.user_id)).where(
+                col(PlatformMembership.approval_status) == status
             )
         )
     ).all()
     groups = (
         await session.exec(
-            select(GroupMembership.group_id, GroupMembership.user_id).where(
-                GroupMembership.approval_status == status
+            select(col(GroupMembership.group_id), col(GroupMembership.user_id)).where(
+                col(GroupMembership.approval_status) == status
             )
         )
     ).all()

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import create_engine, create_session_factory
@@ -203,7 +203,7 @@ async def _run_and_kill(ctx: JobContext, repo_root: Path, env: dict[str, str], j
                 run = (
                     await session.exec(
                         select(SyncRun).where(
-                            SyncRun.job == job, SyncRun.status == SyncRunStatus.RUNNING
+                            col(SyncRun.job) == job, col(SyncRun.status) == SyncRunStatus.RUNNING
                         )
                     )
                 ).first()
@@ -251,7 +251,9 @@ async def test_scheduler_killed_mid_run_loses_nothing_and_the_next_run_converges
         # Nothing the tenant still grants was revoked, and nobody it still has was deleted.
         async with ctx.sessions() as session:
             wrongly_revoked = await revoked(session) & expected_memberships(tenant_server.tenant)
-            deleted = set((await session.exec(select(User.id).where(User.is_deleted))).all())
+            deleted = set(
+                (await session.exec(select(col(User.id)).where(col(User.is_deleted)))).all()
+            )
         assert wrongly_revoked == set()
         assert {u for u in deleted if u in expected_users(tenant_server.tenant)} == set()
         tenant_server.state.faults.latency_ms = 0
@@ -260,7 +262,9 @@ async def test_scheduler_killed_mid_run_loses_nothing_and_the_next_run_converges
         async with ctx.sessions() as session:
             await assert_converged(session, tenant_server.tenant)
             abandoned = (
-                await session.exec(select(SyncRun).where(SyncRun.error.startswith("abandoned")))
+                await session.exec(
+                    select(SyncRun).where(col(SyncRun.error).startswith("abandoned"))
+                )
             ).all()
         assert len(abandoned) == 2
     finally:

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -23,7 +23,8 @@ async def membership(
     return (
         await session.exec(
             select(PlatformMembership).where(
-                PlatformMembership.user_id == user_id, PlatformMembership.platform_id == platform
+                col(PlatformMembership.user_id) == user_id,
+                col(PlatformMembership.platform_id) == platform,
             )
         )
     ).one()
@@ -42,7 +43,7 @@ async def test_role_holders_become_approved_members_with_history(
     entries = (
         await session.exec(
             select(PlatformMembershipHistory).where(
-                PlatformMembershipHistory.membership_id == row.id
+                col(PlatformMembershipHistory.membership_id) == row.id
             )
         )
     ).all()
@@ -71,9 +72,9 @@ async def test_removed_role_revokes_and_keeps_history(
     )
     history = (
         await session.exec(
-            select(PlatformMembershipHistory.approval_status)
-            .where(PlatformMembershipHistory.membership_id == row.id)
-            .order_by(PlatformMembershipHistory.id)
+            select(col(PlatformMembershipHistory.approval_status))
+            .where(col(PlatformMembershipHistory.membership_id) == row.id)
+            .order_by(col(PlatformMembershipHistory.id))
         )
     ).all()
     assert history == [ApprovalStatus.APPROVED, ApprovalStatus.REVOKED]
@@ -108,7 +109,7 @@ async def test_pending_outbox_operation_blocks_the_flip(
     """An admin approved in the portal; the grant has not reached Auth0 yet."""
     alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
-    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    role = (await session.exec(select(Auth0Role).where(col(Auth0Role.name) == GALAXY))).one()
     session.add(
         PlatformMembership(
             platform_id="galaxy",
@@ -131,7 +132,7 @@ async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
 ):
     alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
-    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    role = (await session.exec(select(Auth0Role).where(col(Auth0Role.name) == GALAXY))).one()
     read_at = utcnow() - timedelta(seconds=5)
     session.add(
         PlatformMembership(
@@ -162,7 +163,7 @@ async def test_membership_changed_after_the_read_is_not_flipped(
 ):
     alice = auth0_user(tenant_server.tenant, "alice")
     await full_sync(sync_ctx)
-    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == GALAXY))).one()
+    role = (await session.exec(select(Auth0Role).where(col(Auth0Role.name) == GALAXY))).one()
     read_at = utcnow() - timedelta(seconds=30)
     session.add(
         PlatformMembership(

@@ -1,4 +1,4 @@
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Auth0OutboxEntry, Auth0Role
@@ -12,7 +12,7 @@ from tests.services.sync.helpers import full_sync, sync
 async def queue(
     session: AsyncSession, user_id: str, role_name: str, operation: OutboxOperation
 ) -> Auth0OutboxEntry:
-    role = (await session.exec(select(Auth0Role).where(Auth0Role.name == role_name))).one()
+    role = (await session.exec(select(Auth0Role).where(col(Auth0Role.name) == role_name))).one()
     entry = Auth0OutboxEntry(operation=operation, user_id=user_id, role_id=role.id)
     session.add(entry)
     await session.flush()

@@ -1,11 +1,15 @@
 from sqlalchemy.orm import selectinload
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import Auth0Role, Group, Platform
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.runs import JobContext
 from tests.services.sync.helpers import sync
+
+# SQLModel types relationships as their Python values; loader options take the attributes.
+PLATFORM_ADMINS = selectinload(Platform.admin_roles)  # type: ignore[arg-type]  # see above
+GROUP_ADMINS = selectinload(Group.admin_roles)  # type: ignore[arg-type]  # see above
 
 
 async def test_platforms_and_groups_come_from_role_names(
@@ -14,9 +18,7 @@ async def test_platforms_and_groups_come_from_role_names(
     (run,) = await sync(sync_ctx, "sync.roles")
     assert run.status.value == "succeeded"
     platforms = (
-        await session.exec(
-            select(Platform).options(selectinload(Platform.admin_roles)).order_by(Platform.id)
-        )
+        await session.exec(select(Platform).options(PLATFORM_ADMINS).order_by(col(Platform.id)))
     ).all()
     assert [(p.id, p.name) for p in platforms] == [
         ("bpa_data_portal", "Bioplatforms Australia Data Portal"),
@@ -24,7 +26,7 @@ async def test_platforms_and_groups_come_from_role_names(
         ("sbp", "Structural Biology Platform"),
     ]
     assert [r.name for r in platforms[1].admin_roles] == ["biocommons/role/galaxy/admin"]
-    group = (await session.exec(select(Group).options(selectinload(Group.admin_roles)))).one()
+    group = (await session.exec(select(Group).options(GROUP_ADMINS))).one()
     assert (group.id, group.name, group.short_name) == (
         "biocommons/group/tsi",
         "Threatened Species Initiative",
@@ -82,9 +84,7 @@ async def test_a_group_sharing_a_platforms_id_is_skipped_and_reported(
         assert await session.get(Group, "biocommons/group/galaxy") is None
         galaxy = (
             await session.exec(
-                select(Platform)
-                .where(Platform.id == "galaxy")
-                .options(selectinload(Platform.admin_roles))
+                select(Platform).where(col(Platform.id) == "galaxy").options(PLATFORM_ADMINS)
             )
         ).one()
         assert [r.name for r in galaxy.admin_roles] == ["biocommons/role/galaxy/admin"]

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sqlalchemy.engine import URL
-from sqlmodel import select
+from sqlmodel import col, select
 
 from db.engine import create_engine, create_session_factory
 from db.models import SyncRun, User
@@ -38,7 +38,7 @@ async def runs_of(db: URL) -> list[SyncRun]:
     engine = create_engine(db, process="tests")
     try:
         async with create_session_factory(engine)() as session:
-            return list((await session.exec(select(SyncRun).order_by(SyncRun.id))).all())
+            return list((await session.exec(select(SyncRun).order_by(col(SyncRun.id)))).all())
     finally:
         await engine.dispose()
 

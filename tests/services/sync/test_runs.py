@@ -3,7 +3,7 @@ import logging
 
 import pytest
 from sqlalchemy.engine import URL
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import create_engine, create_session_factory
@@ -29,12 +29,12 @@ async def test_a_failing_job_is_recorded_not_raised(
         (run,) = await sync(sync_ctx, "sync.roles")
     # The line the deployment's failed-run alarm matches.
     [finished] = [r for r in caplog.records if getattr(r, "event", None) == "job_finished"]
-    assert (finished.job, finished.outcome) == ("sync.roles", "failed")  # type: ignore[attr-defined]
+    assert (finished.job, finished.outcome) == ("sync.roles", "failed")  # type: ignore[attr-defined]  # fields the JSON log line adds
     assert run.status is SyncRunStatus.FAILED
     assert "unavailable" in (run.error or "")
     assert run.finished_at is not None
     assert run.counts["auth0_requests"] == sync_ctx.auth0.max_retries + 1
-    stored = (await session.exec(select(SyncRun).where(SyncRun.id == run.id))).one()
+    stored = (await session.exec(select(SyncRun).where(col(SyncRun.id) == run.id))).one()
     assert stored.status is SyncRunStatus.FAILED
 
 

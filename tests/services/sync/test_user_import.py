@@ -1,4 +1,4 @@
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.models import User, UserHistory
@@ -11,7 +11,9 @@ from tests.services.sync.helpers import live_users, sync
 async def history(session: AsyncSession, user_id: str) -> list[tuple[str, str | None, str | None]]:
     rows = (
         await session.exec(
-            select(UserHistory).where(UserHistory.user_id == user_id).order_by(UserHistory.id)
+            select(UserHistory)
+            .where(col(UserHistory.user_id) == user_id)
+            .order_by(col(UserHistory.id))
         )
     ).all()
     return [(h.change.value, h.previous_value, h.new_value) for h in rows]

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
@@ -173,7 +173,7 @@ class World:
             rows = (
                 await session.exec(
                     select(UserHistory).where(
-                        UserHistory.change.in_(
+                        col(UserHistory.change).in_(
                             [UserChange.USERNAME_UPDATE, UserChange.EMAIL_UPDATE]
                         )
                     )
