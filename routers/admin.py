@@ -44,7 +44,7 @@ from schemas.users import (
     UserPages,
 )
 from services.auth0 import Auth0Gateway
-from services.dashboard import runs as run_reports
+from services.dashboard import run_history
 from services.identity.admin_scope import Scope
 from services.memberships import decisions as admin_memberships
 from services.settings import Settings
@@ -209,7 +209,7 @@ async def list_sync_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[SyncRunPublic]:
     """Recent scheduler runs, newest first."""
-    return await run_reports.sync_runs(session, job=job, limit=limit)
+    return await run_history.sync_runs(session, job=job, limit=limit)
 
 
 async def get_account_admin(
