@@ -5,6 +5,8 @@ in the request's unit of work with a compensation registered, so if the database
 fails or never commits the Auth0 user is deleted again: no half-registrations.
 """
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
@@ -88,17 +90,7 @@ async def register(
 ) -> RegistrationPublic:
     """Register through `app`: BioCommons grants the default platforms at once; SBP asks
     for its platform (`pending_platforms`) and grants nothing until an admin approves."""
-    if not await recaptcha.verify(data.recaptcha_token, remote_ip):
-        raise InvalidFields(
-            [
-                {
-                    "field": "recaptcha_token",
-                    "message": "reCAPTCHA verification failed; please try again",
-                }
-            ]
-        )
-    if await username_taken(session, data.username):
-        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+    await _check_request(session, recaptcha, data, remote_ip)
     groups = await _requested_groups(session, settings, data)
     granted = () if pending_platforms else settings.registration_default_platforms
     platforms = (
@@ -110,94 +102,12 @@ async def register(
             )
         )
     ).all()
-
+    user_id = await _create_auth0_user(session, auth0, settings, data, app)
     try:
-        created = await auth0.create_user(
-            connection=settings.auth0_db_connection,
-            email=data.email,
-            username=data.username,
-            password=data.password,
-            given_name=data.first_name,
-            family_name=data.last_name,
-            name=f"{data.first_name} {data.last_name}",
-            app_metadata={"registration_from": app},
-        )
-    except Conflict as exc:
-        field = str(exc.extra.get("field", "email"))
-        raise InvalidFields(
-            [{"field": field, "message": f"{field.capitalize()} is already taken"}]
-        ) from exc
-    except BadRequest as exc:
-        raise InvalidFields([{"field": "password", "message": exc.detail}]) from exc
-    user_id = str(created["user_id"])
-    on_rollback(session, lambda: auth0.delete_user(user_id))
-
-    now = utcnow()
-    try:
-        session.add(
-            User(
-                id=user_id,
-                email=data.email,
-                username=data.username,
-                email_verified=False,
-                name=f"{data.first_name} {data.last_name}",
-                given_name=data.first_name,
-                family_name=data.last_name,
-                connection=settings.auth0_db_connection,
-                registration_from=app,
-                last_synced_at=now,
-            )
-        )
-        await session.flush()
-        for platform in platforms:
-            await add_membership(
-                session,
-                "platform",
-                platform.id,
-                user_id,
-                ApprovalStatus.APPROVED,
-                reason="default platform",
-            )
-            assert platform.access_role_id is not None
-            await outbox.queue(
-                session,
-                OutboxOperation.GRANT_ROLE,
-                user_id=user_id,
-                role_id=platform.access_role_id,
-                requested_by=None,
-            )
-        for platform_id in pending_platforms:
-            if await session.get(Platform, platform_id) is not None:
-                await add_membership(
-                    session,
-                    "platform",
-                    platform_id,
-                    user_id,
-                    ApprovalStatus.PENDING,
-                    request_reason=data.request_reason,
-                    reason=data.request_reason,
-                    actor=user_id,
-                )
-        for group, reason in groups:
-            await add_membership(
-                session,
-                "group",
-                group.id,
-                user_id,
-                ApprovalStatus.PENDING,
-                request_reason=reason,
-                reason=reason,
-                actor=user_id,
-            )
-        session.add(
-            UserHistory(
-                user_id=user_id,
-                change=UserChange.CREATED,
-                email=data.email,
-                username=data.username,
-                reason=f"registration ({app})",
-            )
-        )
+        await _add_local_user(session, settings, data, user_id, app)
+        await _grant_default_platforms(session, user_id, platforms)
+        await _request_platforms(session, data, user_id, pending_platforms)
+        await _request_groups(session, user_id, groups)
         await enqueue(
             session,
             settings,
@@ -219,6 +129,143 @@ async def register(
         platforms=sorted(p.id for p in platforms),
         groups_requested=[g.id for g, _ in groups],
     )
+
+
+async def _check_request(
+    session: AsyncSession,
+    recaptcha: RecaptchaVerifier,
+    data: RegistrationCreate,
+    remote_ip: str | None,
+) -> None:
+    """What can be refused before anything is created: a failed reCAPTCHA, a name held."""
+    if not await recaptcha.verify(data.recaptcha_token, remote_ip):
+        raise InvalidFields(
+            [
+                {
+                    "field": "recaptcha_token",
+                    "message": "reCAPTCHA verification failed; please try again",
+                }
+            ]
+        )
+    if await username_taken(session, data.username):
+        raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
+
+
+async def _create_auth0_user(
+    session: AsyncSession,
+    auth0: Auth0Gateway,
+    settings: Settings,
+    data: RegistrationCreate,
+    app: str,
+) -> str:
+    """The Auth0 user first (Auth0 decides what is taken), removed again if the rest of
+    the request does not commit."""
+    try:
+        created = await auth0.create_user(
+            connection=settings.auth0_db_connection,
+            email=data.email,
+            username=data.username,
+            password=data.password,
+            given_name=data.first_name,
+            family_name=data.last_name,
+            name=f"{data.first_name} {data.last_name}",
+            app_metadata={"registration_from": app},
+        )
+    except Conflict as exc:
+        field = str(exc.extra.get("field", "email"))
+        raise InvalidFields(
+            [{"field": field, "message": f"{field.capitalize()} is already taken"}]
+        ) from exc
+    except BadRequest as exc:
+        raise InvalidFields([{"field": "password", "message": exc.detail}]) from exc
+    user_id = str(created["user_id"])
+    on_rollback(session, lambda: auth0.delete_user(user_id))
+    return user_id
+
+
+async def _add_local_user(
+    session: AsyncSession, settings: Settings, data: RegistrationCreate, user_id: str, app: str
+) -> None:
+    session.add(
+        User(
+            id=user_id,
+            email=data.email,
+            username=data.username,
+            email_verified=False,
+            name=f"{data.first_name} {data.last_name}",
+            given_name=data.first_name,
+            family_name=data.last_name,
+            connection=settings.auth0_db_connection,
+            registration_from=app,
+            last_synced_at=utcnow(),
+        )
+    )
+    await session.flush()
+    session.add(
+        UserHistory(
+            user_id=user_id,
+            change=UserChange.CREATED,
+            email=data.email,
+            username=data.username,
+            reason=f"registration ({app})",
+        )
+    )
+
+
+async def _grant_default_platforms(
+    session: AsyncSession, user_id: str, platforms: Sequence[Platform]
+) -> None:
+    """Approved at once; the role grants go through the outbox."""
+    for platform in platforms:
+        await add_membership(
+            session,
+            "platform",
+            platform.id,
+            user_id,
+            ApprovalStatus.APPROVED,
+            reason="default platform",
+        )
+        assert platform.access_role_id is not None
+        await outbox.queue(
+            session,
+            OutboxOperation.GRANT_ROLE,
+            user_id=user_id,
+            role_id=platform.access_role_id,
+            requested_by=None,
+        )
+
+
+async def _request_platforms(
+    session: AsyncSession, data: RegistrationCreate, user_id: str, platform_ids: tuple[str, ...]
+) -> None:
+    for platform_id in platform_ids:
+        if await session.get(Platform, platform_id) is not None:
+            await add_membership(
+                session,
+                "platform",
+                platform_id,
+                user_id,
+                ApprovalStatus.PENDING,
+                request_reason=data.request_reason,
+                reason=data.request_reason,
+                actor=user_id,
+            )
+
+
+async def _request_groups(
+    session: AsyncSession, user_id: str, groups: Sequence[tuple[Group, str | None]]
+) -> None:
+    for group, reason in groups:
+        await add_membership(
+            session,
+            "group",
+            group.id,
+            user_id,
+            ApprovalStatus.PENDING,
+            request_reason=reason,
+            reason=reason,
+            actor=user_id,
+        )
 
 
 async def username_availability(session: AsyncSession, username: str) -> Availability:

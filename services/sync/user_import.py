@@ -337,8 +337,8 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
 async def apply_users(
     ctx: JobContext, session: AsyncSession, rows: list[dict[str, Any]], gone: list[str]
 ) -> None:
+    """Write the fetched users, in the order the module docstring gives."""
     now = utcnow()
-    users, stage, history = User.__table__, USER_STAGE, UserHistory.__table__
     if gone:
         ctx.count(
             "deleted", await _soft_delete(session, gone, GONE_REASON, UserChange.USER_DELETION, now)
@@ -347,150 +347,170 @@ async def apply_users(
         await create_stage(session, USER_STAGE, rows)
         await _mark_states(session)
     try:
-        blocked_ids = list(
-            (
-                await session.execute(
-                    sa.select(stage.c.id)
-                    .join(users, users.c.id == stage.c.id)
-                    .where(stage.c.blocked, sa.not_(users.c.is_deleted))
-                )
-            ).scalars()
-        )
-        ctx.count(
-            "blocked",
-            await _soft_delete(session, blocked_ids, BLOCKED_REASON, UserChange.BLOCKED, now),
-        )
-
-        for column in ("email", "username"):
-            await _mark_conflicts(session, column)
-        skipped = (
-            await session.execute(
-                sa.select(stage.c.id, stage.c.skip_reason)
-                .where(stage.c.skip_reason.is_not(None))
-                .order_by(stage.c.id)
-            )
-        ).all()
-        ctx.count("conflicts", len(skipped))
-        if skipped:
-            ctx.counts["conflict_examples"] = [
-                f"{row.id}: {row.skip_reason}" for row in skipped[:20]
-            ]
-
-        ok = stage.c.skip_reason.is_(None) & stage.c.state.is_not(None)
-        joined = stage.join(users, users.c.id == stage.c.id)
-        for column, change in (
-            ("email", UserChange.EMAIL_UPDATE),
-            ("username", UserChange.USERNAME_UPDATE),
-        ):
-            await session.execute(
-                sa.insert(history).from_select(
-                    [
-                        "user_id",
-                        "change",
-                        "email",
-                        "username",
-                        "previous_value",
-                        "new_value",
-                        "reason",
-                        "created_at",
-                    ],
-                    sa.select(
-                        stage.c.id,
-                        sa.literal(change.value),
-                        stage.c.email,
-                        stage.c.username,
-                        users.c[column],
-                        stage.c[column],
-                        sa.literal("auth0 sync"),
-                        sa.literal(now, UTCDateTime()),
-                    )
-                    .select_from(joined)
-                    .where(ok, users.c[column].is_distinct_from(stage.c[column])),
-                )
-            )
-
-        new_count = (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(stage)
-                .where(ok, ~sa.exists().where(users.c.id == stage.c.id))
-            )
-        ).scalar_one()
-        at_now = sa.literal(now, UTCDateTime())
-        source = sa.select(
-            stage.c.id,
-            *(stage.c[c] for c in PROFILE_COLUMNS),
-            sa.func.coalesce(stage.c.created_at, at_now),
-            at_now,
-            at_now,
-            stage.c.blocked,
-            sa.case((stage.c.blocked, at_now), else_=sa.null()),
-            sa.case((stage.c.blocked, sa.literal(BLOCKED_REASON)), else_=sa.null()),
-        ).where(ok)
-        insert = dialect_insert(session, users).from_select(
-            [
-                "id",
-                *PROFILE_COLUMNS,
-                "created_at",
-                "updated_at",
-                "last_synced_at",
-                "is_deleted",
-                "deleted_at",
-                "deletion_reason",
-            ],
-            source,
-        )
-        insert = insert.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                **{c: insert.excluded[c] for c in PROFILE_COLUMNS},
-                "updated_at": now,
-                "last_synced_at": now,
-            },
-            where=changed(users, insert.excluded, PROFILE_COLUMNS),
-        )
-        written = affected(await session.execute(insert))
-        ctx.count("created", new_count)
-        ctx.count("updated", written - new_count)
-        if written > 1000:
-            # Autovacuum analyzes later; the next statements need the statistics now.
-            await analyze(session, users)
-
-        restored = list(
-            (
-                await session.execute(
-                    sa.update(users)
-                    .where(
-                        users.c.is_deleted,
-                        users.c.deletion_reason == BLOCKED_REASON,
-                        users.c.id.in_(
-                            sa.select(stage.c.id).where(
-                                stage.c.skip_reason.is_(None), sa.not_(stage.c.blocked)
-                            )
-                        ),
-                    )
-                    .values(
-                        is_deleted=False,
-                        deleted_at=None,
-                        deleted_by_id=None,
-                        deletion_reason=None,
-                        updated_at=now,
-                    )
-                    .returning(users.c.id)
-                )
-            ).scalars()
-        )
-        await insert_rows(
-            session,
-            history,
-            [
-                history_row(i, UserChange.UNBLOCKED, now, reason="unblocked in Auth0")
-                for i in restored
-            ],
-        )
-        ctx.count("restored", len(restored))
+        ctx.count("blocked", await _block_newly_blocked(session, now))
+        await _report_conflicts(ctx, session)
+        await _record_renames(session, now)
+        await _upsert_profiles(ctx, session, now)
+        ctx.count("restored", await _restore_unblocked(session, now))
     finally:
         await drop_stage(session, USER_STAGE)
+
+
+# Staged rows that may be written: no conflict, and new or changed.
+_WRITABLE = USER_STAGE.c.skip_reason.is_(None) & USER_STAGE.c.state.is_not(None)
+
+
+async def _block_newly_blocked(session: AsyncSession, now: datetime) -> int:
+    users, stage = User.__table__, USER_STAGE
+    blocked_ids = list(
+        (
+            await session.execute(
+                sa.select(stage.c.id)
+                .join(users, users.c.id == stage.c.id)
+                .where(stage.c.blocked, sa.not_(users.c.is_deleted))
+            )
+        ).scalars()
+    )
+    return await _soft_delete(session, blocked_ids, BLOCKED_REASON, UserChange.BLOCKED, now)
+
+
+async def _report_conflicts(ctx: JobContext, session: AsyncSession) -> None:
+    """Skip (and report) users whose email or username another live user holds."""
+    stage = USER_STAGE
+    for column in ("email", "username"):
+        await _mark_conflicts(session, column)
+    skipped = (
+        await session.execute(
+            sa.select(stage.c.id, stage.c.skip_reason)
+            .where(stage.c.skip_reason.is_not(None))
+            .order_by(stage.c.id)
+        )
+    ).all()
+    ctx.count("conflicts", len(skipped))
+    if skipped:
+        ctx.counts["conflict_examples"] = [f"{row.id}: {row.skip_reason}" for row in skipped[:20]]
+
+
+async def _record_renames(session: AsyncSession, now: datetime) -> None:
+    """A history row for every email or username the upsert is about to change."""
+    users, stage, history = User.__table__, USER_STAGE, UserHistory.__table__
+    joined = stage.join(users, users.c.id == stage.c.id)
+    for column, change in (
+        ("email", UserChange.EMAIL_UPDATE),
+        ("username", UserChange.USERNAME_UPDATE),
+    ):
+        await session.execute(
+            sa.insert(history).from_select(
+                [
+                    "user_id",
+                    "change",
+                    "email",
+                    "username",
+                    "previous_value",
+                    "new_value",
+                    "reason",
+                    "created_at",
+                ],
+                sa.select(
+                    stage.c.id,
+                    sa.literal(change.value),
+                    stage.c.email,
+                    stage.c.username,
+                    users.c[column],
+                    stage.c[column],
+                    sa.literal("auth0 sync"),
+                    sa.literal(now, UTCDateTime()),
+                )
+                .select_from(joined)
+                .where(_WRITABLE, users.c[column].is_distinct_from(stage.c[column])),
+            )
+        )
+
+
+async def _upsert_profiles(ctx: JobContext, session: AsyncSession, now: datetime) -> None:
+    """Insert new users and update changed ones; rows that did not change are not touched."""
+    users, stage = User.__table__, USER_STAGE
+    new_count = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(stage)
+            .where(_WRITABLE, ~sa.exists().where(users.c.id == stage.c.id))
+        )
+    ).scalar_one()
+    at_now = sa.literal(now, UTCDateTime())
+    source = sa.select(
+        stage.c.id,
+        *(stage.c[c] for c in PROFILE_COLUMNS),
+        sa.func.coalesce(stage.c.created_at, at_now),
+        at_now,
+        at_now,
+        stage.c.blocked,
+        sa.case((stage.c.blocked, at_now), else_=sa.null()),
+        sa.case((stage.c.blocked, sa.literal(BLOCKED_REASON)), else_=sa.null()),
+    ).where(_WRITABLE)
+    insert = dialect_insert(session, users).from_select(
+        [
+            "id",
+            *PROFILE_COLUMNS,
+            "created_at",
+            "updated_at",
+            "last_synced_at",
+            "is_deleted",
+            "deleted_at",
+            "deletion_reason",
+        ],
+        source,
+    )
+    insert = insert.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            **{c: insert.excluded[c] for c in PROFILE_COLUMNS},
+            "updated_at": now,
+            "last_synced_at": now,
+        },
+        where=changed(users, insert.excluded, PROFILE_COLUMNS),
+    )
+    written = affected(await session.execute(insert))
+    ctx.count("created", new_count)
+    ctx.count("updated", written - new_count)
+    if written > 1000:
+        # Autovacuum analyzes later; the next statements need the statistics now.
+        await analyze(session, users)
+
+
+async def _restore_unblocked(session: AsyncSession, now: datetime) -> int:
+    """Users blocked before and unblocked in Auth0 now come back, with a history row."""
+    users, stage = User.__table__, USER_STAGE
+    restored = list(
+        (
+            await session.execute(
+                sa.update(users)
+                .where(
+                    users.c.is_deleted,
+                    users.c.deletion_reason == BLOCKED_REASON,
+                    users.c.id.in_(
+                        sa.select(stage.c.id).where(
+                            stage.c.skip_reason.is_(None), sa.not_(stage.c.blocked)
+                        )
+                    ),
+                )
+                .values(
+                    is_deleted=False,
+                    deleted_at=None,
+                    deleted_by_id=None,
+                    deletion_reason=None,
+                    updated_at=now,
+                )
+                .returning(users.c.id)
+            )
+        ).scalars()
+    )
+    await insert_rows(
+        session,
+        UserHistory.__table__,
+        [history_row(i, UserChange.UNBLOCKED, now, reason="unblocked in Auth0") for i in restored],
+    )
+    return len(restored)
 
 
 async def sync_users_full(ctx: JobContext) -> None:
