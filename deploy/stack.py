@@ -95,9 +95,21 @@ class AaiBackendStack(cdk.Stack):
         self.config = config
         cdk.Tags.of(self).add("service", "aai-backend")
         cdk.Tags.of(self).add("environment", config.name)
-        production = config.name == "production"
+        self.production = config.name == "production"
 
-        vpc = ec2.Vpc(
+        self._network()
+        self._database()
+        self._tasks()
+        self._migration()
+        self._api()
+        self._scheduler()
+        self._alarms()
+        self._outputs()
+
+    def _network(self) -> None:
+        """The VPC and the two security groups: tasks, and the database only they reach."""
+        config = self.config
+        self.vpc = ec2.Vpc(
             self,
             "Vpc",
             max_azs=config.max_azs,
@@ -108,19 +120,27 @@ class AaiBackendStack(cdk.Stack):
                 ec2.SubnetConfiguration(name="db", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             ],
         )
-        tasks_sg = ec2.SecurityGroup(self, "TasksSg", vpc=vpc, description="aai-backend tasks")
-        db_sg = ec2.SecurityGroup(self, "DbSg", vpc=vpc, description="aai-backend database")
-        db_sg.add_ingress_rule(tasks_sg, ec2.Port.tcp(5432), "Postgres from the tasks only")
+        self.tasks_sg = ec2.SecurityGroup(
+            self, "TasksSg", vpc=self.vpc, description="aai-backend tasks"
+        )
+        self.db_sg = ec2.SecurityGroup(
+            self, "DbSg", vpc=self.vpc, description="aai-backend database"
+        )
+        self.db_sg.add_ingress_rule(
+            self.tasks_sg, ec2.Port.tcp(5432), "Postgres from the tasks only"
+        )
 
-        # ------------------------------------------------------------------ database
-        database = rds.DatabaseInstance(
+    def _database(self) -> None:
+        """Postgres (encrypted, TLS-only clients) and the application's secret."""
+        config = self.config
+        self.database = rds.DatabaseInstance(
             self,
             "Database",
             engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_15),
             instance_type=ec2.InstanceType(config.db_instance_class),
-            vpc=vpc,
+            vpc=self.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
-            security_groups=[db_sg],
+            security_groups=[self.db_sg],
             database_name="aai",
             credentials=rds.Credentials.from_generated_secret(
                 "aai", secret_name=f"aai-backend/{config.name}/db"
@@ -131,13 +151,15 @@ class AaiBackendStack(cdk.Stack):
             multi_az=config.db_multi_az,
             backup_retention=cdk.Duration.days(config.db_backup_days),
             deletion_protection=config.db_deletion_protection,
-            removal_policy=cdk.RemovalPolicy.SNAPSHOT if production else cdk.RemovalPolicy.DESTROY,
+            removal_policy=cdk.RemovalPolicy.SNAPSHOT
+            if self.production
+            else cdk.RemovalPolicy.DESTROY,
             auto_minor_version_upgrade=True,
-            enable_performance_insights=production,
+            enable_performance_insights=self.production,
             cloudwatch_logs_exports=["postgresql"],
         )
-        assert database.secret is not None
-        app_secret = secretsmanager.Secret(
+        assert self.database.secret is not None
+        self.app_secret = secretsmanager.Secret(
             self,
             "AppSecrets",
             secret_name=f"aai-backend/{config.name}/app",
@@ -152,32 +174,34 @@ class AaiBackendStack(cdk.Stack):
             ),
         )
 
-        # ------------------------------------------------------------------ shared task setup
-        cluster = ecs.Cluster(
+    def _tasks(self) -> None:
+        """The cluster and one task definition per role (api, scheduler, migrate)."""
+        config = self.config
+        self.cluster = ecs.Cluster(
             self,
             "Cluster",
-            vpc=vpc,
+            vpc=self.vpc,
             container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         repository = ecr.Repository.from_repository_name(self, "Repository", config.ecr_repository)
         image = ecs.ContainerImage.from_ecr_repository(repository, config.image_tag)
         environment = {
             **config.settings,
-            "DB_HOST": database.db_instance_endpoint_address,
-            "DB_PORT": database.db_instance_endpoint_port,
+            "DB_HOST": self.database.db_instance_endpoint_address,
+            "DB_PORT": self.database.db_instance_endpoint_port,
             "DB_NAME": "aai",
             "DB_USER": "aai",
             "LOG_FORMAT": "json",
             # Only the load balancer (inside the VPC) is believed about the client address.
-            "FORWARDED_ALLOW_IPS": vpc.vpc_cidr_block,
+            "FORWARDED_ALLOW_IPS": self.vpc.vpc_cidr_block,
             # TLS to the database, its certificate and host name checked against the RDS
             # CA bundle the image carries (Dockerfile).
             "DB_SSLMODE": "verify-full",
             "DB_SSLROOTCERT": RDS_CA_BUNDLE,
         }
         secrets = {
-            "DB_PASSWORD": ecs.Secret.from_secrets_manager(database.secret, "password"),
-            **{key: ecs.Secret.from_secrets_manager(app_secret, key) for key in APP_SECRETS},
+            "DB_PASSWORD": ecs.Secret.from_secrets_manager(self.database.secret, "password"),
+            **{key: ecs.Secret.from_secrets_manager(self.app_secret, key) for key in APP_SECRETS},
         }
         self.log_groups: dict[str, logs.LogGroup] = {}
 
@@ -200,7 +224,7 @@ class AaiBackendStack(cdk.Stack):
                 log_group_name=f"/aai-backend/{config.name}/{role}",
                 retention=_retention(config.log_retention_days),
                 removal_policy=cdk.RemovalPolicy.RETAIN
-                if production
+                if self.production
                 else cdk.RemovalPolicy.DESTROY,
             )
             self.log_groups[role] = log_group
@@ -223,17 +247,18 @@ class AaiBackendStack(cdk.Stack):
             definition.add_to_task_role_policy(ses_send)
             return definition
 
-        api_task = task(
+        self.api_task = task(
             "api",
             config.api_cpu,
             config.api_memory_mib,
             {"WEB_CONCURRENCY": str(config.api_workers), "PORT": str(PORT)},
         )
-        scheduler_task = task("scheduler", config.scheduler_cpu, config.scheduler_memory_mib)
-        migrate_task = task("migrate", 256, 512)
+        self.scheduler_task = task("scheduler", config.scheduler_cpu, config.scheduler_memory_mib)
+        self.migrate_task = task("migrate", 256, 512)
 
-        # ------------------------------------------------------------------ migration
-        private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+    def _migration(self) -> None:
+        """Migrations run by a custom resource before any new task starts."""
+        private = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         runner_role = iam.Role(
             self,
             "MigrationRunnerRole",
@@ -246,7 +271,7 @@ class AaiBackendStack(cdk.Stack):
         )
         runner_role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ecs:RunTask"], resources=[migrate_task.task_definition_arn]
+                actions=["ecs:RunTask"], resources=[self.migrate_task.task_definition_arn]
             )
         )
         runner_role.add_to_policy(
@@ -256,8 +281,8 @@ class AaiBackendStack(cdk.Stack):
             iam.PolicyStatement(
                 actions=["iam:PassRole"],
                 resources=[
-                    migrate_task.task_role.role_arn,
-                    migrate_task.obtain_execution_role().role_arn,
+                    self.migrate_task.task_role.role_arn,
+                    self.migrate_task.obtain_execution_role().role_arn,
                 ],
             )
         )
@@ -282,35 +307,37 @@ class AaiBackendStack(cdk.Stack):
             query_interval=cdk.Duration.seconds(10),
             total_timeout=cdk.Duration.minutes(30),
         )
-        migration = cdk.CustomResource(
+        self.migration = cdk.CustomResource(
             self,
             "Migration",
             service_token=provider.service_token,
             resource_type="Custom::AaiMigration",
             properties={
-                "Cluster": cluster.cluster_name,
+                "Cluster": self.cluster.cluster_name,
                 # A new image means a new task definition revision: the migration runs again.
-                "TaskDefinition": migrate_task.task_definition_arn,
+                "TaskDefinition": self.migrate_task.task_definition_arn,
                 "Subnets": private.subnet_ids,
-                "SecurityGroups": [tasks_sg.security_group_id],
+                "SecurityGroups": [self.tasks_sg.security_group_id],
                 "Container": "migrate",
             },
         )
-        migration.node.add_dependency(database)
+        self.migration.node.add_dependency(self.database)
 
-        # ------------------------------------------------------------------ api
-        certificate = (
+    def _api(self) -> None:
+        """The API behind a load balancer, scaled on CPU."""
+        config = self.config
+        self.certificate = certificate = (
             acm.Certificate.from_certificate_arn(self, "Certificate", config.certificate_arn)
             if config.certificate_arn
             else None
         )
-        api = ecs_patterns.ApplicationLoadBalancedFargateService(
+        self.api = ecs_patterns.ApplicationLoadBalancedFargateService(
             self,
             "Api",
-            cluster=cluster,
-            task_definition=api_task,
+            cluster=self.cluster,
+            task_definition=self.api_task,
             desired_count=config.api_min_tasks,
-            security_groups=[tasks_sg],
+            security_groups=[self.tasks_sg],
             task_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             public_load_balancer=True,
             certificate=certificate,
@@ -322,7 +349,7 @@ class AaiBackendStack(cdk.Stack):
             health_check_grace_period=cdk.Duration.seconds(60),
             min_healthy_percent=100,
         )
-        api.target_group.configure_health_check(
+        self.api.target_group.configure_health_check(
             path="/health/ready",
             healthy_http_codes="200",
             interval=cdk.Duration.seconds(15),
@@ -330,9 +357,9 @@ class AaiBackendStack(cdk.Stack):
             healthy_threshold_count=2,
             unhealthy_threshold_count=3,
         )
-        api.target_group.set_attribute("deregistration_delay.timeout_seconds", "30")
+        self.api.target_group.set_attribute("deregistration_delay.timeout_seconds", "30")
         # Prometheus scrapes tasks inside the VPC; the internet gets nothing there.
-        api.listener.add_action(
+        self.api.listener.add_action(
             "NoPublicMetrics",
             priority=10,
             conditions=[elbv2.ListenerCondition.path_patterns(["/metrics", "/metrics/*"])],
@@ -340,7 +367,7 @@ class AaiBackendStack(cdk.Stack):
                 404, content_type="text/plain", message_body="Not Found"
             ),
         )
-        scaling = api.service.auto_scale_task_count(
+        scaling = self.api.service.auto_scale_task_count(
             min_capacity=config.api_min_tasks, max_capacity=config.api_max_tasks
         )
         scaling.scale_on_cpu_utilization(
@@ -349,27 +376,30 @@ class AaiBackendStack(cdk.Stack):
         scaling.scale_on_request_count(
             "Requests",
             requests_per_target=config.api_requests_per_target,
-            target_group=api.target_group,
+            target_group=self.api.target_group,
         )
-        api.service.node.add_dependency(migration)
+        self.api.service.node.add_dependency(self.migration)
 
-        # ------------------------------------------------------------------ scheduler
-        scheduler = ecs.FargateService(
+    def _scheduler(self) -> None:
+        """One scheduler task."""
+        self.scheduler = ecs.FargateService(
             self,
             "Scheduler",
-            cluster=cluster,
-            task_definition=scheduler_task,
+            cluster=self.cluster,
+            task_definition=self.scheduler_task,
             desired_count=1,
             # Stop the old scheduler before starting the new one.
             min_healthy_percent=0,
             max_healthy_percent=100,
-            security_groups=[tasks_sg],
+            security_groups=[self.tasks_sg],
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
-        scheduler.node.add_dependency(migration)
+        self.scheduler.node.add_dependency(self.migration)
 
-        # ------------------------------------------------------------------ alarms
+    def _alarms(self) -> None:
+        """Alarms on 5xx, failed runs and a silent scheduler, to an SNS topic."""
+        config = self.config
         topic = sns.Topic(self, "Alarms", display_name=f"aai-backend {config.name} alarms")
         if config.alarm_email:
             topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
@@ -379,7 +409,7 @@ class AaiBackendStack(cdk.Stack):
                 self,
                 "Api5xx",
                 alarm_description="The API answered 5xx (a 500 is a bug; 502/503 mean a dependency is down)",
-                metric=api.load_balancer.metrics.http_code_target(
+                metric=self.api.load_balancer.metrics.http_code_target(
                     elbv2.HttpCodeTarget.TARGET_5XX_COUNT,
                     period=cdk.Duration.minutes(5),
                     statistic="Sum",
@@ -392,7 +422,7 @@ class AaiBackendStack(cdk.Stack):
                 self,
                 "LoadBalancer5xx",
                 alarm_description="The load balancer answered 5xx itself (no healthy API task?)",
-                metric=api.load_balancer.metrics.http_code_elb(
+                metric=self.api.load_balancer.metrics.http_code_elb(
                     elbv2.HttpCodeElb.ELB_5XX_COUNT, period=cdk.Duration.minutes(5), statistic="Sum"
                 ),
                 threshold=5,
@@ -434,8 +464,8 @@ class AaiBackendStack(cdk.Stack):
                     namespace="ECS/ContainerInsights",
                     metric_name="RunningTaskCount",
                     dimensions_map={
-                        "ClusterName": cluster.cluster_name,
-                        "ServiceName": scheduler.service_name,
+                        "ClusterName": self.cluster.cluster_name,
+                        "ServiceName": self.scheduler.service_name,
                     },
                     period=cdk.Duration.minutes(5),
                     statistic="Minimum",
@@ -449,13 +479,15 @@ class AaiBackendStack(cdk.Stack):
         for alarm in alarms:
             alarm.add_alarm_action(notify)
 
+    def _outputs(self) -> None:
+        """What the deploy prints: the API URL, the database endpoint, the secret to fill."""
         cdk.CfnOutput(
             self,
             "ApiUrl",
-            value=f"{'https' if certificate else 'http'}://{api.load_balancer.load_balancer_dns_name}",
+            value=f"{'https' if self.certificate else 'http'}://{self.api.load_balancer.load_balancer_dns_name}",
         )
-        cdk.CfnOutput(self, "DatabaseEndpoint", value=database.db_instance_endpoint_address)
-        cdk.CfnOutput(self, "AppSecretArn", value=app_secret.secret_arn)
+        cdk.CfnOutput(self, "DatabaseEndpoint", value=self.database.db_instance_endpoint_address)
+        cdk.CfnOutput(self, "AppSecretArn", value=self.app_secret.secret_arn)
 
 
 def _retention(days: int) -> logs.RetentionDays:
