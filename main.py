@@ -30,6 +30,7 @@ from services.identity.tokens import JwksCache, TokenValidator
 from services.kit.cache import TtlCache
 from services.kit.http_security import SecurityHeadersMiddleware
 from services.kit.observability import ObservabilityMiddleware, configure_logging
+from services.kit.outbound import tls_context
 from services.kit.ratelimit import RateLimiter
 from services.kit.version import app_version
 from services.registration.recaptcha import RecaptchaVerifier
@@ -51,7 +52,7 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
             # `migrate` step before the API starts, never by API workers racing.
             await upgrade_head(url)
         auth0 = Auth0Gateway.from_settings(settings)
-        outbound = httpx.AsyncClient(timeout=settings.auth0_timeout_s)
+        outbound = httpx.AsyncClient(timeout=settings.auth0_timeout_s, verify=tls_context())
         jwks = JwksCache(
             outbound,
             f"{settings.auth0_base_url}/.well-known/jwks.json",

@@ -1,6 +1,7 @@
 """Alembic from code: the config, the code's head, a database's current revision, upgrade."""
 
 import asyncio
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -22,7 +23,9 @@ def alembic_config(url: URL | None = None) -> Config:
     return config
 
 
+@cache
 def head_revisions() -> frozenset[str]:
+    """The code's head revisions (read once: the scripts do not change under a process)."""
     return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 

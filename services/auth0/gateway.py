@@ -19,6 +19,7 @@ from services.errors import (
     ServiceUnavailable,
     UpstreamError,
 )
+from services.kit.outbound import tls_context
 
 logger = logging.getLogger("aai.auth0")
 
@@ -301,7 +302,7 @@ class Auth0Gateway(Auth0Transport):
         buffer = b""
         try:
             async with (
-                httpx.AsyncClient(timeout=60.0) as plain,
+                httpx.AsyncClient(timeout=60.0, verify=tls_context()) as plain,
                 plain.stream("GET", location) as response,
             ):
                 if response.status_code != 200:

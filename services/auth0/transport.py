@@ -39,6 +39,7 @@ from services.errors import (
     UpstreamError,
 )
 from services.kit.observability import record_auth0_response
+from services.kit.outbound import tls_context
 from services.settings import Settings
 
 logger = logging.getLogger("aai.auth0")
@@ -135,6 +136,7 @@ class Auth0Transport:
             else None
         )
         self._http = httpx.AsyncClient(
+            verify=tls_context(),
             timeout=timeout_s,
             transport=transport,
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
