@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
@@ -16,8 +17,9 @@ from db.models import (
     Platform,
     PlatformMembership,
     User,
+    UserHistory,
 )
-from db.types import ApprovalStatus
+from db.types import ApprovalStatus, UserChange
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION, Tenant
 from services.auth0 import Auth0Gateway
@@ -125,6 +127,20 @@ async def portal_user(
         session.add(GroupMembership(group_id=group_id, user_id=user.id, approval_status=status))
     await session.flush()
     return user
+
+
+async def user_changes(
+    session: AsyncSession, user_id: str
+) -> list[tuple[UserChange, str | None, str | None]]:
+    """The user's history as (change, previous value, new value), oldest first."""
+    rows = (
+        await session.exec(
+            select(UserHistory)
+            .where(col(UserHistory.user_id) == user_id)
+            .order_by(col(UserHistory.id))
+        )
+    ).all()
+    return [(row.change, row.previous_value, row.new_value) for row in rows]
 
 
 # ---- the catalog --------------------------------------------------------------------

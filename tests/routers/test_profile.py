@@ -8,10 +8,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import utcnow
-from db.models import EmailChangeOtp, EmailNotification, User, UserHistory
+from db.models import EmailChangeOtp, EmailNotification, User
 from db.types import UserChange
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from tests.factories import user_changes
 
 PASSWORD = "Old-password-1"
 
@@ -38,19 +39,6 @@ async def account(
     }
     assert (await client.get("/me/profile", headers=headers)).status_code == 200
     return created["user_id"], headers
-
-
-async def changes(
-    session: AsyncSession, user_id: str
-) -> list[tuple[UserChange, str | None, str | None]]:
-    rows = (
-        await session.exec(
-            select(UserHistory)
-            .where(col(UserHistory.user_id) == user_id)
-            .order_by(col(UserHistory.id))
-        )
-    ).all()
-    return [(row.change, row.previous_value, row.new_value) for row in rows]
 
 
 class TestName:
@@ -81,7 +69,7 @@ class TestName:
         assert emulator.tenant.get_user(user_id)["name"] == "Ada King"
         session.expire_all()
         assert (await session.get_one(User, user_id)).given_name == "Ada"
-        assert (await changes(session, user_id))[-1][0] is UserChange.PROFILE_UPDATE
+        assert (await user_changes(session, user_id))[-1][0] is UserChange.PROFILE_UPDATE
 
     async def test_empty_name_is_a_field_error(self, client, account):
         response = await client.post(
@@ -101,7 +89,7 @@ class TestUsername:
         )
         assert response.status_code == 200, response.text
         assert emulator.tenant.get_user(user_id)["username"] == new
-        assert (await changes(session, user_id))[-1] == (UserChange.USERNAME_UPDATE, old, new)
+        assert (await user_changes(session, user_id))[-1] == (UserChange.USERNAME_UPDATE, old, new)
         email = emulator.tenant.get_user(user_id)["email"]
         notice = (
             await session.exec(
@@ -199,7 +187,7 @@ class TestEmailChange:
         assert (auth0_user["email"], auth0_user["email_verified"]) == (new, True)
         session.expire_all()
         assert (await session.get_one(User, user_id)).email == new
-        assert (await changes(session, user_id))[-1] == (UserChange.EMAIL_UPDATE, old, new)
+        assert (await user_changes(session, user_id))[-1] == (UserChange.EMAIL_UPDATE, old, new)
         notice = (
             await session.exec(
                 select(EmailNotification).where(col(EmailNotification.to_address) == old)
@@ -408,6 +396,6 @@ class TestDelete:
             user_id,
             "deleted by the user",
         )
-        assert (await changes(session, user_id))[-1][0] is UserChange.USER_DELETION
+        assert (await user_changes(session, user_id))[-1][0] is UserChange.USER_DELETION
         after = await client.get("/me/profile", headers=headers)
         assert after.status_code == 401

@@ -1,22 +1,14 @@
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import User, UserHistory
+from db.models import User
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.runs import JobContext
-from tests.factories import auth0_user
+from tests.factories import auth0_user, user_changes
 from tests.services.sync.helpers import live_users, sync
 
 
 async def history(session: AsyncSession, user_id: str) -> list[tuple[str, str | None, str | None]]:
-    rows = (
-        await session.exec(
-            select(UserHistory)
-            .where(col(UserHistory.user_id) == user_id)
-            .order_by(col(UserHistory.id))
-        )
-    ).all()
-    return [(h.change.value, h.previous_value, h.new_value) for h in rows]
+    return [(c.value, old, new) for c, old, new in await user_changes(session, user_id)]
 
 
 async def test_first_sync_creates_and_second_changes_nothing(
