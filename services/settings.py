@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     # The most a request-path Auth0 call may take, pacing, retries and backoff included,
     # before it is a 503 (0: no bound). One number for every call the API makes; the
     # scheduler's jobs have none. Must cover one whole Auth0 round trip.
-    auth0_request_deadline_s: float = Field(default=5.0, ge=0, le=60)
+    auth0_request_deadline_s: float = Field(default=3.0, ge=0, le=60)
     # The share of the Management API rate that calls made for anonymous callers may use.
     auth0_anonymous_share: float = Field(default=0.25, ge=0, le=1)
     # After this many Auth0 failures in a row, calls fail at once for the cool-off (0: off).
