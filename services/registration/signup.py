@@ -64,15 +64,19 @@ async def email_registered(session: AsyncSession, email: str) -> bool:
 async def _requested_groups(
     session: AsyncSession, settings: Settings, data: RegistrationCreate
 ) -> list[tuple[Group, str | None]]:
+    """The groups the chosen bundles stand for. A bundle is a live group of the catalog,
+    named by its short id (`sbp_workflow_execution` is `{ns}/group/sbp_workflow_execution`);
+    REGISTRATION_BUNDLES may point a bundle id at another group. So a new bundle needs its
+    Auth0 role, not a configuration change."""
     scheme = RoleScheme(settings.auth0_role_namespace)
     chosen = []
     for choice in data.bundle_choices():
-        spec = settings.registration_bundles.get(choice.bundle_id)
-        group = await session.get(Group, scheme.group_id(str(spec["group"]))) if spec else None
+        spec = settings.registration_bundles.get(choice.bundle_id) or {"group": choice.bundle_id}
+        group = await session.get(Group, scheme.group_id(str(spec["group"])))
         if group is None or group.removed_at is not None:
-            raise InvalidFields(
-                [{"field": "bundle", "message": f"Unknown bundle {choice.bundle_id!r}"}]
-            )
+            # No field of the sign-up form shows it, and the portal keeps any field error
+            # until a reload, blocking a corrected submit: the reason goes in `message`.
+            raise InvalidFields([], message=f"Unknown bundle {choice.bundle_id!r}")
         chosen.append((group, choice.reason or data.request_reason))
     return chosen
 
@@ -139,14 +143,9 @@ async def _check_request(
 ) -> None:
     """What can be refused before anything is created: a failed reCAPTCHA, a name held."""
     if not await recaptcha.verify(data.recaptcha_token, remote_ip):
-        raise InvalidFields(
-            [
-                {
-                    "field": "recaptcha_token",
-                    "message": "reCAPTCHA verification failed; please try again",
-                }
-            ]
-        )
+        # In `message` only, as the old backend answered: a field error for a field the
+        # form does not have would block the retry until the page is reloaded.
+        raise InvalidFields([], message="reCAPTCHA verification failed; please try again")
     if await username_taken(session, data.username):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
 

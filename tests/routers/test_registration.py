@@ -11,6 +11,7 @@ from db.models import (
     Auth0OutboxEntry,
     Auth0Role,
     EmailNotification,
+    Group,
     GroupMembership,
     Platform,
     PlatformMembership,
@@ -113,7 +114,10 @@ class TestRegister:
     async def test_failed_recaptcha(self, client: httpx.AsyncClient, emulator: EmulatorServer):
         response = await register(client, recaptcha_token="bad-token")
         assert response.status_code == 400
-        assert "reCAPTCHA" in field_errors(response)["recaptcha_token"]
+        # Contract: a field error the sign-up form cannot show would be kept by the portal
+        # and refuse every later submit; the reason goes in `message` only.
+        assert response.json()["field_errors"] == []
+        assert "reCAPTCHA" in response.json()["message"]
         assert emulator.tenant.users_by_email(GOOD["email"]) == []
 
     @pytest.mark.parametrize(
@@ -208,7 +212,45 @@ class TestRegister:
         await add_catalog(session)
         response = await register(client, bundles=[{"bundle_id": "nope"}])
         assert response.status_code == 400
-        assert field_errors(response) == {"bundle": "Unknown bundle 'nope'"}
+        assert response.json()["field_errors"] == []
+        assert response.json()["message"] == "Unknown bundle 'nope'"
+
+    async def test_every_catalog_group_is_a_bundle_by_its_short_id(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ):
+        # The newest portal offers `sbp_workflow_execution`; REGISTRATION_BUNDLES does not
+        # name it, and only its group in the catalog makes it a bundle.
+        await add_catalog(session)
+        session.add(Auth0Role(id="rol_sbp_wf", name="biocommons/group/sbp_workflow_execution"))
+        await session.flush()
+        session.add(
+            Group(
+                id="biocommons/group/sbp_workflow_execution",
+                name="SBP workflow execution",
+                short_name="SBP-WF",
+                access_role_id="rol_sbp_wf",
+            )
+        )
+        await session.flush()
+        response = await register(
+            client, bundles=[{"bundle_id": "sbp_workflow_execution"}, {"bundle_id": "cohort"}]
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["groups_requested"] == [
+            "biocommons/group/sbp_workflow_execution",
+            "biocommons/group/cohort",
+        ]
+        requested = (
+            await session.exec(
+                select(col(GroupMembership.group_id), col(GroupMembership.approval_status)).where(
+                    col(GroupMembership.user_id) == response.json()["user_id"]
+                )
+            )
+        ).all()
+        assert sorted(requested) == [
+            ("biocommons/group/cohort", ApprovalStatus.PENDING),
+            ("biocommons/group/sbp_workflow_execution", ApprovalStatus.PENDING),
+        ]
 
     async def test_rate_limited_per_client(
         self, app_factory: Callable[[Settings], FastAPI], settings: Settings
