@@ -178,6 +178,18 @@ async def add_catalog(session: AsyncSession) -> None:
     await session.flush()
 
 
+async def add_group(session: AsyncSession, short_id: str, name: str) -> Group:
+    """A live group `biocommons/group/{short_id}` with its access role."""
+    group_id = f"biocommons/group/{short_id}"
+    role = Auth0Role(id=f"rol_{short_id}", name=group_id)
+    session.add(role)
+    await session.flush()
+    group = Group(id=group_id, name=name, short_name=short_id.upper(), access_role_id=role.id)
+    session.add(group)
+    await session.flush()
+    return group
+
+
 async def add_platform(session: AsyncSession, platform_id: str = "galaxy") -> Platform:
     role = Auth0Role(id=f"rol_{platform_id}", name=f"biocommons/platform/{platform_id}")
     session.add(role)

@@ -11,7 +11,6 @@ from db.models import (
     Auth0OutboxEntry,
     Auth0Role,
     EmailNotification,
-    Group,
     GroupMembership,
     Platform,
     PlatformMembership,
@@ -23,7 +22,7 @@ from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from tests.conftest import client_address
-from tests.factories import add_catalog
+from tests.factories import add_catalog, add_group
 
 GOOD = {
     "first_name": "Ada",
@@ -221,17 +220,7 @@ class TestRegister:
         # The newest portal offers `sbp_workflow_execution`; REGISTRATION_BUNDLES does not
         # name it, and only its group in the catalog makes it a bundle.
         await add_catalog(session)
-        session.add(Auth0Role(id="rol_sbp_wf", name="biocommons/group/sbp_workflow_execution"))
-        await session.flush()
-        session.add(
-            Group(
-                id="biocommons/group/sbp_workflow_execution",
-                name="SBP workflow execution",
-                short_name="SBP-WF",
-                access_role_id="rol_sbp_wf",
-            )
-        )
-        await session.flush()
+        await add_group(session, "sbp_workflow_execution", "SBP workflow execution")
         response = await register(
             client, bundles=[{"bundle_id": "sbp_workflow_execution"}, {"bundle_id": "cohort"}]
         )
