@@ -1,5 +1,6 @@
 """What admins read about one user: the row, the details page (Auth0 profile, history)."""
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,7 +25,8 @@ from services.identity.admin_scope import (
 )
 from services.memberships.kinds import KINDS
 from services.users.admin_lists import updated_by_label, with_memberships
-from services.users.admin_search import AUTOMATIC, logger
+
+logger = logging.getLogger("aai.admin")
 
 
 async def get_user(session: AsyncSession, scope: Scope, user_id: str) -> AdminUser:
@@ -96,7 +98,7 @@ async def _user_history(session: AsyncSession, user_id: str) -> list[UserHistory
             previous_value=h.previous_value,
             new_value=h.new_value,
             reason=h.reason,
-            changed_by=email or h.changed_by_id or AUTOMATIC,
+            changed_by=updated_by_label(h.changed_by_id, email),
             created_at=h.created_at,
         )
         for h, email in (await session.execute(statement)).all()

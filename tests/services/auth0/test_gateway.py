@@ -455,14 +455,20 @@ class TestRequestDeadline:
         finally:
             await gateway.aclose()
 
-    async def test_the_api_bounds_calls_by_the_setting_and_the_scheduler_does_not(self):
-        settings = Settings(auth0_request_deadline_s=4)
-        api = Auth0Gateway.from_settings(settings)
-        assert api.deadline_s == 4
-        assert Auth0Gateway.from_settings(Settings(auth0_request_deadline_s=0)).deadline_s is None
-        ctx = build_context(settings, dry_run=False)
+    async def test_the_api_bounds_calls_by_the_setting_and_the_scheduler_does_not(
+        self, settings: Settings
+    ):
+        bounded = settings.model_copy(update={"auth0_request_deadline_s": 4})
+        api = Auth0Gateway.from_settings(bounded)
+        unbounded = Auth0Gateway.from_settings(
+            settings.model_copy(update={"auth0_request_deadline_s": 0})
+        )
+        ctx = build_context(bounded, dry_run=False)
         try:
+            assert api.deadline_s == 4
+            assert unbounded.deadline_s is None
             assert ctx.auth0.deadline_s is None
         finally:
             await api.aclose()
+            await unbounded.aclose()
             await close_context(ctx)
