@@ -23,6 +23,7 @@ from routers import admin, catalog_admin, db_admin, health, me, metrics, registr
 from routers.deps import form_errors
 from schemas import errors
 from services.auth0 import Auth0Gateway
+from services.auth0.tenant_check import StartupCheck
 from services.dashboard.login import SESSION_HOURS as DASHBOARD_SESSION_HOURS
 from services.errors import AppError
 from services.identity.live_roles import LiveRoles
@@ -74,6 +75,9 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
         dashboard = getattr(_app.state, "db_admin_sessions", None)
         if dashboard is not None:
             db_admin.bind(dashboard, engine)
+        tenant_check = StartupCheck()
+        if settings.auth0_startup_check:
+            tenant_check.start(auth0, outbound, settings)
         gc.freeze()
         try:
             yield {
@@ -82,6 +86,7 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
                 "session_factory": create_session_factory(engine),
                 "expected_heads": head_revisions(),
                 "auth0": auth0,
+                "tenant_check": tenant_check,
                 "token_validator": TokenValidator(settings, jwks),
                 "recaptcha": RecaptchaVerifier(
                     outbound,
@@ -97,6 +102,7 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
                 "live_roles": LiveRoles(auth0, settings.live_roles_cache_s, clock=clock),
             }
         finally:
+            await tenant_check.stop()
             await engine.dispose()
             await auth0.aclose()
             await outbound.aclose()

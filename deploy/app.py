@@ -1,4 +1,6 @@
-"""`cdk synth -c env=dev|staging|production [-c imageTag=...]` (see deploy/cdk.json)."""
+"""`cdk synth -c env=dev|staging|production [-c imageTag=...] [-c auth0Tenant=...]`
+(see deploy/cdk.json). `auth0Tenant`: the canonical Auth0 domain, required where
+deploy/config.py does not record it (production)."""
 
 import dataclasses
 import os
@@ -17,6 +19,9 @@ def build(app: cdk.App) -> AaiBackendStack:
     tag = app.node.try_get_context("imageTag")
     if tag:
         config = dataclasses.replace(config, image_tag=tag)
+    tenant = app.node.try_get_context("auth0Tenant")
+    if tenant:
+        config = dataclasses.replace(config, auth0_tenant=tenant)
     return AaiBackendStack(
         app,
         f"AaiBackend-{name}",

@@ -186,7 +186,7 @@ class AaiBackendStack(cdk.Stack):
         repository = ecr.Repository.from_repository_name(self, "Repository", config.ecr_repository)
         image = ecs.ContainerImage.from_ecr_repository(repository, config.image_tag)
         environment = {
-            **config.settings,
+            **config.container_settings(),
             "DB_HOST": self.database.db_instance_endpoint_address,
             "DB_PORT": self.database.db_instance_endpoint_port,
             "DB_NAME": "aai",

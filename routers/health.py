@@ -26,7 +26,12 @@ async def live() -> Liveness:
     responses={503: {"model": ReadinessReport, "description": "A check failed"}},
 )
 async def ready(request: Request, engine: EngineDep) -> JSONResponse:
-    """200 when the database answers and is migrated to the code's head, else 503 naming the failed check."""
-    report = await health_service.readiness(engine, request.state.expected_heads)
+    """200 when the database answers and is migrated to the code's head, else 503 naming the
+    failed check; also 503 when the start-up check found the Auth0 tenant misconfigured."""
+    report = await health_service.readiness(
+        engine,
+        request.state.expected_heads,
+        auth0=request.state.tenant_check.readiness(),
+    )
     status = 200 if report.status == "ready" else 503
     return JSONResponse(report.model_dump(), status_code=status)

@@ -45,6 +45,10 @@ def main() -> int:
     os.environ.setdefault("ADMIN_ROLES", '["Admin"]')
     # Ops' dashboard on by default locally; log in as admin@example.org on the emulator.
     os.environ.setdefault("ENABLE_ADMIN_DASHBOARD", "true")
+    # The emulator serves a custom domain (localhost:9010) beside the canonical one
+    # (127.0.0.1:9010), as a real tenant does: logins there, the Management API here.
+    if os.environ.get("AUTH0_DOMAIN", DEV_AUTH0_DOMAIN) == DEV_AUTH0_DOMAIN:
+        os.environ.setdefault("AUTH0_CUSTOM_DOMAIN", "http://localhost:9010")
     try:
         settings = get_settings()
     except ConfigError as exc:
@@ -60,6 +64,7 @@ def main() -> int:
             emulator = EmulatorServer(
                 port=9010,
                 audience=settings.auth0_audience,
+                custom_domain=settings.auth0_custom_domain or False,
                 management_client_id=settings.auth0_management_id,
                 management_client_secret=settings.auth0_management_secret.get_secret_value(),
                 roles_claim=settings.auth0_roles_claim,
@@ -71,7 +76,8 @@ def main() -> int:
                 str(summary["admin"]), roles=["Admin"], expires_in=86400
             )
             print(
-                f"Auth0 emulator: {emulator.base_url} ({summary['users']} demo users, password {DEMO_PASSWORD})"
+                f"Auth0 emulator: {emulator.base_url}, logins at {emulator.custom_url or emulator.base_url} "
+                f"({summary['users']} demo users, password {DEMO_PASSWORD})"
             )
             print(f"Demo admin access token (24h):\n  {token}")
     print(f"API: http://{host}:{port}/docs   readiness: http://{host}:{port}/health/ready")

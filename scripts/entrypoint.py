@@ -3,6 +3,7 @@
     python -m scripts.entrypoint api [uvicorn options...]      # serve the API
     python -m scripts.entrypoint scheduler [run_scheduler options...]
     python -m scripts.entrypoint migrate                        # alembic upgrade head, exit
+    python -m scripts.entrypoint check-auth0                    # is the tenant set up? (ops)
 
 Each role first waits for the database (DB_WAIT_TIMEOUT_S, default 60; a refused or
 failing connection is retried every second) and exits 3 with a clear message if it
@@ -11,6 +12,12 @@ from FORWARDED_ALLOW_IPS, so uvicorn's own proxy-header handling is off), with
 WEB_CONCURRENCY workers (default 2); `api` and `scheduler` refuse to start on a
 Postgres that is not at the code's migration head (the `migrate` task runs first).
 The process is replaced (exec), so signals reach uvicorn / the scheduler directly.
+
+`check-auth0` needs no database: it asks the tenant for a management token, compares its
+scopes with the ones the service uses, makes one Management API read and reads the login
+domain's discovery (services/auth0/tenant_check.py), prints each finding and exits 0 (all
+well), 5 (a configuration fault: fix the tenant or the settings) or 6 (Auth0 could not be
+reached, so nothing was proven). Ops run it after every deploy and tenant change.
 """
 
 import asyncio
@@ -19,16 +26,41 @@ import sys
 import tempfile
 import time
 
+import httpx
 from sqlalchemy.engine import URL
 
 from db.engine import create_engine
 from db.migrations import head_revisions, upgrade_head
 from schemas.health import ReadinessReport
+from services.auth0 import Auth0Gateway
+from services.auth0.tenant_check import check_tenant
 from services.kit.health import readiness
-from services.settings import ConfigError, get_settings
+from services.kit.outbound import tls_context
+from services.settings import ConfigError, Settings, get_settings
 
-ROLES = ("api", "scheduler", "migrate")
+ROLES = ("api", "scheduler", "migrate", "check-auth0")
 EXIT_USAGE, EXIT_CONFIG, EXIT_NO_DATABASE, EXIT_NOT_MIGRATED = 64, 2, 3, 4
+EXIT_AUTH0_FAULT, EXIT_AUTH0_UNKNOWN = 5, 6
+
+
+async def check_auth0(settings: Settings) -> int:
+    gateway = Auth0Gateway.from_settings(settings, deadline_s=None, max_retries=1)
+    http = httpx.AsyncClient(timeout=settings.auth0_timeout_s, verify=tls_context())
+    try:
+        check = await check_tenant(gateway, http, settings)
+    finally:
+        await gateway.aclose()
+        await http.aclose()
+    print(
+        f"check-auth0: Management API {settings.auth0_base_url}, login {settings.auth0_login_url}"
+    )
+    if check.scopes:
+        print(f"check-auth0: granted scopes: {' '.join(check.scopes)}")
+    for line in check.lines():
+        print(f"check-auth0: {line}")
+    if check.problems:
+        return EXIT_AUTH0_FAULT
+    return EXIT_AUTH0_UNKNOWN if check.unknown else 0
 
 
 async def wait_for_database(url: URL, timeout_s: float) -> ReadinessReport:
@@ -62,6 +94,8 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"entrypoint: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if role == "check-auth0":
+        return asyncio.run(check_auth0(settings))
     url = settings.database_url
     timeout_s = float(os.environ.get("DB_WAIT_TIMEOUT_S", "60"))
     report = asyncio.run(wait_for_database(url, timeout_s))

@@ -28,6 +28,10 @@ _ENVIRONMENT_ALIASES = {
     "prod": "production",
 }
 
+# The domains Auth0 gives tenants ({tenant}.auth0.com, {tenant}.{region}.auth0.com; Private
+# Cloud tenants live under auth0app.com). Custom domains are anything else.
+CANONICAL_AUTH0_SUFFIXES = (".auth0.com", ".auth0app.com")
+
 _PORTAL_URLS: dict[str, str] = {
     "dev": "https://dev.portal.aai.test.biocommons.org.au",
     "staging": "https://staging.portal.aai.test.biocommons.org.au",
@@ -113,6 +117,9 @@ class Settings(BaseSettings):
     auth0_roles_claim: str = "https://biocommons.org.au/roles"
     auth0_role_namespace: str = "biocommons"
     admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # At API start, check the tenant once in the background (token, grant scopes, a read,
+    # the login domain's issuer): logged, and a configuration fault makes /health/ready 503.
+    auth0_startup_check: bool = True
     auth0_mgmt_rps: float = Field(default=10.0, gt=0)
     auth0_mgmt_burst: int = Field(default=10, ge=1)
     auth0_max_retries: int = Field(default=4, ge=0, le=10)
@@ -383,9 +390,33 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value and normalise_origin(value).startswith("http://"):
                 problems.append(f"{name.upper()}: production refuses plain http:// ({value})")
+        problems.extend(self._auth0_domain_problems())
         if problems:
             raise ValueError("unsafe production configuration: " + "; ".join(problems))
         return self
+
+    def _auth0_domain_problems(self) -> list[str]:
+        """The Management API answers only on the canonical domain: a custom domain as
+        AUTH0_DOMAIN makes Auth0 refuse the management token ("Service not enabled within
+        domain"), so every Management API call fails while the API looks healthy."""
+        host = urlsplit(self.auth0_base_url).hostname or ""
+        custom = (
+            urlsplit(normalise_origin(self.auth0_custom_domain)).hostname
+            if self.auth0_custom_domain
+            else None
+        )
+        if custom and host == custom:
+            return [
+                "AUTH0_DOMAIN: equals AUTH0_CUSTOM_DOMAIN; AUTH0_DOMAIN must be the canonical "
+                "tenant domain ({tenant}.{region}.auth0.com), the custom one is for logins"
+            ]
+        if not host.endswith(CANONICAL_AUTH0_SUFFIXES):
+            return [
+                f"AUTH0_DOMAIN: {host} is not a canonical Auth0 domain "
+                f"(*{' or *'.join(CANONICAL_AUTH0_SUFFIXES)}); the Management API answers only "
+                "there. Put a custom login domain in AUTH0_CUSTOM_DOMAIN"
+            ]
+        return []
 
     @property
     def auth0_base_url(self) -> str:

@@ -31,6 +31,7 @@ from routers.deps import get_session, get_session_factory
 from scripts.auth0_emulator.limits import Faults
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
+from services.auth0.scopes import REQUIRED_SCOPES
 from services.settings import Settings, load_settings, to_async_url
 
 TEST_AUDIENCE = "https://api.aai-backend.test"
@@ -153,8 +154,12 @@ def make_settings(db_url: URL | str, **overrides: object) -> Settings:
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[EmulatorServer]:
-    """One Auth0 emulator on loopback for the whole run, seeded with the catalog roles."""
-    with EmulatorServer(audience=TEST_AUDIENCE) as server:
+    """One Auth0 emulator on loopback for the whole run, seeded with the catalog roles: strict,
+    with a custom domain (localhost) beside the canonical one (127.0.0.1), and a management
+    grant of exactly the scopes the README's tenant setup lists."""
+    with EmulatorServer(
+        audience=TEST_AUDIENCE, custom_domain=True, granted_scopes=frozenset(REQUIRED_SCOPES)
+    ) as server:
         seed_roles(server.tenant)
         yield server
 
@@ -173,11 +178,14 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.state.set_rate_limit("off")
     emulator_server.state.faults = Faults()
     emulator_server.tenant.management_token_ttl_s = 86400
+    emulator_server.tenant.granted_scopes = frozenset(REQUIRED_SCOPES)
+    emulator_server.tenant.strict = True
 
 
 def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:
     return {
         "auth0_domain": emulator.base_url,
+        "auth0_custom_domain": emulator.custom_url,
         "auth0_audience": TEST_AUDIENCE,
         "auth0_management_id": emulator.tenant.management_client_id,
         "auth0_management_secret": emulator.tenant.management_client_secret,
@@ -187,6 +195,9 @@ def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:
         "recaptcha_secret": "test-recaptcha-secret",
         "recaptcha_verify_url": f"{emulator.base_url}/recaptcha/api/siteverify",
         "public_rate_limit_per_minute": 1000,
+        # Tested on its own (tests/services/auth0/test_tenant_check.py); elsewhere it would
+        # add token fetches the tests count.
+        "auth0_startup_check": False,
     }
 
 

@@ -40,6 +40,17 @@ def main() -> int:
         "--public-url",
         help="the URL clients reach it at (issuer and discovery), e.g. http://auth0-emulator:9010",
     )
+    parser.add_argument(
+        "--custom-domain",
+        nargs="?",
+        const="true",
+        help="serve a custom domain too (bare: http://localhost:<port>; or a URL)",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept any <host>/api/v2/ audience and any scopes (not how Auth0 behaves)",
+    )
     parser.add_argument("--audience", default="https://api.aai-backend.local")
     parser.add_argument("--client-id", default="dev-management-client")
     parser.add_argument("--client-secret", default="dev-management-secret")
@@ -60,6 +71,8 @@ def main() -> int:
             faults=faults,
             allow_remote=args.allow_remote,
             public_url=args.public_url,
+            custom_domain=True if args.custom_domain == "true" else (args.custom_domain or False),
+            strict=not args.lenient,
             management_client_id=args.client_id,
             management_client_secret=args.client_secret,
         )
@@ -75,8 +88,10 @@ def main() -> int:
         bench = seed_bench(server.tenant, users=args.users)
         print(f"  bench tenant: {bench['users']} users, role members {bench['members']}")
     server.start()
+    custom = f", custom domain {server.custom_url}" if server.custom_url else ""
     print(
-        f"Auth0 emulator at {server.base_url} (issuer {server.tenant.issuer}, rate limit {args.rate_limit})"
+        f"Auth0 emulator at {server.base_url}{custom} (rate limit {args.rate_limit}"
+        f"{', lenient' if args.lenient else ''})"
     )
     print(f"  management client: {args.client_id} / {args.client_secret}")
     if summary:

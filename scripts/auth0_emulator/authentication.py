@@ -1,6 +1,9 @@
 """The emulator's Authentication API: OIDC discovery and keys, /oauth/token (client
 credentials, authorization code, password realm), /authorize with a login page, /userinfo,
-logout and the database connection's change-password email."""
+logout and the database connection's change-password email.
+
+Served on both of the tenant's domains (see `Tenant`): discovery names the domain it was
+asked on, tokens carry that domain as `iss`, and the keys are the tenant's on both."""
 
 import base64
 import html
@@ -25,11 +28,15 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
     tenant = state.tenant
     router = APIRouter()
 
+    def issuer_of(request: Request) -> str:
+        return tenant.issuer_for_host(request.headers.get("host"))
+
     @router.get("/.well-known/openid-configuration")
-    async def discovery() -> dict[str, Any]:
-        base = tenant.base_url
+    async def discovery(request: Request) -> dict[str, Any]:
+        issuer = issuer_of(request)
+        base = issuer.rstrip("/")
         return {
-            "issuer": tenant.issuer,
+            "issuer": issuer,
             "authorization_endpoint": f"{base}/authorize",
             "token_endpoint": f"{base}/oauth/token",
             "userinfo_endpoint": f"{base}/userinfo",
@@ -72,6 +79,45 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
             return client_id, secret
         return body.get("client_id"), body.get("client_secret")
 
+    def _client_credentials_grant(
+        request: Request, body: dict[str, Any], client_id: str
+    ) -> JSONResponse:
+        """A Management API token (the only API the emulated client has a grant for).
+
+        The audience must be the canonical domain's `/api/v2/`, whichever domain is asked
+        (see `Tenant`); any other is an API the tenant does not have: 403 `access_denied`
+        "Service not enabled within domain: <audience>". A grant without scopes is no grant
+        (403 `Client "…" is not authorized to access resource server "…"`); a `scope`
+        asking for more than the grant is refused, one within it narrows the token."""
+        issuer = issuer_of(request)
+        audience = str(body.get("audience") or "")
+        known = audience == tenant.management_audience or (
+            not tenant.strict and audience.endswith("/api/v2/")
+        )
+        if not known:
+            return _denied(f"Service not enabled within domain: {audience}")
+        grant = tenant.grant
+        if not grant:
+            return _denied(
+                f'Client "{client_id}" is not authorized to access resource server "{audience}".'
+            )
+        scopes = sorted(grant)
+        if body.get("scope"):
+            asked = str(body["scope"]).split()
+            missing = [scope for scope in asked if scope not in grant]
+            if missing:
+                return _denied(f"Client has not been granted scopes: {' '.join(missing)}")
+            scopes = asked
+        access_token, ttl = tenant.issue_management_token(client_id, issuer=issuer, scopes=scopes)
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": ttl,
+                "scope": " ".join(scopes),
+            }
+        )
+
     @router.post("/oauth/token")
     async def token(request: Request) -> JSONResponse:
         body = await _form_or_json(request)
@@ -84,24 +130,7 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
             )
         grant = body.get("grant_type")
         if grant == "client_credentials":
-            audience = body.get("audience") or tenant.management_audience
-            if audience != tenant.management_audience:
-                return JSONResponse(
-                    {
-                        "error": "access_denied",
-                        "error_description": f"Service not found: {audience}",
-                    },
-                    status_code=403,
-                )
-            access_token, ttl = tenant.issue_management_token(client_id)
-            return JSONResponse(
-                {
-                    "access_token": access_token,
-                    "token_type": "Bearer",
-                    "expires_in": ttl,
-                    "scope": "read:users update:users",
-                }
-            )
+            return _client_credentials_grant(request, body, str(client_id))
         if grant == "authorization_code":
             grant_data = tenant.codes.pop(str(body.get("code")), None)
             if grant_data is None or grant_data["expires"] < time.time():
@@ -117,13 +146,15 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
             user = tenant.get_user(grant_data["user_id"])
             now = int(time.time())
             audience = grant_data.get("audience") or tenant.audience
+            issuer = issuer_of(request)
             access_token = tenant.mint_access_token(
                 user["user_id"],
-                audience=[audience, f"{tenant.issuer}userinfo"],
+                audience=[audience, f"{issuer}userinfo"],
                 scope=grant_data["scope"],
+                issuer=issuer,
             )
             id_claims = {
-                "iss": tenant.issuer,
+                "iss": issuer,
                 "sub": user["user_id"],
                 "aud": client_id,
                 "iat": now,
@@ -168,7 +199,9 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
                     status_code=401,
                 )
             access_token = tenant.mint_access_token(
-                found["user_id"], audience=body.get("audience") or tenant.audience
+                found["user_id"],
+                audience=body.get("audience") or tenant.audience,
+                issuer=issuer_of(request),
             )
             return JSONResponse(
                 {
@@ -239,8 +272,11 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
     async def userinfo(request: Request) -> JSONResponse:
         auth = request.headers.get("authorization", "")
         try:
+            issuer = issuer_of(request)
             claims = tenant.decode(
-                auth.removeprefix("Bearer ").strip(), audience=f"{tenant.issuer}userinfo"
+                auth.removeprefix("Bearer ").strip(),
+                audience=f"{issuer}userinfo",
+                issuer=issuer,
             )
             user = tenant.get_user(claims["sub"])
         except (jwt.InvalidTokenError, TenantError):
@@ -281,6 +317,12 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
         )
 
     return router
+
+
+def _denied(description: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": "access_denied", "error_description": description}, status_code=403
+    )
 
 
 def _same(a: str, b: str) -> bool:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from scripts.auth0_emulator.app import MAX_PAGED_RESULTS, EmulatorState, fast_json
+from scripts.auth0_emulator.scopes import ENDPOINT_SCOPES, insufficient
 from scripts.auth0_emulator.search import compile_query, lookup, project, user_matches
 from scripts.auth0_emulator.tenant import (
     ExportJob,
@@ -22,29 +23,51 @@ def management_routes(state: EmulatorState) -> APIRouter:
     """The routes, to be mounted under /api/v2."""
     tenant = state.tenant
 
-    verified_tokens: dict[str, tuple[float, tuple[str, ...]]] = {}
+    # token -> (exp, signing kids, iss, scopes) of a token already verified
+    verified_tokens: dict[str, tuple[float, tuple[str, ...], str, frozenset[str]]] = {}
 
     async def management_token(request: Request) -> None:
+        """A token for this tenant's Management API, used on the domain that issued it
+        (see `Tenant`), holding one of the scopes the endpoint needs (see `scopes`)."""
         auth = request.headers.get("authorization", "")
         if not auth.lower().startswith("bearer "):
             raise TenantError(401, "Missing authentication", "missing_authentication")
         token = auth[7:].strip()
         keys = tuple(key.kid for key in tenant.keys)
         cached = verified_tokens.get(token)
-        if cached is not None and cached[0] > time.time() and cached[1] == keys:
+        if cached is None or cached[0] <= time.time() or cached[1] != keys:
+            try:
+                claims = tenant.decode(token, audience=tenant.management_audience)
+            except jwt.ExpiredSignatureError:
+                raise TenantError(
+                    401, "Expired token received for JSON Web Token validation", "invalid_token"
+                ) from None
+            except jwt.InvalidTokenError:
+                raise TenantError(401, "Invalid token", "invalid_token") from None
+            if len(verified_tokens) > 1000:
+                verified_tokens.clear()
+            # Valid only with the same signing keys: rotating them must invalidate old tokens.
+            cached = (
+                float(claims["exp"]),
+                keys,
+                str(claims["iss"]),
+                frozenset(str(claims.get("scope", "")).split()),
+            )
+            verified_tokens[token] = cached
+        if not tenant.strict:
             return
-        try:
-            claims = tenant.decode(token, audience=tenant.management_audience)
-        except jwt.ExpiredSignatureError:
+        if cached[2] != tenant.issuer_for_host(request.headers.get("host")):
+            # Auth0 considers a token from the other domain invalid here.
+            raise TenantError(401, "Invalid token", "invalid_token")
+        route = request.scope.get("route")
+        template = str(getattr(route, "path", "")).removeprefix("/api/v2")
+        needed = ENDPOINT_SCOPES[(request.method, template)]
+        if insufficient(needed, cached[3]):
             raise TenantError(
-                401, "Expired token received for JSON Web Token validation", "invalid_token"
-            ) from None
-        except jwt.InvalidTokenError:
-            raise TenantError(401, "Invalid token", "invalid_token") from None
-        if len(verified_tokens) > 1000:
-            verified_tokens.clear()
-        # Valid only with the same signing keys: rotating them must invalidate old tokens.
-        verified_tokens[token] = (float(claims["exp"]), keys)
+                403,
+                f"Insufficient scope, expected any of: {','.join(needed)}",
+                "insufficient_scope",
+            )
 
     router = APIRouter(dependencies=[Depends(management_token)])
 

@@ -39,8 +39,11 @@ class EmulatorServer:
         faults: Faults | None = None,
         allow_remote: bool = False,
         public_url: str | None = None,
+        custom_domain: bool | str = False,
         **tenant_options: object,
     ) -> None:
+        """`custom_domain`: serve the tenant on a second host name too, as a tenant with a
+        custom domain is (True: `localhost` on the same port; or a URL)."""
         if not allow_remote and not is_loopback(host):
             raise ValueError(
                 f"the Auth0 emulator only serves loopback addresses, not {host!r} (pass allow_remote)"
@@ -50,7 +53,17 @@ class EmulatorServer:
         # The address clients use (e.g. a compose service name) names the issuer and the
         # discovery URLs; it differs from the bound one inside a container network.
         issuer = f"{(public_url or self.base_url).rstrip('/')}/"
-        self.tenant = Tenant(issuer=issuer, audience=audience, **tenant_options)  # type: ignore[arg-type]  # options are Tenant's keyword arguments, passed through
+        custom: str | None = None
+        if custom_domain is True:
+            custom = f"http://localhost:{self.port}/"
+        elif custom_domain:
+            custom = f"{str(custom_domain).rstrip('/')}/"
+        self.tenant = Tenant(
+            issuer=issuer,
+            audience=audience,
+            custom_issuer=custom,
+            **tenant_options,  # type: ignore[arg-type]  # options are Tenant's keyword arguments, passed through
+        )
         self.state = EmulatorState(self.tenant, rate_limit=rate_limit, faults=faults)
         self.app = create_emulator_app(self.state)
         config = uvicorn.Config(
@@ -61,7 +74,14 @@ class EmulatorServer:
 
     @property
     def base_url(self) -> str:
+        """The canonical domain (the Management API's)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def custom_url(self) -> str | None:
+        """The custom domain (logins, user tokens' issuer), if the tenant has one."""
+        issuer = self.tenant.custom_issuer
+        return issuer.rstrip("/") if issuer else None
 
     def start(self) -> "EmulatorServer":
         self._thread.start()

@@ -17,7 +17,14 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from scripts.auth0_emulator.scopes import ALL_SCOPES
+
 DEFAULT_CONNECTION = "Username-Password-Authentication"
+
+
+def host_of(url: str) -> str:
+    """`http://localhost:9010/` -> `localhost:9010` (what arrives in the Host header)."""
+    return url.split("://", 1)[-1].split("/", 1)[0].lower()
 
 
 def iso_now() -> str:
@@ -67,8 +74,32 @@ class ExportJob:
 
 @dataclass
 class Tenant:
-    issuer: str  # e.g. "http://127.0.0.1:9010/"
+    """One tenant, served on its canonical domain (`issuer`) and, when `custom_issuer` is
+    set, on a custom domain too.
+
+    How the two domains differ follows Auth0's "Get Access Tokens" page, section "Custom
+    domains and the Auth0 Management API"
+    (https://auth0.com/docs/secure/tokens/access-tokens/get-access-tokens): a token's `iss`
+    is the domain the token was requested on; the Management API's identifier (audience)
+    is only ever `https://{tenant}.auth0.com/api/v2/`, and a Management API token must be
+    used on the domain that issued it. Asking for `https://{custom domain}/api/v2/` is
+    asking for an API the tenant does not have, which Auth0 answers 403 `access_denied`
+    "Service not enabled within domain: <audience>" (the answer quoted in public projects'
+    troubleshooting notes, e.g. the "Service not enabled within domain" hits in the code
+    corpus). The portal logs users in through the custom domain, so user tokens default
+    to its issuer.
+
+    `strict=False` (the emulator's `--lenient`) restores the old kindness: any
+    `<host>/api/v2/` audience, tokens used on either host, and no scope checks.
+    """
+
+    issuer: str  # the canonical domain, e.g. "http://127.0.0.1:9010/"
     audience: str  # the API identifier user tokens are issued for
+    custom_issuer: str | None = None  # the custom domain, e.g. "http://localhost:9010/"
+    strict: bool = True
+    # The scopes the Management API client grant holds (None: every scope the emulator
+    # knows). A token carries only these; an endpoint needs one of its own.
+    granted_scopes: frozenset[str] | None = None
     management_client_id: str = "dev-management-client"
     management_client_secret: str = "dev-management-secret"  # noqa: S105 - emulator default
     roles_claim: str = "https://biocommons.org.au/roles"
@@ -105,6 +136,26 @@ class Tenant:
         return f"{self.base_url}/api/v2/"
 
     @property
+    def grant(self) -> frozenset[str]:
+        """The scopes the management client's grant holds."""
+        return ALL_SCOPES if self.granted_scopes is None else self.granted_scopes
+
+    @property
+    def user_issuer(self) -> str:
+        """The issuer of tokens users get by logging in (the custom domain when there is one)."""
+        return self.custom_issuer or self.issuer
+
+    @property
+    def issuers(self) -> list[str]:
+        return [self.issuer, *([self.custom_issuer] if self.custom_issuer else [])]
+
+    def issuer_for_host(self, host: str | None) -> str:
+        """The issuer of the domain a request arrived on (the Host header)."""
+        if self.custom_issuer and host and host.lower() == host_of(self.custom_issuer):
+            return self.custom_issuer
+        return self.issuer
+
+    @property
     def signing_key(self) -> SigningKey:
         return self.keys[-1]
 
@@ -120,7 +171,9 @@ class Tenant:
         key = key or self.signing_key
         return jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
 
-    def decode(self, token: str, audience: str | list[str]) -> dict[str, Any]:
+    def decode(
+        self, token: str, audience: str | list[str], issuer: str | list[str] | None = None
+    ) -> dict[str, Any]:
         header = jwt.get_unverified_header(token)
         key = next((k for k in self.keys if k.kid == header.get("kid")), None)
         if key is None:
@@ -130,24 +183,28 @@ class Tenant:
             key.private_key.public_key(),
             algorithms=["RS256"],
             audience=audience,
-            issuer=self.issuer,
+            issuer=issuer or self.issuers,
         )
 
     def issue_management_token(
-        self, client_id: str, *, ttl_s: int | None = None
+        self,
+        client_id: str,
+        *,
+        ttl_s: int | None = None,
+        issuer: str | None = None,
+        scopes: list[str] | None = None,
     ) -> tuple[str, int]:
         ttl = ttl_s or self.management_token_ttl_s
         now = int(time.time())
         claims = {
-            "iss": self.issuer,
+            "iss": issuer or self.issuer,
             "sub": f"{client_id}@clients",
             "aud": self.management_audience,
             "iat": now,
             "exp": now + ttl,
             "gty": "client-credentials",
             "azp": client_id,
-            "scope": "read:users update:users create:users delete:users read:roles create:roles "
-            "delete:roles update:roles read:users_app_metadata create:user_tickets",
+            "scope": " ".join(scopes if scopes is not None else sorted(self.grant)),
         }
         with self.lock:
             self.management_tokens_issued += 1
@@ -164,13 +221,16 @@ class Tenant:
         extra_claims: dict[str, Any] | None = None,
         include_roles_claim: bool = True,
         key: SigningKey | None = None,
+        issuer: str | None = None,
     ) -> str:
-        """An RS256 access token as Auth0 issues it after login (roles from the tenant by default)."""
+        """An RS256 access token as Auth0 issues it after login (roles from the tenant by
+        default; issued by the custom domain when there is one, as the portal logs in there)."""
         now = int(time.time())
+        issuer = issuer or self.user_issuer
         claims: dict[str, Any] = {
-            "iss": self.issuer,
+            "iss": issuer,
             "sub": user_id,
-            "aud": audience if audience is not None else [self.audience, f"{self.issuer}userinfo"],
+            "aud": audience if audience is not None else [self.audience, f"{issuer}userinfo"],
             "iat": now,
             "exp": now + (expires_in if expires_in is not None else self.access_token_ttl_s),
             "scope": scope,

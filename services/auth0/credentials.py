@@ -6,6 +6,7 @@ before expiry, invalidated when Auth0 rejects it.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,6 +15,18 @@ import httpx
 from services.errors import ServiceUnavailable, UpstreamError
 
 REFRESH_MARGIN_S = 60.0
+
+logger = logging.getLogger("aai.auth0")
+
+
+def _description(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("error_description") or body.get("message") or body.get("error"))
+    return str(body)[:200]
 
 
 class ManagementTokenProvider:
@@ -40,6 +53,9 @@ class ManagementTokenProvider:
         self.client_secret = client_secret
         self._token: str | None = None
         self._expires_at = 0.0
+        # The scopes the last token was granted (Auth0's `scope` answer), for the start-up
+        # log and `check-auth0`.
+        self.scopes: frozenset[str] = frozenset()
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -71,11 +87,23 @@ class ManagementTokenProvider:
                 f"Auth0 token endpoint is unavailable ({response.status_code})"
             )
         if response.status_code != 200:
-            raise UpstreamError(
-                f"Auth0 refused the management client credentials ({response.status_code})"
+            # A refusal here is configuration, not load: a wrong audience ("Service not
+            # enabled within domain", AUTH0_DOMAIN set to the custom domain), a client
+            # without a grant, a wrong secret. Say so where ops look.
+            reason = _description(response)
+            logger.error(
+                "auth0 refused the management token (%s): %s", response.status_code, reason
             )
-        body = response.json()
+            raise UpstreamError(
+                f"Auth0 refused the management client credentials ({response.status_code}): {reason}"
+            )
+        try:
+            body = response.json()
+            token = str(body["access_token"])
+            expires_in = float(body.get("expires_in", 86400))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UpstreamError("Auth0's token endpoint answered something unreadable") from exc
         self.fetches += 1
-        expires_in = float(body.get("expires_in", 86400))
-        self._token = str(body["access_token"])
+        self._token = token
+        self.scopes = frozenset(str(body.get("scope") or "").split())
         self._expires_at = self._clock() + max(expires_in - REFRESH_MARGIN_S, expires_in / 2)

@@ -54,7 +54,9 @@ class Auth0Login(OAuthProvider):
             "auth0",
             client_id=settings.admin_client_id or settings.auth0_management_id,
             client_secret=client_secret.get_secret_value(),
-            server_metadata_url=f"{settings.auth0_base_url}/.well-known/openid-configuration",
+            # Ops log in where users do: the custom domain when there is one (its discovery
+            # names it as issuer and endpoints), the canonical domain otherwise.
+            server_metadata_url=f"{settings.auth0_login_url}/.well-known/openid-configuration",
             client_kwargs={"scope": "openid profile email"},
         )
 

@@ -38,11 +38,27 @@ async def _probe(engine: AsyncEngine, expected_heads: frozenset[str]) -> Readine
 
 
 async def readiness(
-    engine: AsyncEngine, expected_heads: frozenset[str], *, verbose: bool = False
+    engine: AsyncEngine,
+    expected_heads: frozenset[str],
+    *,
+    verbose: bool = False,
+    auth0: CheckResult | None = None,
 ) -> ReadinessReport:
     """Never raises: a failing check is reported in the body, for the 503. The body is
     public, so a driver's message (which names the database's host and port) goes to the
-    log; `verbose` (the entrypoint, printing to its own stderr) keeps it in the report."""
+    log; `verbose` (the entrypoint, printing to its own stderr) keeps it in the report.
+    `auth0`: a fault the tenant check found in the Auth0 configuration, if any."""
+    report = await _database_readiness(engine, expected_heads, verbose=verbose)
+    if auth0 is not None:
+        report.checks["auth0"] = auth0
+        if not auth0.ok:
+            report.status = "not_ready"
+    return report
+
+
+async def _database_readiness(
+    engine: AsyncEngine, expected_heads: frozenset[str], *, verbose: bool
+) -> ReadinessReport:
     try:
         return await asyncio.wait_for(_probe(engine, expected_heads), READINESS_TIMEOUT_S)
     except TimeoutError:

@@ -1,5 +1,6 @@
 """The AWS stack, synthesised in-process and checked resource by resource."""
 
+import dataclasses
 from typing import Any
 
 import aws_cdk as cdk
@@ -9,11 +10,18 @@ from aws_cdk.assertions import Match, Template
 from deploy.app import build
 from deploy.config import ENVIRONMENTS
 from deploy.stack import APP_SECRETS, RDS_CA_BUNDLE
+from services.settings import load_settings
 from tests.deploy.test_container import DOCKERFILE
+
+# The canonical tenant domain production is not recorded in deploy/config.py; ops pass it.
+PRODUCTION_TENANT = "aai-prod.au.auth0.com"
 
 
 def synth(name: str) -> Template:
-    app = cdk.App(context={"env": name, "imageTag": "abc123"})
+    context = {"env": name, "imageTag": "abc123"}
+    if name == "production":
+        context["auth0Tenant"] = PRODUCTION_TENANT
+    app = cdk.App(context=context)
     return Template.from_stack(build(app))
 
 
@@ -184,6 +192,44 @@ class TestEnvironments:
     def test_staging_synthesises(self):
         template = synth("staging")
         template.resource_count_is("AWS::ECS::Service", 2)
+
+    def test_production_needs_its_canonical_auth0_domain_given(self):
+        with pytest.raises(SystemExit, match="auth0Tenant"):
+            build(cdk.App(context={"env": "production"}))
+
+    def test_the_management_api_domain_is_canonical_and_logins_use_the_custom_one(
+        self, production: Template, dev: Template
+    ):
+        for template, tenant, login in (
+            (production, PRODUCTION_TENANT, "login.aai.biocommons.org.au"),
+            (dev, "dev-aai.au.auth0.com", "dev.login.aai.test.biocommons.org.au"),
+        ):
+            plain = {e["Name"]: e["Value"] for e in container(template, "api")["Environment"]}
+            assert plain["AUTH0_DOMAIN"] == tenant
+            assert plain["AUTH0_CUSTOM_DOMAIN"] == login
+
+    @pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
+    def test_each_environments_settings_pass_the_services_own_checks(self, name: str):
+        """What the containers get is what the service accepts at start (production's
+        refusals included), the secrets standing in as the stack's Secrets Manager gives."""
+        config = ENVIRONMENTS[name]
+        if not config.auth0_tenant:
+            config = dataclasses.replace(config, auth0_tenant=PRODUCTION_TENANT)
+        plain = config.container_settings()
+        stand_ins = {
+            "DB_HOST": "db.internal:5432",
+            "JWT_SECRET_KEY": "j" * 48,
+            "AUTH0_MANAGEMENT_ID": "management-client",
+            "AUTH0_MANAGEMENT_SECRET": "management-secret",
+            "AUTH0_ACTION_TOKEN_SECRET": "a" * 40,
+            "RECAPTCHA_SECRET": "recaptcha",
+            "ADMIN_CLIENT_ID": "dashboard-client",
+            "ADMIN_CLIENT_SECRET": "dashboard-secret",
+            "FORWARDED_ALLOW_IPS": "10.0.0.0/16",
+        }
+        values = {k.lower(): v for k, v in {**plain, **stand_ins}.items()}
+        settings = load_settings(_env_file=None, **values)
+        assert settings.auth0_base_url.endswith(".auth0.com")
 
     def test_an_unknown_environment_is_refused(self):
         with pytest.raises(SystemExit, match="unknown env"):

@@ -131,7 +131,10 @@ class TestPasswordMigration:
                 params={"state": "st a/te", "session_token": token},
             )
             assert response.status_code == 307
-            assert response.headers["location"] == f"{emulator.base_url}/continue?state=st%20a%2Fte"
+            # Back to the login on the custom domain, where the Action paused it.
+            assert response.headers["location"] == (
+                f"{emulator.custom_url}/continue?state=st%20a%2Fte"
+            )
         assert (
             emulator.tenant.get_user(auth0_user["user_id"])["app_metadata"]["user_needs_migration"]
             is False

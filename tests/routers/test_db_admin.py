@@ -69,7 +69,8 @@ class TestLogin:
         login = await browser.get(first.headers["location"])
         assert login.status_code == 302
         target = urlsplit(login.headers["location"])
-        assert f"{target.scheme}://{target.netloc}" == emulator.base_url
+        # Ops log in where users do: the custom domain, not the Management API's.
+        assert f"{target.scheme}://{target.netloc}" == emulator.custom_url
         assert target.path == "/authorize"
         query = parse_qs(target.query)
         # Registered in Auth0 as is: no query string to match.
@@ -128,9 +129,10 @@ class TestLogin:
         assert query["redirect_uri"] == ["https://portal.example/db-admin/oauth/callback"]
 
     async def test_auth0_unreachable_gives_a_503_page(self, dashboard_db: URL, emulator):
+        nowhere = f"http://127.0.0.1:{free_port()}"
         app = create_app(
             dashboard_settings(
-                dashboard_db, emulator, auth0_domain=f"http://127.0.0.1:{free_port()}"
+                dashboard_db, emulator, auth0_domain=nowhere, auth0_custom_domain=nowhere
             )
         )
         async with LifespanManager(app) as manager:

@@ -15,7 +15,7 @@ from db.admin import create_database, drop_database
 from db.engine import create_engine, create_session_factory
 from db.migrations import current_revisions, head_revisions
 from db.models import SyncRun
-from scripts.auth0_emulator.server import free_port
+from scripts.auth0_emulator.server import EmulatorServer, free_port
 from tests.processes import run_python, serving
 
 
@@ -117,4 +117,31 @@ async def test_scheduler_role_runs_the_scheduler(scratch_db: URL, repo_root: Pat
 async def test_an_unknown_role_is_a_usage_error(repo_root: Path):
     code, output, _ = await entrypoint(repo_root, environment("sqlite://"), "worker")
     assert code == 64
-    assert "usage: entrypoint {api|scheduler|migrate}" in output
+    assert "usage: entrypoint {api|scheduler|migrate|check-auth0}" in output
+
+
+async def test_check_auth0_passes_a_good_tenant_and_names_the_custom_domain_mistake(
+    repo_root: Path, emulator: EmulatorServer
+):
+    assert emulator.custom_url is not None
+    base = {
+        **os.environ,
+        "AUTH0_CUSTOM_DOMAIN": emulator.custom_url,
+        "AUTH0_MANAGEMENT_ID": emulator.tenant.management_client_id,
+        "AUTH0_MANAGEMENT_SECRET": emulator.tenant.management_client_secret,
+    }
+    good = {**base, "AUTH0_DOMAIN": emulator.base_url}
+    code, output, _ = await entrypoint(repo_root, good, "check-auth0")
+    assert code == 0, output
+    assert "granted scopes: " in output
+    assert "FAULT" not in output
+
+    wrong = {**base, "AUTH0_DOMAIN": emulator.custom_url}
+    code, output, _ = await entrypoint(repo_root, wrong, "check-auth0")
+    assert code == 5, output
+    assert "FAULT: management token" in output
+    assert "Service not enabled within domain" in output
+
+    unreachable = {**base, "AUTH0_DOMAIN": f"http://127.0.0.1:{free_port()}"}
+    code, output, _ = await entrypoint(repo_root, unreachable, "check-auth0")
+    assert code == 6, output

@@ -170,11 +170,27 @@ class TestProductionRefusesUnsafeConfig:
             ({"recaptcha_verify_url": "http://www.google.com/x"}, "RECAPTCHA_VERIFY_URL"),
             ({"enable_admin_dashboard": "true"}, "ADMIN_CLIENT_ID"),
             ({"forwarded_allow_ips": "*"}, "FORWARDED_ALLOW_IPS"),
+            # The custom (login) domain as AUTH0_DOMAIN: Auth0 refuses the management token.
+            ({"auth0_domain": "login.aai.biocommons.org.au"}, "AUTH0_DOMAIN: login.aai"),
+            (
+                {
+                    "auth0_domain": "https://login.example.org",
+                    "auth0_custom_domain": "login.example.org",
+                },
+                "AUTH0_DOMAIN: equals AUTH0_CUSTOM_DOMAIN",
+            ),
         ],
     )
     def test_refusal_names_the_variable(self, override: dict[str, str], variable: str):
         with pytest.raises(ConfigError, match=variable):
             settings(**{**SAFE_PRODUCTION, **override})
+
+    def test_a_canonical_domain_with_a_custom_login_domain_is_accepted(self):
+        config = settings(
+            **{**SAFE_PRODUCTION, "auth0_custom_domain": "login.aai.biocommons.org.au"}
+        )
+        assert config.auth0_base_url == "https://tenant.au.auth0.com"
+        assert config.auth0_login_url == "https://login.aai.biocommons.org.au"
 
     def test_production_defaults_are_safe(self):
         config = settings(**SAFE_PRODUCTION)

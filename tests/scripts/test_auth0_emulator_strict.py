@@ -1,0 +1,172 @@
+"""The emulator is as strict as a real tenant: its two domains and the management grant's
+scopes. Each test here fails against the lenient emulator (`--lenient`, `strict=False`)."""
+
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import jwt
+import pytest
+from fastapi.routing import APIRoute
+
+from scripts.auth0_emulator.management import management_routes
+from scripts.auth0_emulator.scopes import ALL_SCOPES, ENDPOINT_SCOPES
+from scripts.auth0_emulator.server import EmulatorServer
+from services.auth0.scopes import REQUIRED_SCOPES
+from tests.factories import auth0_users
+
+
+@pytest.fixture
+async def canonical(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=emulator.base_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def custom(emulator: EmulatorServer) -> AsyncIterator[httpx.AsyncClient]:
+    assert emulator.custom_url is not None
+    async with httpx.AsyncClient(base_url=emulator.custom_url) as client:
+        yield client
+
+
+def credentials(emulator: EmulatorServer, audience: str, **extra: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_id": emulator.tenant.management_client_id,
+        "client_secret": emulator.tenant.management_client_secret,
+        "audience": audience,
+        **extra,
+    }
+
+
+async def token_from(client: httpx.AsyncClient, emulator: EmulatorServer) -> str:
+    response = await client.post(
+        "/oauth/token", data=credentials(emulator, emulator.tenant.management_audience)
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+class TestDomains:
+    async def test_the_management_api_is_only_the_canonical_domains(
+        self, custom: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        wrong = f"{emulator.custom_url}/api/v2/"
+        response = await custom.post("/oauth/token", data=credentials(emulator, wrong))
+        assert response.status_code == 403
+        assert response.json() == {
+            "error": "access_denied",
+            "error_description": f"Service not enabled within domain: {wrong}",
+        }
+
+    async def test_a_token_carries_the_domain_it_was_asked_on_and_works_only_there(
+        self,
+        canonical: httpx.AsyncClient,
+        custom: httpx.AsyncClient,
+        emulator: EmulatorServer,
+    ):
+        from_custom = await token_from(custom, emulator)
+        from_canonical = await token_from(canonical, emulator)
+        assert jwt.decode(from_custom, options={"verify_signature": False})["iss"] == (
+            f"{emulator.custom_url}/"
+        )
+        assert jwt.decode(from_canonical, options={"verify_signature": False})["iss"] == (
+            f"{emulator.base_url}/"
+        )
+        for client, token, status in (
+            (canonical, from_canonical, 200),
+            (custom, from_custom, 200),
+            (canonical, from_custom, 401),
+            (custom, from_canonical, 401),
+        ):
+            response = await client.get(
+                "/api/v2/roles", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert response.status_code == status, (client.base_url, response.text)
+
+    async def test_discovery_and_user_logins_name_the_domain_used(
+        self, custom: httpx.AsyncClient, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        for client, base in ((custom, emulator.custom_url), (canonical, emulator.base_url)):
+            discovery = (await client.get("/.well-known/openid-configuration")).json()
+            assert discovery["issuer"] == f"{base}/"
+            assert discovery["authorization_endpoint"] == f"{base}/authorize"
+            keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+            assert emulator.tenant.signing_key.kid in {key["kid"] for key in keys}
+        (user_id,) = auth0_users(emulator, 1)
+        redirect = await custom.get(
+            "/authorize",
+            params={
+                "client_id": emulator.tenant.management_client_id,
+                "redirect_uri": "http://portal.test/",
+                "login_hint": user_id,
+            },
+        )
+        code = parse_qs(urlparse(redirect.headers["location"]).query)["code"][0]
+        tokens = (
+            await custom.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "client_id": emulator.tenant.management_client_id,
+                    "client_secret": emulator.tenant.management_client_secret,
+                },
+            )
+        ).json()
+        for name in ("access_token", "id_token"):
+            claims = jwt.decode(tokens[name], options={"verify_signature": False})
+            assert claims["iss"] == f"{emulator.custom_url}/"
+        # The user tokens tests mint are the portal's: from the custom domain.
+        minted = emulator.tenant.mint_access_token(user_id)
+        assert jwt.decode(minted, options={"verify_signature": False})["iss"] == (
+            f"{emulator.custom_url}/"
+        )
+
+
+class TestScopes:
+    async def test_a_token_holds_the_grant_and_an_endpoint_needs_one_of_its_scopes(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        emulator.tenant.granted_scopes = frozenset({"read:users"})
+        token = await token_from(canonical, emulator)
+        assert jwt.decode(token, options={"verify_signature": False})["scope"] == "read:users"
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (await canonical.get("/api/v2/users", headers=headers)).status_code == 200
+        refused = await canonical.get("/api/v2/roles", headers=headers)
+        assert refused.status_code == 403
+        assert refused.json() == {
+            "statusCode": 403,
+            "error": "Forbidden",
+            "message": "Insufficient scope, expected any of: read:roles",
+            "errorCode": "insufficient_scope",
+        }
+
+    async def test_asking_beyond_the_grant_or_without_one_is_refused(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        audience = emulator.tenant.management_audience
+        emulator.tenant.granted_scopes = frozenset({"read:users"})
+        beyond = await canonical.post(
+            "/oauth/token", data=credentials(emulator, audience, scope="read:users delete:users")
+        )
+        assert beyond.status_code == 403
+        assert beyond.json()["error_description"] == (
+            "Client has not been granted scopes: delete:users"
+        )
+        emulator.tenant.granted_scopes = frozenset()
+        none = await canonical.post("/oauth/token", data=credentials(emulator, audience))
+        assert none.status_code == 403
+        assert "is not authorized to access resource server" in none.json()["error_description"]
+
+    def test_every_management_route_names_its_scopes(self, emulator: EmulatorServer):
+        routes = {
+            (method, route.path)
+            for route in management_routes(emulator.state).routes
+            if isinstance(route, APIRoute)
+            for method in route.methods or ()
+        }
+        assert routes == set(ENDPOINT_SCOPES)
+
+    def test_the_scopes_the_service_needs_are_real_ones(self):
+        assert set(REQUIRED_SCOPES) <= ALL_SCOPES
