@@ -180,6 +180,7 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.tenant.management_token_ttl_s = 86400
     emulator_server.tenant.granted_scopes = frozenset(REQUIRED_SCOPES)
     emulator_server.tenant.strict = True
+    emulator_server.tenant.password_min_length = 8
 
 
 def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:

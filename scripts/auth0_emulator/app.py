@@ -24,6 +24,7 @@ FAULT_SETTINGS = (
     "exports_enabled",
     "export_delay_s",
     "down",
+    "drift",
 )
 
 
@@ -96,6 +97,14 @@ class LimitsAndFaults:
             await auth0_error(faults.error_status, "Injected failure", "emulator_fault")(
                 scope, receive, send
             )
+            return
+        if is_management and faults.drift and scope["method"] == "GET":
+            drifted = (
+                Response("<html><body>Service update</body></html>", media_type="text/html")
+                if faults.drift == "html"
+                else Response('"unexpected"', media_type="application/json")
+            )
+            await drifted(scope, receive, send)
             return
         if not is_management or state.bucket is None:
             await self.app(scope, receive, send)

@@ -54,6 +54,12 @@ class Faults:
     exports_enabled: bool = True  # False: the Free plan, where export jobs are refused
     export_delay_s: float = 0.2
     down: bool = False  # every Management and token call answers 503
+    # Response drift: Management API calls answer 200 with a body of the wrong shape, as
+    # after an unannounced API change or a proxy's page. auth0-python 6.x validates bodies
+    # against its models and raises `ParsingError` (auth0/management/core/parse_error.py),
+    # which is not an `ApiError`; a body that is not JSON at all is an `ApiError` carrying
+    # the 2xx status (the generated raw clients' `except JSONDecodeError`).
+    drift: str | None = None  # None, "shape" (valid JSON, wrong shape) or "html"
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random)
 

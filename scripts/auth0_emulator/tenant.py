@@ -100,6 +100,10 @@ class Tenant:
     # The scopes the Management API client grant holds (None: every scope the emulator
     # knows). A token carries only these; an endpoint needs one of its own.
     granted_scopes: frozenset[str] | None = None
+    # The database connection's password policy, as a minimum length ("fair": 8). Auth0
+    # refuses a weaker one on create or update with 400 "PasswordStrengthError: Password is
+    # too weak" and no detail (auth0/auth0-java#283, auth0/docs#5987).
+    password_min_length: int = 8
     management_client_id: str = "dev-management-client"
     management_client_secret: str = "dev-management-secret"  # noqa: S105 - emulator default
     roles_claim: str = "https://biocommons.org.au/roles"
@@ -246,12 +250,25 @@ class Tenant:
     def _check_unique(
         self, connection: str, email: str | None, username: str | None, exclude: str | None
     ) -> None:
+        """Emails and usernames are unique per connection. Auth0 answers a duplicate
+        differently by operation: creating a user is 409 "The user already exists." (Management
+        API reference, POST /users: 409 "User already exists"), while changing a user's email or
+        username to one another user holds is **400** `auth0_idp_error` "The specified new
+        email already exists" / "…username…" (auth0/node-auth0#139: a 400 `auth0_idp_error`
+        on an email change). `exclude` is the user being changed (None: a create)."""
+        updating = exclude is not None
         if email and self._email_index.get((connection, email.lower()), exclude) != exclude:
+            if updating and self.strict:
+                raise TenantError(400, "The specified new email already exists", "auth0_idp_error")
             raise TenantError(409, "The user already exists.", "auth0_idp_error")
         if (
             username
             and self._username_index.get((connection, username.lower()), exclude) != exclude
         ):
+            if updating and self.strict:
+                raise TenantError(
+                    400, "The specified new username already exists", "auth0_idp_error"
+                )
             raise TenantError(409, "The username provided is in use already.", "auth0_idp_error")
 
     @staticmethod
@@ -299,7 +316,7 @@ class Tenant:
                     "Payload validation error: 'Missing required property: password'.",
                     "invalid_body",
                 )
-            if len(password) < 8:
+            if len(password) < self.password_min_length:
                 raise TenantError(
                     400, "PasswordStrengthError: Password is too weak", "invalid_body"
                 )
@@ -365,7 +382,7 @@ class Tenant:
                 user_id,
             )
             if "password" in data:
-                if len(data["password"] or "") < 8:
+                if len(data["password"] or "") < self.password_min_length:
                     raise TenantError(
                         400, "PasswordStrengthError: Password is too weak", "invalid_body"
                     )

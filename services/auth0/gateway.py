@@ -26,6 +26,17 @@ logger = logging.getLogger("aai.auth0")
 USERS_LIST_CAP = 1000  # Auth0 never pages past the first 1000 results of a search
 
 
+def _taken_field(message: str) -> str | None:
+    """The field of Auth0's "The specified new <field> already exists" (a PATCH duplicate)."""
+    lowered = message.lower()
+    if "already exists" not in lowered:
+        return None
+    for field_name in ("email", "username"):
+        if f"new {field_name}" in lowered:
+            return field_name
+    return None
+
+
 class ExportUnavailable(UpstreamError):
     """The tenant refuses user export jobs (Auth0's Free plan)."""
 
@@ -64,8 +75,16 @@ class Auth0Gateway(Auth0Transport):
         return user.model_dump(mode="json", exclude_none=True)
 
     async def update_user(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        """PATCH /users/{id}. Auth0 answers an email or username another user of the
+        connection holds with 400 "The specified new email already exists" (…username…),
+        not the 409 of a create: both leave here as a 409 naming the field."""
         try:
             user = await self.call("users.update", lambda c: c.users.update(user_id, **fields))
+        except BadRequest as exc:
+            field_name = _taken_field(exc.detail)
+            if field_name is None:
+                raise
+            raise Conflict(f"another user already has this {field_name}", field=field_name) from exc
         except Conflict as exc:
             if "email" in fields and "username" not in fields:
                 field_name = "email"

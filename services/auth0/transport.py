@@ -3,8 +3,9 @@ the circuit breaker, retries, the request-path deadline, and Auth0's errors as d
 
 Built on auth0-python 6.x `AsyncAuth0` with the SDK's own retries turned off: this
 module decides what is retried. 429s are waited out (Retry-After / X-RateLimit-Reset)
-and paced for everyone sharing the client; 5xx and connection failures are retried
-with backoff, but only for idempotent calls; a 409 is never retried. Failures leave
+and paced for everyone sharing the client; 5xx, connection failures and answers that do
+not parse (auth0-python's `ParsingError`) are retried with backoff, but only for idempotent
+calls; a 409 is never retried. Failures leave
 as domain errors (404, 409 naming the field, 400, 502, 503).
 
 In the API every call is bounded by one deadline (AUTH0_REQUEST_DEADLINE_S): pacing,
@@ -26,6 +27,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from auth0.management import AsyncAuth0
 from auth0.management.core.api_error import ApiError
+from auth0.management.core.parse_error import ParsingError
 
 from services.auth0.breaker import CircuitBreaker
 from services.auth0.credentials import ManagementTokenProvider
@@ -248,8 +250,33 @@ class Auth0Transport:
                     await self._anonymous.wait(self.max_wait_s)
                 await self._pacer.wait(self.max_wait_s)
                 result = await request(self.client)
+            except ParsingError as exc:
+                # A 2xx whose body does not fit the SDK's model (response drift, a proxy's
+                # page): not an ApiError, and no answer we can use. An upstream failure,
+                # retried like a 5xx and counted by the breaker, never a crash.
+                self.breaker.failed()
+                failure = UpstreamError(
+                    f"Auth0 answered {operation} with a body that does not parse "
+                    f"({exc.status_code})"
+                )
+                logger.warning("auth0 unparseable answer on %s: %s", operation, exc.cause)
+                if not idempotent:  # it may well have been done: never twice
+                    raise failure from exc
+                await self._pause(attempt)
+                continue
             except ApiError as exc:
                 status = exc.status_code or 0
+                if 200 <= status < 300:
+                    # Not JSON at all: the SDK reports it as an ApiError with the 2xx status.
+                    self.breaker.failed()
+                    failure = UpstreamError(
+                        f"Auth0 answered {operation} with a body that is not JSON ({status})"
+                    )
+                    logger.warning("auth0 non-JSON answer on %s (%s)", operation, status)
+                    if not idempotent:
+                        raise failure from exc
+                    await self._pause(attempt)
+                    continue
                 if status >= 500:
                     self.breaker.failed()
                 else:

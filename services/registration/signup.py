@@ -176,10 +176,23 @@ async def _create_auth0_user(
             [{"field": field, "message": f"{field.capitalize()} is already taken"}]
         ) from exc
     except BadRequest as exc:
-        raise InvalidFields([{"field": "password", "message": exc.detail}]) from exc
+        raise _refused(exc.detail) from exc
     user_id = str(created["user_id"])
     on_rollback(session, lambda: auth0.delete_user(user_id))
     return user_id
+
+
+def _refused(reason: str) -> InvalidFields:
+    """Auth0's 400 on the create, told apart: a username or email rule is that field's error
+    (the portal clears those two when they are edited); anything else (the password policy,
+    "PasswordStrengthError: Password is too weak"; a name rule) is the message alone, as a
+    field error under another name would block the portal's form until a reload
+    (portal-contract.md §3, "A trap on the registration page")."""
+    lowered = reason.lower()
+    for field in ("username", "email"):
+        if field in lowered and "password" not in lowered:
+            return InvalidFields([{"field": field, "message": reason}])
+    return InvalidFields([], message=reason)
 
 
 async def _add_local_user(

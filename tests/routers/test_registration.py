@@ -191,6 +191,22 @@ class TestRegister:
         assert response.status_code == 400
         assert field_errors(response) == {"email": "Email is already taken"}
 
+    async def test_auth0_password_policy_refusal_is_a_message_not_a_field(
+        self, client: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        """The tenant's policy is stricter than the form's rules: Auth0 answers 400
+        "PasswordStrengthError: Password is too weak". A `password` field error would be kept
+        by the portal's sign-up form and block every later submit (portal-contract §3)."""
+        emulator.tenant.password_min_length = 40
+        try:
+            response = await register(client)
+        finally:
+            emulator.tenant.password_min_length = 8
+        assert response.status_code == 400
+        assert response.json()["field_errors"] == []
+        assert response.json()["message"] == "PasswordStrengthError: Password is too weak"
+        assert emulator.tenant.users_by_email(GOOD["email"]) == []
+
     async def test_database_failure_after_auth0_removes_the_auth0_user(
         self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
     ):

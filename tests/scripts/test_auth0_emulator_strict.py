@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from scripts.auth0_emulator.management import management_routes
 from scripts.auth0_emulator.scopes import ALL_SCOPES, ENDPOINT_SCOPES
 from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.auth0.scopes import REQUIRED_SCOPES
 from tests.factories import auth0_users
 
@@ -170,3 +171,32 @@ class TestScopes:
 
     def test_the_scopes_the_service_needs_are_real_ones(self):
         assert set(REQUIRED_SCOPES) <= ALL_SCOPES
+
+
+class TestErrors:
+    async def test_a_taken_email_or_username_is_400_on_update_and_409_on_create(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        first, second = auth0_users(emulator, 2)
+        taken = emulator.tenant.get_user(second)
+        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        for field, message in (
+            ("email", "The specified new email already exists"),
+            ("username", "The specified new username already exists"),
+        ):
+            response = await canonical.patch(
+                f"/api/v2/users/{first}", json={field: taken[field]}, headers=headers
+            )
+            assert response.status_code == 400
+            assert response.json()["message"] == message
+            assert response.json()["errorCode"] == "auth0_idp_error"
+        create = await canonical.post(
+            "/api/v2/users",
+            json={
+                "connection": DEFAULT_CONNECTION,
+                "email": taken["email"],
+                "password": "long-enough-1",
+            },
+            headers=headers,
+        )
+        assert create.status_code == 409

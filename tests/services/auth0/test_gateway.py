@@ -218,6 +218,24 @@ class TestRetries:
             )
         assert requests_to(emulator, "POST /api/v2/users") - before == 1
 
+    @pytest.mark.parametrize(
+        ("drift", "says"), [("shape", "does not parse"), ("html", "is not JSON")]
+    )
+    async def test_an_answer_that_does_not_parse_is_an_upstream_error_after_retries(
+        self, gateway: Auth0Gateway, emulator: EmulatorServer, drift: str, says: str
+    ):
+        """auth0-python raises ParsingError (not an ApiError) for a body of the wrong shape,
+        and an ApiError with the 2xx status for one that is not JSON: both are a 502 after
+        bounded retries, counted by the breaker, never an unhandled exception."""
+        (user_id,) = auth0_users(emulator, 1)
+        await gateway.get_user(user_id)
+        before = requests_to(emulator, "GET /api/v2/users/{id}")
+        emulator.state.faults.drift = drift
+        with pytest.raises(UpstreamError, match=says):
+            await gateway.get_user(user_id)
+        assert requests_to(emulator, "GET /api/v2/users/{id}") - before == gateway.max_retries + 1
+        assert gateway.breaker.failures == gateway.max_retries + 1
+
     async def test_unreachable_auth0_is_503(self):
         gateway = make_gateway(f"http://127.0.0.1:{free_port()}", max_retries=2)
         try:
@@ -381,10 +399,15 @@ class TestUsersAndRoles:
         first, second = auth0_users(emulator, 2)
         updated = await gateway.update_user(first, given_name="Ada", blocked=True)
         assert (updated["given_name"], updated["blocked"]) == ("Ada", True)
-        taken = emulator.tenant.get_user(second)["email"]
+        taken = emulator.tenant.get_user(second)
+        # Auth0 answers these 400 (not 409); the gateway names the field all the same.
         with pytest.raises(Conflict) as caught:
-            await gateway.update_user(first, email=taken)
+            await gateway.update_user(first, email=taken["email"])
         assert caught.value.extra["field"] == "email"
+        with pytest.raises(Conflict) as caught:
+            await gateway.update_user(first, username=taken["username"])
+        assert caught.value.extra["field"] == "username"
+        assert emulator.state.requests["PATCH /api/v2/users/{id}"] >= 3
 
     async def test_assign_list_and_remove_roles(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
