@@ -175,6 +175,13 @@ class Settings(BaseSettings):
     # Scheduler (run_scheduler.py)
     sync_user_source: Literal["auto", "export", "list"] = "auto"
     sync_max_delete_fraction: float = Field(default=0.05, ge=0, le=1)
+    # The membership sync revokes a role's memberships only up to this share of its
+    # approved members at once (more is held and reported: an empty or cut-short member
+    # list must not revoke everyone); up to SYNC_REVOKE_FLOOR revocations per role always
+    # pass, so small groups work. The catalog sync removes platforms and groups up to the
+    # same share of the catalog (at least one) per run.
+    sync_max_revoke_fraction: float = Field(default=0.1, ge=0, le=1)
+    sync_revoke_floor: int = Field(default=10, ge=0)
     sync_roles_interval_s: int = Field(default=900, ge=10)
     sync_users_full_interval_s: int = Field(default=3600, ge=60)
     sync_users_incremental_interval_s: int = Field(default=300, ge=10)

@@ -25,6 +25,7 @@ FAULT_SETTINGS = (
     "export_delay_s",
     "down",
     "drift",
+    "cut_pages",
 )
 
 

@@ -60,6 +60,8 @@ class Faults:
     # which is not an `ApiError`; a body that is not JSON at all is an `ApiError` carrying
     # the 2xx status (the generated raw clients' `except JSONDecodeError`).
     drift: str | None = None  # None, "shape" (valid JSON, wrong shape) or "html"
+    # Role members answered with a full page that names no next page: a list cut short.
+    cut_pages: bool = False
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random)
 

@@ -251,6 +251,8 @@ def management_routes(state: EmulatorState) -> APIRouter:
                 except ValueError:
                     raise TenantError(400, "Invalid checkpoint", "invalid_query_string") from None
             members, last = tenant.role_members_after(role_id, after, take)
+            if state.faults.cut_pages:
+                last = None
             users = [_role_user(tenant.users[user_id]) for user_id in members]
             return fast_json({"users": users, **({"next": last.encode().hex()} if last else {})})
         tenant.get_role(role_id)

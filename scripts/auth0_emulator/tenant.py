@@ -546,8 +546,11 @@ class Tenant:
             raise TenantError(404, "The role does not exist.", "inexistent_role")
         start = bisect.bisect_right(members, after) if after else 0
         page = members[start : start + take]
-        has_more = start + take < len(members)
-        return page, (page[-1] if page and has_more else None)
+        # Auth0: "If there are more results, a `next` value is included in the response.
+        # When `next` is no longer included, no pages are remaining" (Management API, Get a
+        # role's users). A full page names a next one even when it happens to be the last
+        # (which is then empty), so a full page without `next` means a list cut short.
+        return page, (page[-1] if page and len(page) == take else None)
 
     # ---- export jobs -----------------------------------------------------------
 

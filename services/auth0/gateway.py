@@ -7,6 +7,7 @@ import logging
 import time
 import zlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -35,6 +36,13 @@ def _taken_field(message: str) -> str | None:
         if f"new {field_name}" in lowered:
             return field_name
     return None
+
+
+@dataclass
+class RolePages:
+    """What paging a role's members showed: `suspect` when the list may be cut short."""
+
+    suspect: bool = False
 
 
 class ExportUnavailable(UpstreamError):
@@ -220,20 +228,24 @@ class Auth0Gateway(Auth0Transport):
         await self.call("roles.delete", lambda c: c.roles.delete(role_id))
 
     async def iter_role_members(
-        self, role_id: str, *, take: int = 100
+        self, role_id: str, *, take: int = 100, pages: "RolePages | None" = None
     ) -> AsyncIterator[dict[str, Any]]:
-        """Checkpoint paging: no 1000-member cap."""
+        """Checkpoint paging: no 1000-member cap. `pages` learns whether the list may be
+        cut short: a last page as full as asked for, yet naming no next page."""
         cursor: str | None = None
         while True:
             pager = await self.call(
                 "roles.users.list",
                 lambda c: c.roles.users.list(role_id, from_=cursor, take=take),  # noqa: B023 (as above)
             )
-            for user in pager.items or []:
+            items = pager.items or []
+            for user in items:
                 # Attribute reads, not model_dump: this loop runs for every member of every role.
                 yield {"user_id": user.user_id, "email": user.email}
             cursor = getattr(pager.response, "next", None)
-            if not cursor or not pager.items:
+            if not cursor or not items:
+                if pages is not None:
+                    pages.suspect = not cursor and len(items) >= take
                 return
 
     async def user_roles(self, user_id: str) -> list[dict[str, Any]]:

@@ -7,6 +7,11 @@ by checkpoint paging (no per-user calls), staged, and compared in SQL:
 - approved here but the role is gone → revoked, reason "role removed in Auth0", history row;
 - pending/rejected/revoked memberships without the role are left alone.
 
+Never a mass revocation by accident: a role whose revocations would exceed
+SYNC_MAX_REVOKE_FRACTION of its approved members (beyond SYNC_REVOKE_FLOOR) keeps them all,
+and the run is reported failed; so does a role whose member list looks cut short (a full page
+that names no next page), whose approvals are applied but nothing revoked.
+
 A membership is never flipped while an outbox operation for that user and role is pending,
 nor when it changed (or its outbox operation completed) after the role's members were read:
 that snapshot is older than the change and must not undo it.
@@ -29,6 +34,7 @@ from db.models import (
     User,
 )
 from db.types import ApprovalStatus, OutboxStatus
+from services.auth0.gateway import RolePages
 from services.errors import AppError
 from services.memberships.kinds import KINDS, Kind, kind_named
 from services.sync.runs import JobContext, Progress, SyncAborted
@@ -44,6 +50,7 @@ class Target:
     role_id: str
     members: set[str] | None = None  # None: the read failed, so nothing may be revoked
     read_at: datetime | None = None
+    complete: bool = True  # False: the list may be cut short, so nothing may be revoked
 
 
 async def load_targets(session: AsyncSession) -> list[Target]:
@@ -64,8 +71,9 @@ async def load_targets(session: AsyncSession) -> list[Target]:
 async def read_members(ctx: JobContext, target: Target, progress: Progress) -> None:
     read_at = utcnow()
     members: set[str] = set()
+    pages = RolePages()
     try:
-        async for member in ctx.auth0.iter_role_members(target.role_id, take=100):
+        async for member in ctx.auth0.iter_role_members(target.role_id, take=100, pages=pages):
             members.add(member["user_id"])
             progress.advance()
     except AppError as exc:
@@ -73,6 +81,13 @@ async def read_members(ctx: JobContext, target: Target, progress: Progress) -> N
         ctx.counts.setdefault("errors", []).append(f"{target.kind} {target.id}: {exc.detail}")
         return
     target.members, target.read_at = members, read_at
+    if pages.suspect:
+        target.complete = False
+        ctx.count("roles_incomplete")
+        ctx.counts.setdefault("errors", []).append(
+            f"{target.kind} {target.id}: the last page of members was full but named no next "
+            "page; approvals applied, nothing revoked"
+        )
 
 
 def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.ColumnElement[bool]:
@@ -111,6 +126,39 @@ async def _history(
             for row in rows
         ],
     )
+
+
+async def _revocations_held(
+    ctx: JobContext, session: AsyncSession, target: Target, revocable: sa.ColumnElement[bool]
+) -> bool:
+    """True (and reported) when this role would lose more approved members at once than
+    SYNC_MAX_REVOKE_FRACTION allows beyond SYNC_REVOKE_FLOOR: then none are revoked."""
+    membership = kind_named(target.kind).memberships
+    candidates = (
+        await session.execute(sa.select(sa.func.count()).select_from(membership).where(revocable))
+    ).scalar_one()
+    settings = ctx.settings
+    if candidates <= settings.sync_revoke_floor:
+        return False
+    approved = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(membership)
+            .where(
+                membership.c[kind_named(target.kind).column] == target.id,
+                membership.c.approval_status == ApprovalStatus.APPROVED,
+            )
+        )
+    ).scalar_one()
+    if candidates <= settings.sync_max_revoke_fraction * approved:
+        return False
+    ctx.count("revocations_held", candidates)
+    ctx.counts.setdefault("errors", []).append(
+        f"{target.kind} {target.id}: {candidates} of {approved} approved members are missing "
+        f"from the role, more than SYNC_MAX_REVOKE_FRACTION="
+        f"{settings.sync_max_revoke_fraction:.0%}; nobody was revoked"
+    )
+    return True
 
 
 MEMBER_STAGE = sa.Table(
@@ -182,16 +230,19 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
         await _history(session, tables, target, approved, now, None)
         ctx.count(f"{target.kind}_approved", len(approved))
 
+        revocable = sa.and_(
+            membership.c[tables.column] == target.id,
+            membership.c.approval_status == ApprovalStatus.APPROVED,
+            membership.c.updated_at < read_at,
+            ~sa.exists().where(stage.c.user_id == membership.c.user_id),
+            ~_outbox_blocks(membership, target.role_id, target.read_at),
+        )
+        if not target.complete or await _revocations_held(ctx, session, target, revocable):
+            return
         async with ctx.timed("apply.revoke"):
             revoked_result = await session.execute(
                 sa.update(membership)
-                .where(
-                    membership.c[tables.column] == target.id,
-                    membership.c.approval_status == ApprovalStatus.APPROVED,
-                    membership.c.updated_at < read_at,
-                    ~sa.exists().where(stage.c.user_id == membership.c.user_id),
-                    ~_outbox_blocks(membership, target.role_id, target.read_at),
-                )
+                .where(revocable)
                 .values(
                     approval_status=ApprovalStatus.REVOKED,
                     revocation_reason=ROLE_REMOVED,
@@ -233,4 +284,9 @@ async def sync_memberships(ctx: JobContext) -> None:
     if ctx.counts.get("roles_unreadable"):
         raise SyncAborted(
             f"{ctx.counts['roles_unreadable']} role(s) could not be read; their memberships were left as they were"
+        )
+    if ctx.counts.get("revocations_held") or ctx.counts.get("roles_incomplete"):
+        raise SyncAborted(
+            f"revocations held back: {ctx.counts.get('revocations_held', 0)} over the limit, "
+            f"{ctx.counts.get('roles_incomplete', 0)} role(s) read incompletely; see errors"
         )

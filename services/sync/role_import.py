@@ -1,6 +1,9 @@
 """Job `sync.roles`: Auth0 roles → `auth0_role`, and the platform/group catalog derived from them.
 
 Adding a platform or a group is creating its roles in Auth0; the next run picks it up.
+Removing them is deleting the roles, a few at a time: a run that would remove more than
+SYNC_MAX_REVOKE_FRACTION of the live catalog (and more than one) writes nothing and is
+reported failed, as an empty or cut-short role list would otherwise empty the catalog.
 """
 
 import logging
@@ -17,7 +20,7 @@ from db.models import Auth0Role
 from services.catalog.names import derive_short_name
 from services.identity.role_scheme import RoleScheme
 from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind
-from services.sync.runs import JobContext
+from services.sync.runs import JobContext, SyncAborted
 
 logger = logging.getLogger("aai.sync")
 
@@ -41,6 +44,8 @@ async def sync_roles(ctx: JobContext) -> None:
     ctx.count("roles_seen", len(roles))
     catalog = _derive_catalog(ctx, scheme, roles, now)
     _refuse_clashes(ctx, scheme, catalog)
+    async with ctx.sessions() as session:
+        await _refuse_mass_removal(ctx, session, catalog)
     async with ctx.transaction() as session:
         await _write_roles(ctx, session, roles, now)
         for kind in KINDS:
@@ -60,6 +65,25 @@ async def sync_roles(ctx: JobContext) -> None:
                 for g in catalog.groups
                 for r in catalog.admin_roles.get(scheme.short_id(g), [])
             },
+        )
+
+
+async def _refuse_mass_removal(ctx: JobContext, session: AsyncSession, catalog: Catalog) -> None:
+    live: set[tuple[str, str]] = set()
+    for kind in KINDS:
+        table = kind.catalog
+        ids = await session.execute(sa.select(table.c.id).where(table.c.removed_at.is_(None)))
+        live.update((kind.name, str(row[0])) for row in ids)
+    kept = {(kind.name, target) for kind in KINDS for target in catalog.rows(kind)}
+    removed = sorted(live - kept)
+    limit = max(ctx.settings.sync_max_revoke_fraction * len(live), 1)
+    if len(removed) > limit:
+        ctx.count("catalog_removals_held", len(removed))
+        names = ", ".join(f"{kind} {target}" for kind, target in removed[:10])
+        raise SyncAborted(
+            f"{len(removed)} of {len(live)} platforms and groups would be removed ({names}"
+            f"{', …' if len(removed) > 10 else ''}), more than SYNC_MAX_REVOKE_FRACTION="
+            f"{ctx.settings.sync_max_revoke_fraction:.0%}; the catalog was left as it was"
         )
 
 

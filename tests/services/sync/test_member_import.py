@@ -205,3 +205,61 @@ async def test_no_per_user_auth0_calls(sync_ctx: JobContext, tenant_server: Emul
     # galaxy: ⌈250/100⌉ pages; bpa, sbp and tsi: one empty page each.
     assert used == {"GET /api/v2/roles/{id}/users": 6}
     assert run.counts["auth0_requests"] == 6
+
+
+class TestNoMassRevocation:
+    """A role whose member list comes back empty or cut short must not revoke everyone."""
+
+    async def members(self, tenant_server: EmulatorServer, count: int) -> list[str]:
+        return [auth0_user(tenant_server.tenant, f"m{i:03}", roles=[GALAXY]) for i in range(count)]
+
+    def drop_role(self, tenant_server: EmulatorServer, users: list[str]) -> None:
+        role = tenant_server.tenant.role_by_name(GALAXY)
+        assert role is not None
+        for user_id in users:
+            tenant_server.tenant.remove_roles(user_id, [role["id"]])
+
+    async def test_revocations_past_the_limit_are_held_and_reported(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        users = await self.members(tenant_server, 30)
+        await full_sync(sync_ctx)
+        self.drop_role(tenant_server, users[:12])  # 12 > 10 (the floor) and > 10% of 30
+        (run,) = await sync(sync_ctx, "sync.memberships")
+        assert run.status.value == "failed"
+        assert run.counts["revocations_held"] == 12
+        assert "SYNC_MAX_REVOKE_FRACTION" in " ".join(run.counts["errors"])
+        assert {u for _, u in await approved(session)} == set(users)
+
+        # An operator who means it raises the limit; then they go.
+        sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_max_revoke_fraction": 0.5})
+        (run,) = await sync(sync_ctx, "sync.memberships")
+        assert run.status.value == "succeeded"
+        assert run.counts["platform_revoked"] == 12
+
+    async def test_a_few_revocations_always_pass(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        users = await self.members(tenant_server, 3)
+        await full_sync(sync_ctx)
+        self.drop_role(tenant_server, users)  # all of a small group: under the floor
+        (run,) = await sync(sync_ctx, "sync.memberships")
+        assert run.status.value == "succeeded"
+        assert run.counts["platform_revoked"] == 3
+
+    async def test_a_list_cut_short_approves_but_revokes_nothing(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        users = await self.members(tenant_server, 150)
+        await full_sync(sync_ctx)
+        self.drop_role(tenant_server, users[:1])
+        # Sorted first, so among the 100 members the cut list does name.
+        newcomer = auth0_user(tenant_server.tenant, "a-newcomer", roles=[GALAXY])
+        await sync(sync_ctx, "sync.users.full")
+        tenant_server.state.faults.cut_pages = True  # the first 100, and no next page
+        (run,) = await sync(sync_ctx, "sync.memberships")
+        assert run.status.value == "failed"
+        assert run.counts["roles_incomplete"] >= 1
+        assert run.counts.get("platform_revoked", 0) == 0
+        assert users[0] in {u for _, u in await approved(session)}
+        assert (GALAXY, newcomer) in await approved(session)

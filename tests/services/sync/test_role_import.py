@@ -90,3 +90,29 @@ async def test_a_group_sharing_a_platforms_id_is_skipped_and_reported(
         assert [r.name for r in galaxy.admin_roles] == ["biocommons/role/galaxy/admin"]
     finally:
         tenant_server.tenant.delete_role(clash["id"])
+
+
+async def test_removing_much_of_the_catalog_at_once_is_held_and_reported(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """An empty or cut-short role list must not empty the catalog: more than one removal,
+    and more than SYNC_MAX_REVOKE_FRACTION of it, writes nothing until an operator says so."""
+    await sync(sync_ctx, "sync.roles")
+    tenant = tenant_server.tenant
+    for name in ("biocommons/platform/sbp", "biocommons/group/tsi"):
+        role = tenant.role_by_name(name)
+        assert role is not None
+        tenant.delete_role(role["id"])
+    (run,) = await sync(sync_ctx, "sync.roles")
+    assert run.status.value == "failed"
+    assert run.counts["catalog_removals_held"] == 2
+    assert "platform sbp" in str(run.error)
+    session.expire_all()
+    assert (await session.get_one(Platform, "sbp")).removed_at is None
+    assert (await session.get_one(Group, "biocommons/group/tsi")).removed_at is None
+
+    sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_max_revoke_fraction": 0.5})
+    (run,) = await sync(sync_ctx, "sync.roles")
+    assert run.status.value == "succeeded", run.error
+    session.expire_all()
+    assert (await session.get_one(Platform, "sbp")).removed_at is not None
