@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     sync_roles_interval_s: int = Field(default=900, ge=10)
     sync_users_full_interval_s: int = Field(default=3600, ge=60)
     sync_users_incremental_interval_s: int = Field(default=300, ge=10)
+    # Auth0's user search is eventually consistent: a change shows in `q=updated_at:[…]`
+    # only after a lag. Each incremental run looks back this far before the last
+    # successful run's start, so a change the index had not shown then is read now.
+    sync_search_lag_s: int = Field(default=60, ge=0)
     sync_memberships_interval_s: int = Field(default=900, ge=10)
     sync_outbox_interval_s: int = Field(default=30, ge=1)
     sync_otp_cleanup_interval_s: int = Field(default=3600, ge=10)

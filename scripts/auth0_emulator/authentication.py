@@ -20,7 +20,6 @@ from scripts.auth0_emulator.app import EmulatorState
 from scripts.auth0_emulator.tenant import (
     DEFAULT_CONNECTION,
     TenantError,
-    iso_now,
 )
 
 
@@ -168,8 +167,7 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
             }
             if grant_data.get("nonce"):
                 id_claims["nonce"] = grant_data["nonce"]
-            user["last_login"] = iso_now()
-            user["logins_count"] = int(user.get("logins_count") or 0) + 1
+            tenant.record_login(user)
             return JSONResponse(
                 {
                     "access_token": access_token,
@@ -198,6 +196,7 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
                     {"error": "unauthorized", "error_description": "user is blocked"},
                     status_code=401,
                 )
+            tenant.record_login(found)  # a password grant is a login too
             access_token = tenant.mint_access_token(
                 found["user_id"],
                 audience=body.get("audience") or tenant.audience,

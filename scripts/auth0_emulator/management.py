@@ -128,11 +128,13 @@ def management_routes(state: EmulatorState) -> APIRouter:
         ]
         if exact_email:
             # The common lookup; answer it from the index instead of scanning every user.
-            users = [u for u in tenant.users_by_email(exact_email[0]) if user_matches(u, clauses)]
+            candidates = tenant.users_by_email(exact_email[0])
         else:
-            users = [tenant.users[user_id] for user_id in tenant.user_order]
-            if clauses:
-                users = [user for user in users if user_matches(user, clauses)]
+            candidates = [tenant.users[user_id] for user_id in tenant.user_order]
+        if tenant.search_lag_s > 0:
+            indexed = (tenant.searchable(user) for user in candidates)
+            candidates = [user for user in indexed if user is not None]
+        users = [u for u in candidates if user_matches(u, clauses)] if clauses else candidates
         if query.get("connection"):
             users = [
                 u

@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,14 @@ class Tenant:
     # refuses a weaker one on create or update with 400 "PasswordStrengthError: Password is
     # too weak" and no detail (auth0/auth0-java#283, auth0/docs#5987).
     password_min_length: int = 8
+    # Auth0's user search is eventually consistent: "when you create or update a user, it
+    # can take a few seconds (or longer) before the change shows in search results" (user
+    # search best practices; the Management API's GET /users reads the index, while
+    # GET /users/{id} and /users-by-email read the user store). A change shows in GET /users
+    # only `search_lag_s` after it was made, measured on `search_clock` (injectable).
+    search_lag_s: float = 0.0
+    search_clock: Callable[[], float] = time.monotonic
+    _search_versions: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     management_client_id: str = "dev-management-client"
     management_client_secret: str = "dev-management-secret"  # noqa: S105 - emulator default
     roles_claim: str = "https://biocommons.org.au/roles"
@@ -359,6 +368,7 @@ class Tenant:
             self.users[user_id] = user
             self.user_order.append(user_id)
             self._index(user)
+            self._record_for_search(user)
             if password:
                 self.passwords[user_id] = password
         return user
@@ -414,7 +424,40 @@ class Tenant:
                     merged = {**user[key], **(data[key] or {})}
                     user[key] = {k: v for k, v in merged.items() if v is not None}
             user["updated_at"] = iso_now()
+            self._record_for_search(user)
         return user
+
+    def record_login(self, user: dict[str, Any]) -> None:
+        """A login changes the user: `last_login`, `logins_count` and `updated_at` (the
+        user profile's "updated_at: last time the profile was updated, including logins";
+        Auth0 user profile structure), so incremental syncs see every user who logs in."""
+        with self.lock:
+            now = iso_now()
+            user["last_login"] = now
+            user["logins_count"] = int(user.get("logins_count") or 0) + 1
+            user["updated_at"] = now
+            self._record_for_search(user)
+
+    # ---- the search index (eventually consistent) --------------------------------
+
+    def _record_for_search(self, user: dict[str, Any]) -> None:
+        if self.search_lag_s > 0:
+            versions = self._search_versions.setdefault(user["user_id"], [])
+            versions.append((self.search_clock(), dict(user)))
+            del versions[:-8]  # a few versions are enough to answer within the lag
+
+    def searchable(self, user: dict[str, Any]) -> dict[str, Any] | None:
+        """The user as the search index shows it now: the latest version older than the
+        lag (None: not in the index yet). GET /users (the search) reads this; get by id and
+        users-by-email read the user itself."""
+        if self.search_lag_s <= 0:
+            return user
+        versions = self._search_versions.get(user["user_id"])
+        if not versions:
+            return user  # not changed since the lag was switched on
+        horizon = self.search_clock() - self.search_lag_s
+        visible = [snapshot for moment, snapshot in versions if moment <= horizon]
+        return visible[-1] if visible else None
 
     def delete_user(self, user_id: str) -> None:
         with self.lock:

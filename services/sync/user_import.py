@@ -9,6 +9,10 @@ Order matters for the case-insensitive unique indexes (live users only):
 3. a live user whose email or username another live user holds is skipped and reported;
 4. email/username changes get history rows, then the upsert writes only changed rows;
 5. unblocked users are restored (history `unblocked`).
+
+No run writes an older snapshot over a newer row: a user changed here (by the API, which
+writes Auth0 and Postgres together) after Auth0 was read keeps its row this run; the next
+run reads Auth0 again (counted as `newer_here`).
 """
 
 import asyncio
@@ -64,7 +68,6 @@ PROFILE_COLUMNS = [
     "blocked",
     "last_login",
 ]
-INCREMENTAL_OVERLAP = timedelta(seconds=60)
 FULL_JOB = "sync.users.full"
 INCREMENTAL_JOB = "sync.users.incremental"
 
@@ -206,7 +209,9 @@ async def confirm_gone(ctx: JobContext, candidates: list[str]) -> list[str]:
 # ---- applying --------------------------------------------------------------------------
 
 
-async def _mark_states(session: AsyncSession) -> None:
+async def _mark_states(session: AsyncSession, read_at: datetime | None) -> int:
+    """Mark staged rows new or changed; returns how many changed rows were left alone as
+    the row here changed after Auth0 was read (`read_at`)."""
     stage, users = USER_STAGE, User.__table__
     # Most rows of a full sync are unchanged; marking the others lets every later
     # statement touch only what differs.
@@ -219,6 +224,20 @@ async def _mark_states(session: AsyncSession) -> None:
         .where(sa.exists().where(users.c.id == stage.c.id, differs))
         .values(state="changed")
     )
+    if read_at is None:
+        return 0
+    newer = await session.execute(
+        sa.update(stage)
+        .where(
+            stage.c.state == "changed",
+            sa.exists().where(
+                users.c.id == stage.c.id,
+                users.c.updated_at >= sa.literal(read_at, UTCDateTime()),
+            ),
+        )
+        .values(state=None)
+    )
+    return affected(newer)
 
 
 def history_row(user_id: str, change: UserChange, now: datetime, **values: Any) -> dict[str, Any]:
@@ -335,9 +354,14 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
 
 
 async def apply_users(
-    ctx: JobContext, session: AsyncSession, rows: list[dict[str, Any]], gone: list[str]
+    ctx: JobContext,
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    gone: list[str],
+    read_at: datetime | None = None,
 ) -> None:
-    """Write the fetched users, in the order the module docstring gives."""
+    """Write the fetched users, in the order the module docstring gives. `read_at`: when
+    Auth0 was read (rows changed here since are not overwritten)."""
     now = utcnow()
     if gone:
         ctx.count(
@@ -345,7 +369,9 @@ async def apply_users(
         )
     async with ctx.timed("stage"):
         await create_stage(session, USER_STAGE, rows)
-        await _mark_states(session)
+        newer_here = await _mark_states(session, read_at)
+        if newer_here:
+            ctx.count("newer_here", newer_here)
     try:
         ctx.count("blocked", await _block_newly_blocked(session, now))
         await _report_conflicts(ctx, session)
@@ -514,6 +540,7 @@ async def _restore_unblocked(session: AsyncSession, now: datetime) -> int:
 
 
 async def sync_users_full(ctx: JobContext) -> None:
+    read_at = utcnow()  # before the export job is created: its snapshot is no older
     async with ctx.timed("fetch"):
         fetched, _source = await fetch_all_users(ctx)
     async with ctx.sessions() as session:
@@ -533,7 +560,7 @@ async def sync_users_full(ctx: JobContext) -> None:
     elif absent:
         gone = await confirm_gone(ctx, absent)
     async with ctx.transaction() as session:
-        await apply_users(ctx, session, list(fetched.values()), gone)
+        await apply_users(ctx, session, list(fetched.values()), gone, read_at)
     if aborted:
         raise SyncAborted(aborted)
 
@@ -553,8 +580,11 @@ async def sync_users_incremental(ctx: JobContext) -> None:
     if since is None:
         ctx.counts["note"] = "no successful user sync yet; waiting for the full sync"
         return
-    changed = await fetch_changed_users(ctx, since - INCREMENTAL_OVERLAP)
+    read_at = utcnow()
+    changed = await fetch_changed_users(
+        ctx, since - timedelta(seconds=ctx.settings.sync_search_lag_s)
+    )
     if not changed:
         return
     async with ctx.transaction() as session:
-        await apply_users(ctx, session, list(changed.values()), [])
+        await apply_users(ctx, session, list(changed.values()), [], read_at)

@@ -118,6 +118,7 @@ async def test_logged_out_access_goes_to_the_login(
 
     await page.goto(f"{live_api}/db-admin/email-queue/list")
 
-    assert page.url.startswith(f"{emulator.base_url}/authorize?")
+    # The login page is on the custom domain, where users log in too.
+    assert page.url.startswith(f"{emulator.custom_url}/authorize?")
     assert "redirect_uri=http%3A%2F%2F127.0.0.1" in page.url
     assert await page.get_by_role("heading", name="Log in as").count() == 1

@@ -1,8 +1,12 @@
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.base import utcnow
 from db.models import User
 from scripts.auth0_emulator.server import EmulatorServer
 from services.sync.runs import JobContext
+from services.sync.user_import import apply_users
+from services.users.auth0_records import user_row
+from tests.clock import FakeClock
 from tests.factories import auth0_user, user_changes
 from tests.services.sync.helpers import live_users, sync
 
@@ -219,3 +223,70 @@ async def test_a_rename_in_auth0_to_a_name_someone_held_is_reported_not_applied(
     session.expire_all()
     assert (await session.get_one(User, other)).username == "other_name"
     assert await history(session, other) == []
+
+
+class TestNeverMissAnUpdate:
+    async def test_a_change_the_search_showed_late_is_read_by_the_next_run(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        """Auth0's search shows a change only after a lag. The run that starts before the
+        index has it finds nothing; the next must still read it, looking back by
+        SYNC_SEARCH_LAG_S before the last run's start (with 0 it would be lost)."""
+        clock = FakeClock()
+        tenant = tenant_server.tenant
+        tenant.search_clock, tenant.search_lag_s = clock, 30.0
+        user_id = auth0_user(tenant, "late")
+        clock.advance(31)
+        await sync(sync_ctx, "sync.users.full")
+        tenant.update_user(user_id, {"given_name": "Late"})
+        (blind,) = await sync(sync_ctx, "sync.users.incremental")
+        assert blind.status.value == "succeeded"
+        assert blind.counts.get("updated", 0) == 0  # the index still shows the old version
+        clock.advance(31)  # the index has it now
+        (seen,) = await sync(sync_ctx, "sync.users.incremental")
+        assert seen.counts["updated"] == 1
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).given_name == "Late"
+
+    async def test_without_the_look_back_the_change_would_be_lost(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        clock = FakeClock()
+        tenant = tenant_server.tenant
+        tenant.search_clock, tenant.search_lag_s = clock, 30.0
+        sync_ctx.settings = sync_ctx.settings.model_copy(update={"sync_search_lag_s": 0})
+        user_id = auth0_user(tenant, "lost")
+        clock.advance(31)
+        await sync(sync_ctx, "sync.users.full")
+        tenant.update_user(user_id, {"given_name": "Lost"})
+        await sync(sync_ctx, "sync.users.incremental")
+        clock.advance(31)
+        (run,) = await sync(sync_ctx, "sync.users.incremental")
+        assert run.counts.get("updated", 0) == 0
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).given_name != "Lost"
+
+    async def test_a_row_changed_here_after_auth0_was_read_is_not_overwritten(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        """The API changed the user (Auth0 and Postgres) after the sync read Auth0: the
+        older snapshot it read must not undo the change; a later read may."""
+        user_id = auth0_user(tenant_server.tenant, "racer", given_name="Old")
+        await sync(sync_ctx, "sync.users.full")
+        read_at = utcnow()
+        snapshot = user_row(dict(tenant_server.tenant.get_user(user_id)))
+        assert snapshot is not None
+        row = await session.get_one(User, user_id)
+        row.given_name, row.updated_at = "Newest", utcnow()  # the API, meanwhile
+        await session.flush()
+
+        async with sync_ctx.transaction() as job_session:
+            await apply_users(sync_ctx, job_session, [snapshot], [], read_at)
+        assert sync_ctx.counts["newer_here"] == 1
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).given_name == "Newest"
+
+        async with sync_ctx.transaction() as job_session:
+            await apply_users(sync_ctx, job_session, [snapshot], [], utcnow())
+        session.expire_all()
+        assert (await session.get_one(User, user_id)).given_name == "Old"
