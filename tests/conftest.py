@@ -181,6 +181,8 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.tenant.granted_scopes = frozenset(REQUIRED_SCOPES)
     emulator_server.tenant.strict = True
     emulator_server.tenant.password_min_length = 8
+    emulator_server.tenant.search_lag_s = 0.0
+    emulator_server.tenant.search_clock = time.monotonic
 
 
 def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:
