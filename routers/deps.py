@@ -170,6 +170,17 @@ def rate_limited(scope: str) -> Any:
     return Depends(check)
 
 
+def user_rate_limited(scope: str) -> Any:
+    """A dependency allowing each signed-in user PASSWORD_CHECKS_PER_MINUTE calls to
+    `scope`, counted across every process, whichever address they come from."""
+
+    async def check(request: Request, caller: CurrentUserDep, settings: SettingsDep) -> None:
+        limiter: RateLimiter = request.state.rate_limiter
+        await limiter.check(scope, caller.id, limit=settings.password_checks_per_minute)
+
+    return Depends(check)
+
+
 # Request bodies whose invalid input is answered as a form: 400 with named fields.
 FORM_MODELS: set[type[BaseModel]] = set()
 

@@ -18,6 +18,7 @@ from routers.deps import (
     client_address,
     form_body,
     rate_limited,
+    user_rate_limited,
 )
 from schemas.errors import AUTHENTICATED, LOOKUPS, RATE_LIMITED
 from schemas.memberships import GroupRequestCreate, GroupRequestResult, PendingPublic
@@ -191,16 +192,20 @@ async def finish_email_change(
     return await profile_service.finish_email_change(session, auth0, settings, caller.id, form)
 
 
-@router.post("/profile/password/update")
+@router.post("/profile/password/update", dependencies=[user_rate_limited("current-password")])
 async def update_password(
+    request: Request,
     session: SessionDep,
     auth0: Auth0Dep,
     settings: SettingsDep,
     caller: CurrentUserDep,
     form: Annotated[PasswordUpdate, form_body(PasswordUpdate)],
 ) -> Done:
-    """Change the password of a database-connection account after checking the current one."""
-    return await profile_service.update_password(session, auth0, settings, caller.id, form)
+    """Change the password of a database-connection account after checking the current one
+    (at most PASSWORD_CHECKS_PER_MINUTE tries per user)."""
+    return await profile_service.update_password(
+        session, auth0, settings, caller.id, form, end_user_ip=client_address(request)
+    )
 
 
 @router.post("/profile/delete")

@@ -44,6 +44,8 @@ DEV_AUTH0_DOMAIN = "http://127.0.0.1:9010"
 DEV_AUDIENCE = "https://api.aai-backend.local"
 DEV_MANAGEMENT_ID = "dev-management-client"
 DEV_MANAGEMENT_SECRET = "dev-management-secret"  # noqa: S105 - a known placeholder
+DEV_PASSWORD_CLIENT_ID = "dev-password-client"  # noqa: S105 - an id, not a password
+DEV_PASSWORD_CLIENT_SECRET = "dev-password-secret"  # noqa: S105 - a known placeholder
 DEV_JWT_SECRET = "dev-only-session-secret-change-me"  # noqa: S105 - a known placeholder
 DEV_ACTION_SECRET = "dev-only-action-token-secret-change-me"  # noqa: S105 - a known placeholder
 DEV_PORTAL_ORIGIN = "http://localhost:4200"
@@ -114,6 +116,13 @@ class Settings(BaseSettings):
     auth0_management_id: str = DEV_MANAGEMENT_ID
     auth0_management_secret: SecretStr = SecretStr(DEV_MANAGEMENT_SECRET)
     auth0_db_connection: str = "Username-Password-Authentication"
+    # The application the current password is checked with (the password-realm grant),
+    # never the management client: that grant on a machine-to-machine client with
+    # Management API scopes would turn a leaked secret into both. See README, Tenant setup.
+    auth0_password_client_id: str = DEV_PASSWORD_CLIENT_ID
+    auth0_password_client_secret: SecretStr = SecretStr(DEV_PASSWORD_CLIENT_SECRET)
+    # Current-password checks per signed-in user per minute, before Auth0 is asked.
+    password_checks_per_minute: int = Field(default=5, ge=1, le=100)
     auth0_roles_claim: str = "https://biocommons.org.au/roles"
     auth0_role_namespace: str = "biocommons"
     admin_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -335,6 +344,10 @@ class Settings(BaseSettings):
         secrets = {
             "JWT_SECRET_KEY": (self.jwt_secret_key, DEV_JWT_SECRET),
             "AUTH0_MANAGEMENT_SECRET": (self.auth0_management_secret, DEV_MANAGEMENT_SECRET),
+            "AUTH0_PASSWORD_CLIENT_SECRET": (
+                self.auth0_password_client_secret,
+                DEV_PASSWORD_CLIENT_SECRET,
+            ),
             "AUTH0_ACTION_TOKEN_SECRET": (self.auth0_action_token_secret, DEV_ACTION_SECRET),
         }
         for name, (secret, placeholder) in secrets.items():
@@ -383,6 +396,11 @@ class Settings(BaseSettings):
             problems.append("RECAPTCHA_SECRET: must be set in production")
         if self.auth0_management_id in ("", DEV_MANAGEMENT_ID):
             problems.append("AUTH0_MANAGEMENT_ID: must be set in production")
+        if self.auth0_password_client_id in ("", DEV_PASSWORD_CLIENT_ID, self.auth0_management_id):
+            problems.append(
+                "AUTH0_PASSWORD_CLIENT_ID: the current-password check needs its own Auth0 "
+                "application with the Password grant, not the Management API client"
+            )
         if self.auth0_audience in ("", DEV_AUDIENCE):
             problems.append("AUTH0_AUDIENCE: must be set in production")
         if self.email_backend in ("console", "file"):

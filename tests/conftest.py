@@ -183,6 +183,8 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.tenant.password_min_length = 8
     emulator_server.tenant.search_lag_s = 0.0
     emulator_server.tenant.search_clock = time.monotonic
+    emulator_server.tenant.mfa_users.clear()
+    emulator_server.tenant.failed_logins.clear()
 
 
 def emulator_settings(emulator: EmulatorServer) -> dict[str, object]:

@@ -18,7 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from scripts.auth0_emulator.app import EmulatorState
 from scripts.auth0_emulator.tenant import (
+    BRUTE_FORCE_THRESHOLD,
     DEFAULT_CONNECTION,
+    PASSWORD_GRANTS,
+    AppClient,
     TenantError,
 )
 
@@ -117,17 +120,90 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
             }
         )
 
+    def _password_grant(request: Request, body: dict[str, Any], client: AppClient) -> JSONResponse:
+        """The resource-owner password grant. Its answers, as Auth0 gives them: a wrong
+        password 403 `invalid_grant` "Wrong email or password."; a blocked user 401
+        `unauthorized` "user is blocked"; a right password of a user with MFA 403
+        `mfa_required` (Auth0 docs, "Multi-factor Authentication and Resource Owner
+        Password"); after BRUTE_FORCE_THRESHOLD failures for the user from one address,
+        429 `too_many_attempts` until a right password from elsewhere or an unblock. The
+        address is `auth0-forwarded-for` when the client trusts it, else the caller's."""
+        address = (request.client.host if request.client else "") or "unknown"
+        forwarded = request.headers.get("auth0-forwarded-for")
+        if forwarded and (client.trust_ip_header or not tenant.strict):
+            address = forwarded.strip()
+        tenant.login_addresses.append(address)
+        found = tenant.find_user(str(body.get("username", "")))
+        realm = body.get("realm") or DEFAULT_CONNECTION
+        key = (found["user_id"] if found else "", address)
+        if found is not None and tenant.failed_logins.get(key, 0) >= BRUTE_FORCE_THRESHOLD:
+            return JSONResponse(
+                {
+                    "error": "too_many_attempts",
+                    "error_description": "Your account has been blocked after multiple "
+                    "consecutive login attempts. We've sent you an email with instructions "
+                    "on how to unblock it.",
+                },
+                status_code=429,
+            )
+        if (
+            found is None
+            or tenant.connection_of(found) != realm
+            or not _same(tenant.passwords.get(found["user_id"], ""), str(body.get("password", "")))
+        ):
+            if found is not None:
+                tenant.failed_logins[key] = tenant.failed_logins.get(key, 0) + 1
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": "Wrong email or password."},
+                status_code=403,
+            )
+        tenant.failed_logins.pop(key, None)
+        if found.get("blocked"):
+            return JSONResponse(
+                {"error": "unauthorized", "error_description": "user is blocked"},
+                status_code=401,
+            )
+        if found["user_id"] in tenant.mfa_users:
+            return JSONResponse(
+                {
+                    "error": "mfa_required",
+                    "error_description": "Multifactor authentication required",
+                    "mfa_token": secrets.token_urlsafe(24),
+                },
+                status_code=403,
+            )
+        tenant.record_login(found)  # a password grant is a login too
+        access_token = tenant.mint_access_token(
+            found["user_id"],
+            audience=body.get("audience") or tenant.audience,
+            issuer=issuer_of(request),
+        )
+        return JSONResponse(
+            {
+                "access_token": access_token,
+                "token_type": "Bearer",
+                "expires_in": tenant.access_token_ttl_s,
+            }
+        )
+
     @router.post("/oauth/token")
     async def token(request: Request) -> JSONResponse:
         body = await _form_or_json(request)
         client_id, client_secret = _client_credentials(request, body)
-        if client_id != tenant.management_client_id or not _same(
-            str(client_secret or ""), tenant.management_client_secret
-        ):
+        client = tenant.clients.get(str(client_id))
+        if client is None or not _same(str(client_secret or ""), client.secret):
             return JSONResponse(
                 {"error": "access_denied", "error_description": "Unauthorized"}, status_code=401
             )
         grant = body.get("grant_type")
+        if tenant.strict and grant not in client.grant_types:
+            return JSONResponse(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": f"Grant type '{grant}' not allowed for the client.",
+                },
+                status_code=403,
+            )
         if grant == "client_credentials":
             return _client_credentials_grant(request, body, str(client_id))
         if grant == "authorization_code":
@@ -177,38 +253,8 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
                     "scope": grant_data["scope"],
                 }
             )
-        if grant in ("password", "http://auth0.com/oauth/grant-type/password-realm"):
-            found = tenant.find_user(str(body.get("username", "")))
-            realm = body.get("realm") or DEFAULT_CONNECTION
-            if (
-                found is None
-                or tenant.connection_of(found) != realm
-                or not _same(
-                    tenant.passwords.get(found["user_id"], ""), str(body.get("password", ""))
-                )
-            ):
-                return JSONResponse(
-                    {"error": "invalid_grant", "error_description": "Wrong email or password."},
-                    status_code=403,
-                )
-            if found.get("blocked"):
-                return JSONResponse(
-                    {"error": "unauthorized", "error_description": "user is blocked"},
-                    status_code=401,
-                )
-            tenant.record_login(found)  # a password grant is a login too
-            access_token = tenant.mint_access_token(
-                found["user_id"],
-                audience=body.get("audience") or tenant.audience,
-                issuer=issuer_of(request),
-            )
-            return JSONResponse(
-                {
-                    "access_token": access_token,
-                    "token_type": "Bearer",
-                    "expires_in": tenant.access_token_ttl_s,
-                }
-            )
+        if grant in PASSWORD_GRANTS:
+            return _password_grant(request, body, client)
         return JSONResponse(
             {
                 "error": "unsupported_grant_type",
@@ -221,7 +267,12 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
     async def authorize(request: Request) -> Response:
         params = dict(request.query_params)
         redirect_uri = params.get("redirect_uri")
-        if params.get("client_id") != tenant.management_client_id or not redirect_uri:
+        login_client = tenant.clients.get(str(params.get("client_id")))
+        if (
+            login_client is None
+            or "authorization_code" not in login_client.grant_types
+            or not redirect_uri
+        ):
             return HTMLResponse("<h1>Unknown client or missing redirect_uri</h1>", status_code=400)
         hint = params.get("login_hint")
         if not hint:

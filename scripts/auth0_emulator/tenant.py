@@ -61,6 +61,29 @@ class SigningKey:
         )
 
 
+PASSWORD_GRANTS = frozenset({"password", "http://auth0.com/oauth/grant-type/password-realm"})
+
+
+@dataclass
+class AppClient:
+    """An application of the tenant: its secret and the grant types enabled on it
+    (Dashboard > Applications > Advanced Settings > Grant Types). A grant the client does
+    not have is refused 403 `unauthorized_client` "Grant type '…' not allowed for the
+    client." (auth0/auth0-java#165, auth0/auth0.net#501). `trust_ip_header`: "Trust Token
+    Endpoint IP Header", under which `auth0-forwarded-for` names the end user's address for
+    brute-force protection (Auth0 docs, "Avoid Common Issues with Resource Owner Password
+    Flow and Attack Protection")."""
+
+    secret: str
+    grant_types: frozenset[str]
+    trust_ip_header: bool = False
+
+
+# Auth0's brute-force protection: after this many failed logins for one user from one
+# address, that address is blocked for the user (429 `too_many_attempts`).
+BRUTE_FORCE_THRESHOLD = 10
+
+
 @dataclass
 class ExportJob:
     id: str
@@ -115,6 +138,16 @@ class Tenant:
     _search_versions: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
     management_client_id: str = "dev-management-client"
     management_client_secret: str = "dev-management-secret"  # noqa: S105 - emulator default
+    # The application the backend checks current passwords with (the password grant is
+    # never enabled on the management client).
+    password_client_id: str = "dev-password-client"  # noqa: S105 - an id, not a password
+    password_client_secret: str = "dev-password-secret"  # noqa: S105 - emulator default
+    clients: dict[str, AppClient] = field(default_factory=dict)
+    # Users with multi-factor authentication: a right password answers 403 mfa_required.
+    mfa_users: set[str] = field(default_factory=set)
+    # (user id, address) -> consecutive failed logins, for brute-force protection.
+    failed_logins: dict[tuple[str, str], int] = field(default_factory=dict)
+    login_addresses: list[str] = field(default_factory=list)  # addresses logins came from
     roles_claim: str = "https://biocommons.org.au/roles"
     management_token_ttl_s: int = 86400
     access_token_ttl_s: int = 3600
@@ -137,6 +170,19 @@ class Tenant:
     _username_index: dict[tuple[str, str], str] = field(default_factory=dict)
     _by_email: dict[str, list[str]] = field(default_factory=dict)
     _role_names: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.clients.setdefault(
+            self.management_client_id,
+            AppClient(
+                self.management_client_secret,
+                frozenset({"client_credentials", "authorization_code"}),
+            ),
+        )
+        self.clients.setdefault(
+            self.password_client_id,
+            AppClient(self.password_client_secret, PASSWORD_GRANTS, trust_ip_header=True),
+        )
 
     # ---- keys and tokens -------------------------------------------------------
 

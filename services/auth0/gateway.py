@@ -17,7 +17,9 @@ from services.auth0.transport import Auth0Transport
 from services.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     ServiceUnavailable,
+    TooManyRequests,
     UpstreamError,
 )
 from services.kit.outbound import tls_context
@@ -25,6 +27,17 @@ from services.kit.outbound import tls_context
 logger = logging.getLogger("aai.auth0")
 
 USERS_LIST_CAP = 1000  # Auth0 never pages past the first 1000 results of a search
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str, str]:
+    """(error, error_description) of an Authentication API error answer."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:200]
+    if not isinstance(body, dict):
+        return "", str(body)[:200]
+    return str(body.get("error") or ""), str(body.get("error_description") or "")
 
 
 def _taken_field(message: str) -> str | None:
@@ -142,29 +155,71 @@ class Auth0Gateway(Auth0Transport):
             if not users or seen >= total:
                 return
 
-    async def verify_password(self, username: str, password: str, *, realm: str) -> bool:
-        """Check a database-connection password with the Authentication API's
-        password-realm grant (the management client must allow that grant)."""
+    async def verify_password(
+        self,
+        username: str,
+        password: str,
+        *,
+        realm: str,
+        client: tuple[str, str],
+        end_user_ip: str | None = None,
+    ) -> bool:
+        """Is this the user's password? The password-realm grant of the Authentication API,
+        made with `client` (id, secret): an application with the Password grant, never the
+        management client. `end_user_ip` goes to Auth0 as `auth0-forwarded-for`, so its
+        brute-force protection counts the user's address rather than this server's (with
+        "Trust Token Endpoint IP Header" on that application).
+
+        True for a right password (also when Auth0 then asks for MFA: the password was
+        accepted); False for a wrong one. Anything else is not an answer about the password:
+        Auth0's brute-force block is a 429, a blocked user a 403, and a grant or client
+        Auth0 refuses is a configuration fault, logged for ops and a 503 to the user."""
+        client_id, client_secret = client
         form = {
             "grant_type": "http://auth0.com/oauth/grant-type/password-realm",
             "username": username,
             "password": password,
             "realm": realm,
-            "client_id": self.tokens.client_id,
-            "client_secret": self.tokens.client_secret,
+            "client_id": client_id,
+            "client_secret": client_secret,
             "scope": "openid",
         }
+        headers = {"auth0-forwarded-for": end_user_ip} if end_user_ip else None
         try:
-            response = await self._http.post(f"{self.base_url}/oauth/token", data=form)
+            response = await self._http.post(
+                f"{self.base_url}/oauth/token", data=form, headers=headers
+            )
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"Auth0 is unreachable ({type(exc).__name__})") from exc
         if response.status_code == 200:
             return True
-        if response.status_code in (401, 403):
+        error, description = _oauth_error(response)
+        if error == "invalid_grant":
             return False
+        if error == "mfa_required":
+            return True
+        if error == "too_many_attempts":
+            raise TooManyRequests(
+                "Auth0 has blocked sign-ins to this account after too many failed attempts; "
+                "the email it sent explains how to unblock it",
+                headers={"Retry-After": "900"},
+            )
+        if response.status_code == 401 and "blocked" in description:
+            raise Forbidden("this account is blocked")
         if response.status_code == 429 or response.status_code >= 500:
             raise ServiceUnavailable(f"Auth0 could not check the password ({response.status_code})")
-        raise UpstreamError(f"Auth0 refused the password check ({response.status_code})")
+        logger.error(
+            "auth0 refused the current-password check (%s %s): %s; the password client "
+            "(AUTH0_PASSWORD_CLIENT_ID) needs the Password grant and the tenant a default "
+            "directory (README, Tenant setup)",
+            response.status_code,
+            error,
+            description,
+        )
+        raise ServiceUnavailable(
+            "the current password cannot be checked right now; try again later",
+            retry_after_s=60,
+        )
 
     async def request_password_reset(self, email: str, *, client_id: str, connection: str) -> None:
         """Auth0 emails the user a password-reset link (Authentication API)."""

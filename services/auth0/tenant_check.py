@@ -9,7 +9,8 @@ What it catches is what a real tenant refuses and an outage does not explain:
   `{tenant}.{region}.auth0.com` one); or a client without a grant, or a wrong secret;
 - a grant missing scopes the service uses (services/auth0/scopes.py);
 - a Management API that refuses a read with that token;
-- a login domain whose tokens carry an issuer the API does not trust.
+- a login domain whose tokens carry an issuer the API does not trust;
+- a password client (AUTH0_PASSWORD_CLIENT_ID) Auth0 does not let check passwords.
 Auth0 being unreachable is reported as such, not as a fault of the configuration.
 """
 
@@ -111,12 +112,44 @@ async def _login_domain(check: TenantCheck, http: httpx.AsyncClient, settings: S
         check.notes.append(f"users log in at {settings.auth0_login_url} (issuer {issuer})")
 
 
+async def _password_client(check: TenantCheck, http: httpx.AsyncClient, settings: Settings) -> None:
+    """A wrong password for an address nobody holds: Auth0 answers `invalid_grant` when
+    the client may use the password grant, and something else when it may not."""
+    form = {
+        "grant_type": "http://auth0.com/oauth/grant-type/password-realm",
+        "username": "check-auth0@invalid.example",
+        "password": "not-a-password",
+        "realm": settings.auth0_db_connection,
+        "client_id": settings.auth0_password_client_id,
+        "client_secret": settings.auth0_password_client_secret.get_secret_value(),
+        "scope": "openid",
+    }
+    try:
+        response = await http.post(f"{settings.auth0_base_url}/oauth/token", data=form)
+        body = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        check.unknown.append(f"password client: {type(exc).__name__}")
+        return
+    error = body.get("error") if isinstance(body, dict) else None
+    if error == "invalid_grant":
+        check.notes.append("the password client may check current passwords")
+    elif response.status_code == 429 or response.status_code >= 500:
+        check.unknown.append(f"password client: Auth0 answered {response.status_code}")
+    else:
+        description = body.get("error_description") if isinstance(body, dict) else body
+        check.problems.append(
+            f"password client {settings.auth0_password_client_id}: {error or response.status_code}"
+            f" ({description}); it needs the Password grant and the tenant a default directory"
+        )
+
+
 async def check_tenant(
     gateway: Auth0Gateway, http: httpx.AsyncClient, settings: Settings
 ) -> TenantCheck:
     check = TenantCheck()
     await _management(check, gateway, settings)
     await _login_domain(check, http, settings)
+    await _password_client(check, http, settings)
     return check
 
 

@@ -32,7 +32,10 @@ class RateLimiter:
         self.per_minute = per_minute
         self._clock = clock
 
-    async def check(self, scope: str, client: str) -> None:
+    async def check(self, scope: str, client: str, *, limit: int | None = None) -> None:
+        """Count one call of `client` to `scope`; 429 past `limit` a minute (default:
+        the limiter's own)."""
+        per_minute = limit or self.per_minute
         now = self._clock()
         window = int(now // 60)
         client = client[:MAX_CLIENT_LENGTH]
@@ -51,12 +54,12 @@ class RateLimiter:
                 )
             )
         elapsed = now - window * 60
-        if current + (previous or 0) * (1 - elapsed / 60) > self.per_minute:
-            if current > self.per_minute or not previous:
+        if current + (previous or 0) * (1 - elapsed / 60) > per_minute:
+            if current > per_minute or not previous:
                 wait = 60 - elapsed  # this minute alone is over the limit
             else:
                 # When enough of the previous minute has slid out of the last sixty seconds.
-                wait = 60 * (1 - (self.per_minute - current) / previous) - elapsed
+                wait = 60 * (1 - (per_minute - current) / previous) - elapsed
             wait_s = max(1, math.ceil(wait))
             raise TooManyRequests(
                 f"too many requests; try again in {wait_s}s", headers={"Retry-After": str(wait_s)}

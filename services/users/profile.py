@@ -235,6 +235,7 @@ async def update_password(
     settings: Settings,
     user_id: str,
     data: PasswordUpdate,
+    end_user_ip: str | None = None,
 ) -> Done:
     user = await ensure_user(session, auth0, user_id)
     if user.connection != settings.auth0_db_connection or not user.email:
@@ -242,7 +243,14 @@ async def update_password(
             "this account signs in through another provider; change the password there"
         )
     if not await auth0.verify_password(
-        user.email, data.current_password, realm=settings.auth0_db_connection
+        user.email,
+        data.current_password,
+        realm=settings.auth0_db_connection,
+        client=(
+            settings.auth0_password_client_id,
+            settings.auth0_password_client_secret.get_secret_value(),
+        ),
+        end_user_ip=end_user_ip,
     ):
         raise InvalidFields(
             [{"field": "currentPassword", "message": "The current password is not correct"}]

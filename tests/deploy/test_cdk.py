@@ -221,6 +221,8 @@ class TestEnvironments:
             "JWT_SECRET_KEY": "j" * 48,
             "AUTH0_MANAGEMENT_ID": "management-client",
             "AUTH0_MANAGEMENT_SECRET": "management-secret",
+            "AUTH0_PASSWORD_CLIENT_ID": "password-client",
+            "AUTH0_PASSWORD_CLIENT_SECRET": "password-secret",
             "AUTH0_ACTION_TOKEN_SECRET": "a" * 40,
             "RECAPTCHA_SECRET": "recaptcha",
             "ADMIN_CLIENT_ID": "dashboard-client",

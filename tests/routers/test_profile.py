@@ -1,9 +1,11 @@
+import logging
 import re
 import secrets
 from datetime import timedelta
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -12,6 +14,7 @@ from db.models import EmailChangeOtp, EmailNotification, User
 from db.types import UserChange
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from tests.conftest import emulator_settings, make_settings
 from tests.factories import user_changes
 
 PASSWORD = "Old-password-1"
@@ -361,6 +364,90 @@ class TestPassword:
         )
         assert response.status_code == 400
         assert response.json()["field_errors"][0]["field"] == "newPassword"
+
+    async def test_mfa_on_the_account_does_not_make_the_password_wrong(
+        self, client, emulator, account
+    ):
+        """Auth0 answers a right password of an MFA user 403 mfa_required: the password
+        was accepted, so the change goes ahead."""
+        user_id, headers = account
+        emulator.tenant.mfa_users.add(user_id)
+        response = await client.post(
+            "/me/profile/password/update",
+            json={"current_password": PASSWORD, "new_password": "New-password-2"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        assert emulator.tenant.passwords[user_id] == "New-password-2"
+
+    async def test_the_users_address_reaches_auth0_and_its_lockout_is_not_a_wrong_password(
+        self, app, emulator, account
+    ):
+        user_id, headers = account
+        transport = httpx.ASGITransport(app=app, client=("127.9.9.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as own:
+            body = {"current_password": "nope", "new_password": "New-password-2"}
+            wrong = await own.post("/me/profile/password/update", json=body, headers=headers)
+            assert wrong.status_code == 400
+            # Auth0's brute-force protection counts the user's address, not this server's.
+            assert emulator.tenant.login_addresses[-1] == "127.9.9.9"
+            emulator.tenant.failed_logins[(user_id, "127.9.9.9")] = 10
+            right = {"current_password": PASSWORD, "new_password": "New-password-2"}
+            locked = await own.post("/me/profile/password/update", json=right, headers=headers)
+        assert locked.status_code == 429
+        assert "too many failed attempts" in locked.json()["message"]
+        assert "field_errors" not in locked.json()
+        assert emulator.tenant.passwords[user_id] == PASSWORD
+
+    async def test_tries_are_limited_per_user_before_auth0_is_asked(
+        self, client, emulator, account
+    ):
+        _, headers = account
+        body = {"current_password": "nope", "new_password": "New-password-2"}
+        for _ in range(5):
+            response = await client.post("/me/profile/password/update", json=body, headers=headers)
+            assert response.status_code == 400
+        asked = len(emulator.tenant.login_addresses)
+        limited = await client.post("/me/profile/password/update", json=body, headers=headers)
+        assert limited.status_code == 429
+        assert "Retry-After" in limited.headers
+        assert len(emulator.tenant.login_addresses) == asked
+
+    async def test_a_client_without_the_password_grant_is_503_for_ops_not_a_wrong_password(
+        self, pg_url, emulator, app_factory, caplog
+    ):
+        """The old configuration (the management client) is refused by Auth0: the user is
+        told to try later and ops get an error naming the setting, never 'not correct'."""
+        settings = make_settings(
+            pg_url,
+            **{
+                **emulator_settings(emulator),
+                "auth0_password_client_id": emulator.tenant.management_client_id,
+                "auth0_password_client_secret": emulator.tenant.management_client_secret,
+            },
+        )
+        async with LifespanManager(app_factory(settings)) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as own:
+                user = emulator.tenant.create_user(
+                    {
+                        "connection": DEFAULT_CONNECTION,
+                        "email": f"grant.{secrets.token_hex(3)}@example.org",
+                        "password": PASSWORD,
+                    }
+                )
+                token = emulator.tenant.mint_access_token(user["user_id"], roles=[])
+                headers = {"Authorization": f"Bearer {token}"}
+                assert (await own.get("/me/profile", headers=headers)).status_code == 200
+                with caplog.at_level(logging.ERROR, logger="aai.auth0"):
+                    response = await own.post(
+                        "/me/profile/password/update",
+                        json={"current_password": PASSWORD, "new_password": "New-password-2"},
+                        headers=headers,
+                    )
+        assert response.status_code == 503
+        assert "field_errors" not in response.json()
+        assert any("AUTH0_PASSWORD_CLIENT_ID" in r.getMessage() for r in caplog.records)
 
     async def test_social_accounts_have_no_password_here(self, client, emulator):
         created = emulator.tenant.create_user(

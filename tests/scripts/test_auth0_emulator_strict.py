@@ -200,3 +200,40 @@ class TestErrors:
             headers=headers,
         )
         assert create.status_code == 409
+
+
+class TestPasswordGrant:
+    async def test_only_a_client_with_the_password_grant_may_use_it(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        form = {
+            "grant_type": "http://auth0.com/oauth/grant-type/password-realm",
+            "username": "nobody@example.org",
+            "password": "wrong",
+            "realm": DEFAULT_CONNECTION,
+        }
+        tenant = emulator.tenant
+        management = await canonical.post(
+            "/oauth/token",
+            data={
+                **form,
+                "client_id": tenant.management_client_id,
+                "client_secret": tenant.management_client_secret,
+            },
+        )
+        assert management.status_code == 403
+        assert management.json() == {
+            "error": "unauthorized_client",
+            "error_description": "Grant type 'http://auth0.com/oauth/grant-type/password-realm'"
+            " not allowed for the client.",
+        }
+        password_client = await canonical.post(
+            "/oauth/token",
+            data={
+                **form,
+                "client_id": tenant.password_client_id,
+                "client_secret": tenant.password_client_secret,
+            },
+        )
+        assert password_client.status_code == 403
+        assert password_client.json()["error"] == "invalid_grant"

@@ -14,6 +14,8 @@ SAFE_PRODUCTION = {
     "auth0_audience": "https://api.portal.example",
     "auth0_management_id": "mgmt-client",
     "auth0_management_secret": "a-real-management-secret",
+    "auth0_password_client_id": "password-client",
+    "auth0_password_client_secret": "a-real-password-client-secret",
     "jwt_secret_key": "x" * 48,
     "recaptcha_secret": "recaptcha",
     "auth0_action_token_secret": "a-real-action-token-secret-of-32-bytes-or-more",
@@ -170,6 +172,8 @@ class TestProductionRefusesUnsafeConfig:
             ({"recaptcha_verify_url": "http://www.google.com/x"}, "RECAPTCHA_VERIFY_URL"),
             ({"enable_admin_dashboard": "true"}, "ADMIN_CLIENT_ID"),
             ({"forwarded_allow_ips": "*"}, "FORWARDED_ALLOW_IPS"),
+            ({"auth0_password_client_id": "mgmt-client"}, "AUTH0_PASSWORD_CLIENT_ID"),
+            ({"auth0_password_client_secret": "dev-password-secret"}, "PASSWORD_CLIENT_SECRET"),
             # The custom (login) domain as AUTH0_DOMAIN: Auth0 refuses the management token.
             ({"auth0_domain": "login.aai.biocommons.org.au"}, "AUTH0_DOMAIN: login.aai"),
             (

@@ -156,3 +156,18 @@ class TestAtStart:
             r.getMessage() == f"auth0 management token scopes: {' '.join(REQUIRED_SCOPES)}"
             for r in caplog.records
         )
+
+
+async def test_a_password_client_without_the_grant_is_named(
+    pg_url: URL, emulator: EmulatorServer, http: httpx.AsyncClient
+):
+    settings = tenant_settings(
+        pg_url,
+        emulator,
+        auth0_password_client_id=emulator.tenant.management_client_id,
+        auth0_password_client_secret=emulator.tenant.management_client_secret,
+    )
+    check = await run_check(settings, http)
+    [problem] = check.problems
+    assert "unauthorized_client" in problem
+    assert "Password grant" in problem
