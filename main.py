@@ -23,6 +23,7 @@ from routers import admin, catalog_admin, db_admin, health, me, metrics, registr
 from routers.deps import form_errors
 from schemas import errors
 from services.auth0 import Auth0Gateway
+from services.auth0.budget import TenantBudget
 from services.auth0.tenant_check import StartupCheck
 from services.dashboard.login import SESSION_HOURS as DASHBOARD_SESSION_HOURS
 from services.errors import AppError
@@ -75,6 +76,8 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
         dashboard = getattr(_app.state, "db_admin_sessions", None)
         if dashboard is not None:
             db_admin.bind(dashboard, engine)
+        if settings.auth0_plan:
+            auth0.tenant_budget = TenantBudget(engine, settings.auth0_plan)
         tenant_check = StartupCheck()
         if settings.auth0_startup_check:
             tenant_check.start(auth0, outbound, settings)

@@ -22,6 +22,7 @@ from db.engine import create_engine, create_session_factory
 from db.models import SyncRun
 from db.types import SyncRunStatus
 from services.auth0 import Auth0Gateway
+from services.auth0.budget import TenantBudget
 from services.kit.observability import configure_logging
 from services.settings import ConfigError, Settings, get_settings
 from services.sync.jobs import Job, select_jobs
@@ -50,6 +51,8 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
         breaker_threshold=0,
         deadline_s=None,
     )
+    if settings.auth0_plan:
+        gateway.tenant_budget = TenantBudget(engine, settings.auth0_plan)
     return JobContext(
         settings=settings,
         engine=engine,

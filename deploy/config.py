@@ -74,6 +74,8 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
             **SHARED_SETTINGS,
             "ENVIRONMENT": "dev",
             "AUTH0_AUDIENCE": "https://dev.api.aai.biocommons.org.au",
+            # Non-production tenants get the smaller bucket (README, Tenant setup).
+            "AUTH0_PLAN": "enterprise-nonprod",
             # ENVIRONMENT=dev would otherwise allow only a local portal (localhost:4200).
             "CORS_ALLOWED_ORIGINS": "https://dev.portal.aai.test.biocommons.org.au",
         },
@@ -89,6 +91,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
             **SHARED_SETTINGS,
             "ENVIRONMENT": "staging",
             "AUTH0_AUDIENCE": "https://staging.api.aai.biocommons.org.au",
+            "AUTH0_PLAN": "enterprise-nonprod",
         },
     ),
     "production": EnvConfig(
@@ -113,6 +116,7 @@ ENVIRONMENTS: dict[str, EnvConfig] = {
             **SHARED_SETTINGS,
             "ENVIRONMENT": "production",
             "AUTH0_AUDIENCE": "https://api.aai.biocommons.org.au",
+            "AUTH0_PLAN": "enterprise",
         },
     ),
 }

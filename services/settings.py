@@ -131,6 +131,13 @@ class Settings(BaseSettings):
     auth0_startup_check: bool = True
     auth0_mgmt_rps: float = Field(default=10.0, gt=0)
     auth0_mgmt_burst: int = Field(default=10, ge=1)
+    # Every process reads the X-RateLimit-* headers of Auth0's answers and holds its calls
+    # to a bucket once this few requests are left in it, so the API workers, replicas and
+    # the scheduler share the tenant's limit instead of each spending it to 429s.
+    auth0_rate_reserve: int = Field(default=1, ge=0, le=100)
+    # The tenant's subscription, whose Management API buckets every process shares through
+    # Postgres (services/auth0/budget.py); unset: each process paces itself only.
+    auth0_plan: Literal["free", "self-service", "enterprise", "enterprise-nonprod"] | None = None
     auth0_max_retries: int = Field(default=4, ge=0, le=10)
     auth0_timeout_s: float = Field(default=10.0, gt=0)
     # How long a request waits for Auth0 capacity (its turn in the client-side bucket, or
@@ -327,7 +334,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or CIDR network") from None
         return value
 
-    @field_validator("auth0_custom_domain", "auth0_issuer", "db_url", "db_host", mode="before")
+    @field_validator(
+        "auth0_custom_domain", "auth0_issuer", "auth0_plan", "db_url", "db_host", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():

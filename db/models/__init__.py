@@ -8,7 +8,7 @@ from db.models.membership import (
     PlatformMembership,
     PlatformMembershipHistory,
 )
-from db.models.ops import Auth0OutboxEntry, RateLimitHit, SyncRun
+from db.models.ops import Auth0OutboxEntry, Auth0RateBudget, RateLimitHit, SyncRun
 from db.models.role import Auth0Role
 from db.models.user import User, UserHistory, UsernameClaim
 
@@ -22,6 +22,7 @@ APPEND_ONLY_TABLES = (
 __all__ = [
     "APPEND_ONLY_TABLES",
     "Auth0OutboxEntry",
+    "Auth0RateBudget",
     "Auth0Role",
     "EmailChangeOtp",
     "EmailNotification",

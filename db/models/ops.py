@@ -87,3 +87,16 @@ class RateLimitHit(TableBase, table=True):
 
 
 sa.Index("ix_rate_limit_hit_minute", RateLimitHit.__table__.c.minute)
+
+
+class Auth0RateBudget(TableBase, table=True):
+    """One bucket of the Auth0 tenant's Management API rate limit, shared by every process
+    that calls it (services/auth0/budget.py): the tokens left when it was last spent from,
+    and when. A negative balance is a queue of reservations."""
+
+    __tablename__ = "auth0_rate_budget"
+
+    bucket: str = Field(primary_key=True, max_length=64)
+    tokens: float = Field(sa_type=sa.Float)
+    # Seconds since the epoch (every process's wall clock, kept by NTP).
+    updated_at: float = Field(sa_type=sa.Float)

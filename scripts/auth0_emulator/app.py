@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from scripts.auth0_emulator.limits import Faults, TokenBucket, bucket_for
+from scripts.auth0_emulator.limits import Faults, RateLimits, limits_for
 from scripts.auth0_emulator.tenant import (
     Tenant,
     TenantError,
@@ -56,14 +56,14 @@ class EmulatorState:
         self, tenant: Tenant, rate_limit: str = "off", faults: Faults | None = None
     ) -> None:
         self.tenant = tenant
-        self.bucket: TokenBucket | None = bucket_for(rate_limit)
+        self.limits: RateLimits | None = limits_for(rate_limit)
         self.rate_limit = rate_limit
         self.faults = faults or Faults()
         self.requests: dict[str, int] = {}
         self.throttled = 0
 
     def set_rate_limit(self, preset: str) -> None:
-        self.bucket = bucket_for(preset)
+        self.limits = limits_for(preset)
         self.rate_limit = preset
 
 
@@ -107,18 +107,32 @@ class LimitsAndFaults:
             )
             await drifted(scope, receive, send)
             return
-        if not is_management or state.bucket is None:
+        if not is_management or state.limits is None:
             await self.app(scope, receive, send)
             return
-        allowed, remaining, reset = state.bucket.take()
+        taken = state.limits.take(scope["method"], _ID_SEGMENT.sub("/{id}", path))
+        if taken is None:
+            await self.app(scope, receive, send)
+            return
+        bucket_name, bucket, allowed, remaining, reset = taken
         headers = [
-            (b"x-ratelimit-limit", str(state.bucket.capacity).encode()),
+            (b"x-ratelimit-limit", str(bucket.capacity).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),
             (b"x-ratelimit-reset", str(reset).encode()),
+            # Not Auth0's: which of the preset's buckets counted the request, for tests.
+            (b"x-emulator-bucket", bucket_name.encode()),
         ]
         if not allowed:
             state.throttled += 1
-            response = auth0_error(429, "Global limit has been reached", "too_many_requests")
+            # The two messages Auth0 is seen to send (shared reference, rate limits): the
+            # global bucket's, and the one for the per-endpoint buckets.
+            message = (
+                "Global limit has been reached"
+                if bucket_name == "management"
+                else "Too many requests. Check the X-RateLimit-Limit, X-RateLimit-Remaining "
+                "and X-RateLimit-Reset headers."
+            )
+            response = auth0_error(429, message, "too_many_requests")
             response.raw_headers.extend(headers)
             await response(scope, receive, send)
             return

@@ -4,13 +4,49 @@ import math
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Management API buckets from Auth0's published rate-limit policy.
-PRESETS: dict[str, tuple[float, int] | None] = {
-    "free": (2.0, 2),  # 2 requests/s sustained, burst 2
-    "enterprise": (16.0, 50),
-    "off": None,
+# Management API buckets per subscription, from Auth0's rate-limit policy ("Rate Limit
+# Configurations": free-public, self-service-public, enterprise-public): (bucket name, which
+# requests it counts, sustained requests per second, burst). A request spends from the first
+# bucket that counts it. Free and Enterprise have one bucket for the whole Management API;
+# Self Service has one per endpoint group, "All other endpoints combined" taking the rest
+# (roles, role users, jobs, tickets).
+Counts = Callable[[str, str], bool]  # (method, path with ids replaced) -> counted?
+
+
+def _any(_method: str, _path: str) -> bool:
+    return True
+
+
+def _read_users(method: str, path: str) -> bool:
+    return method == "GET" and path in (
+        "/api/v2/users",
+        "/api/v2/users/{id}",
+        "/api/v2/users-by-email",
+    )
+
+
+def _write_users(method: str, path: str) -> bool:
+    return method in ("POST", "PATCH") and path in ("/api/v2/users", "/api/v2/users/{id}")
+
+
+def _delete_users(method: str, path: str) -> bool:
+    return method == "DELETE" and path == "/api/v2/users/{id}"
+
+
+PRESETS: dict[str, list[tuple[str, Counts, float, int]]] = {
+    "free": [("management", _any, 2.0, 2)],
+    "self-service": [
+        ("read users", _read_users, 500 / 60, 40),
+        ("write users", _write_users, 200 / 60, 20),
+        ("delete users", _delete_users, 200 / 60, 20),
+        ("all other endpoints", _any, 150 / 60, 10),
+    ],
+    "enterprise": [("management", _any, 16.0, 50)],  # production tenants
+    "enterprise-nonprod": [("management", _any, 2.0, 10)],
+    "off": [],
 }
 
 
@@ -73,8 +109,31 @@ class Faults:
         return self.down or (self.error_rate > 0 and self._random.random() < self.error_rate)
 
 
-def bucket_for(preset: str) -> TokenBucket | None:
+@dataclass
+class RateLimits:
+    """The buckets of one preset; `take` spends from the bucket that counts the request."""
+
+    preset: str
+    buckets: list[tuple[str, Counts, TokenBucket]]
+
+    def take(self, method: str, path: str) -> tuple[str, TokenBucket, bool, int, int] | None:
+        for name, counts, bucket in self.buckets:
+            if counts(method, path):
+                allowed, remaining, reset = bucket.take()
+                return name, bucket, allowed, remaining, reset
+        return None
+
+
+def limits_for(preset: str) -> RateLimits | None:
     if preset not in PRESETS:
         raise ValueError(f"unknown rate-limit preset {preset!r}; choose from {', '.join(PRESETS)}")
     spec = PRESETS[preset]
-    return TokenBucket(rate=spec[0], capacity=spec[1]) if spec else None
+    if not spec:
+        return None
+    return RateLimits(
+        preset,
+        [
+            (name, counts, TokenBucket(rate=rate, capacity=burst))
+            for name, counts, rate, burst in spec
+        ],
+    )

@@ -80,3 +80,54 @@ def retry_after_seconds(headers: dict[str, str] | httpx.Headers | None) -> float
         except ValueError:
             return None
     return None
+
+
+class SharedBudget:
+    """The tenant's rate limit is one budget for every process that calls it (API workers,
+    replicas, the scheduler), and Auth0 says in each answer how much of it is left
+    (`X-RateLimit-Limit`, `-Remaining`, `-Reset` = epoch seconds when the bucket is full
+    again). A process that only paced itself would drive the shared bucket into 429s;
+    this one reads what every answer says and holds its calls to that bucket while the
+    bucket is down to `reserve`, until one token is back, so the processes share it.
+
+    Buckets are learned per operation: on plans with per-endpoint buckets (Self Service)
+    each operation's answers describe its own bucket."""
+
+    def __init__(self, reserve: int = 1, *, wall_clock: Callable[[], float] = time.time) -> None:
+        self.reserve = reserve
+        self._wall_clock = wall_clock
+        # operation -> (limit, remaining, reset epoch seconds)
+        self._buckets: dict[str, tuple[int, int, float]] = {}
+        self._slots: dict[str, float] = {}  # operation -> when the last held call may go
+
+    def learn(self, operation: str, headers: httpx.Headers) -> None:
+        try:
+            limit = int(headers["x-ratelimit-limit"])
+            remaining = int(headers["x-ratelimit-remaining"])
+            reset = float(headers["x-ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+        self._buckets[operation] = (limit, remaining, reset)
+        if remaining > self.reserve:
+            self._slots.pop(operation, None)
+
+    def hold(self, operation: str) -> float:
+        """Seconds to wait before calling `operation` (0: go). Calls held on one bucket are
+        spaced one refill interval apart, so they do not all go when the first may."""
+        state = self._buckets.get(operation)
+        if state is None:
+            return 0.0
+        limit, remaining, reset = state
+        now = self._wall_clock()
+        if reset <= now:
+            self._buckets.pop(operation, None)
+            self._slots.pop(operation, None)
+            return 0.0
+        if remaining > self.reserve:
+            self._buckets[operation] = (limit, remaining - 1, reset)
+            return 0.0
+        # The bucket refills evenly until `reset`: one token every (reset-now)/missing s.
+        interval = (reset - now) / max(limit - remaining, 1)
+        slot = max(now, self._slots.get(operation, now)) + interval
+        self._slots[operation] = slot
+        return slot - now

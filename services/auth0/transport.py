@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,8 +31,9 @@ from auth0.management.core.api_error import ApiError
 from auth0.management.core.parse_error import ParsingError
 
 from services.auth0.breaker import CircuitBreaker
+from services.auth0.budget import TenantBudget
 from services.auth0.credentials import ManagementTokenProvider
-from services.auth0.pacing import Pacer, retry_after_seconds
+from services.auth0.pacing import Pacer, SharedBudget, retry_after_seconds
 from services.errors import (
     AppError,
     BadRequest,
@@ -52,6 +54,10 @@ T = TypeVar("T")
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "auth0_deadline", default=None
 )
+# The operation whose request is in flight, for the response hook to learn its bucket.
+_operation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "auth0_operation", default=None
+)
 
 
 @dataclass
@@ -60,6 +66,7 @@ class Auth0Stats:
     by_status: dict[int, int] = field(default_factory=dict)
     throttled: int = 0
     retries: int = 0
+    held: int = 0  # calls held back because Auth0 said their bucket was spent
     rate_limit: int | None = None
     rate_remaining: int | None = None
     rate_reset: int | None = None
@@ -110,8 +117,10 @@ class Auth0Transport:
         breaker_cooloff_s: float = 10.0,
         anonymous_share: float = 0.0,
         deadline_s: float | None = None,
+        rate_reserve: int | None = 1,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._sleep = sleep
@@ -124,6 +133,13 @@ class Auth0Transport:
         self.max_wait_s = max_wait_s
         self.backoff_base_s = backoff_base_s
         self._pacer = Pacer(rps, burst, clock=clock, sleep=sleep)
+        # The tenant's buckets kept in Postgres for every process (services/auth0/budget.py),
+        # set once the process has its engine; None: this process paces itself.
+        self.tenant_budget: TenantBudget | None = None
+        # What Auth0's answers say is left of the tenant's buckets (None: not read).
+        self.budget = (
+            SharedBudget(rate_reserve, wall_clock=wall_clock) if rate_reserve is not None else None
+        )
         # Calls made for anonymous callers (registration-info, sign-up) also pass a small
         # bucket of their own, so a flood of them can take at most this share of the
         # tenant's rate and signed-in users' calls still get through.
@@ -176,6 +192,7 @@ class Auth0Transport:
             "breaker_cooloff_s": settings.auth0_breaker_cooloff_s,
             "anonymous_share": settings.auth0_anonymous_share,
             "deadline_s": settings.auth0_request_deadline_s or None,
+            "rate_reserve": settings.auth0_rate_reserve,
         }
         return cls(**{**options, **overrides})
 
@@ -183,6 +200,9 @@ class Auth0Transport:
         if response.request.url.path.startswith("/api/v2/"):
             self.stats.record(response)
             record_auth0_response(response.status_code)
+            operation = _operation.get()
+            if operation is not None and self.budget is not None:
+                self.budget.learn(operation, response.headers)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -208,6 +228,27 @@ class Auth0Transport:
             yield
         finally:
             _deadline.reset(token)
+
+    async def _share_budget(self, operation: str) -> None:
+        """Wait for this call's turn in the tenant's budget: a token from the buckets every
+        process shares (`tenant_budget`, when AUTH0_PLAN names them), and no call to a
+        bucket Auth0's last answers said was spent. A request path does not wait past
+        AUTH0_MAX_WAIT_S: it is a 503 with Retry-After, its token given back."""
+        hold = 0.0
+        if self.tenant_budget is not None:
+            hold = await self.tenant_budget.take(operation)
+        if self.budget is not None:
+            hold = max(hold, self.budget.hold(operation))
+        if hold > self.max_wait_s:
+            if self.tenant_budget is not None:
+                await self.tenant_budget.give_back(operation)
+            raise ServiceUnavailable(
+                f"Auth0's rate limit for {operation} is spent; retry in {hold:.0f}s",
+                retry_after_s=math.ceil(hold),
+            )
+        if hold > 0:
+            self.stats.held += 1
+            await self._sleep(hold)
 
     async def call(
         self,
@@ -249,7 +290,12 @@ class Auth0Transport:
                 if anonymous and self._anonymous is not None:
                     await self._anonymous.wait(self.max_wait_s)
                 await self._pacer.wait(self.max_wait_s)
-                result = await request(self.client)
+                await self._share_budget(operation)
+                token = _operation.set(operation)
+                try:
+                    result = await request(self.client)
+                finally:
+                    _operation.reset(token)
             except ParsingError as exc:
                 # A 2xx whose body does not fit the SDK's model (response drift, a proxy's
                 # page): not an ApiError, and no answer we can use. An upstream failure,

@@ -232,6 +232,9 @@ class TestEnvironments:
         values = {k.lower(): v for k, v in {**plain, **stand_ins}.items()}
         settings = load_settings(_env_file=None, **values)
         assert settings.auth0_base_url.endswith(".auth0.com")
+        # Every process of the environment shares the tenant's buckets through Postgres.
+        expected_plan = "enterprise" if name == "production" else "enterprise-nonprod"
+        assert settings.auth0_plan == expected_plan
 
     def test_an_unknown_environment_is_refused(self):
         with pytest.raises(SystemExit, match="unknown env"):

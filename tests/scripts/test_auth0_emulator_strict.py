@@ -237,3 +237,21 @@ class TestPasswordGrant:
         )
         assert password_client.status_code == 403
         assert password_client.json()["error"] == "invalid_grant"
+
+
+class TestLimits:
+    async def test_self_service_buckets_are_per_endpoint_group(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        """Spending "all other endpoints" (10 burst) leaves "read users" (40) untouched."""
+        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        emulator.state.set_rate_limit("self-service")
+        roles = [await canonical.get("/api/v2/roles", headers=headers) for _ in range(11)]
+        assert [r.status_code for r in roles].count(429) >= 1
+        refused = next(r for r in roles if r.status_code == 429)
+        assert refused.headers["x-emulator-bucket"] == "all other endpoints"
+        assert refused.headers["x-ratelimit-limit"] == "10"
+        users = await canonical.get("/api/v2/users", headers=headers)
+        assert users.status_code == 200
+        assert users.headers["x-emulator-bucket"] == "read users"
+        assert users.headers["x-ratelimit-limit"] == "40"
