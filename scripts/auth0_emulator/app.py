@@ -26,6 +26,7 @@ FAULT_SETTINGS = (
     "down",
     "drift",
     "cut_pages",
+    "stale_export_locations",
 )
 
 

@@ -16,16 +16,30 @@ from scripts.auth0_emulator.tenant import (
     TenantError,
 )
 
+GZIP_MEMBER_LINES = 500  # lines per gzip member of an export file
+
 
 def control_routes(state: EmulatorState) -> APIRouter:
     tenant = state.tenant
     router = APIRouter()
 
     @router.get("/_emulator/exports/{job_id}", name="export_download")
-    async def export_download(job_id: str) -> Response:
+    async def export_download(job_id: str, request: Request) -> Response:
+        """The pre-signed link of a finished export: refused once expired (the S3-style
+        403 a stale link gets), else the file, gzip in several members (as large exports
+        are written in parts), which a reader must take as one stream."""
         job = tenant.jobs.get(job_id.split(".")[0])
         if job is None or job.fail:
             return Response(status_code=404)
+        query = request.query_params
+        if not tenant.export_link_valid(
+            job.id, query.get("expires", ""), query.get("signature", "")
+        ):
+            return Response(
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                status_code=403,
+                media_type="application/xml",
+            )
         with tenant.lock:
             users = [tenant.users[user_id] for user_id in tenant.user_order]
         if job.connection_id:
@@ -50,9 +64,12 @@ def control_routes(state: EmulatorState) -> APIRouter:
                 line = export_line(user, job.fields or [{"name": "user_id"}, {"name": "email"}])
                 writer.writerow([line.get(name) for name in names])
             payload = buffer.getvalue()
-        return Response(
-            gzip.compress(payload.encode(), compresslevel=1), media_type="application/gzip"
-        )
+        lines = payload.encode().splitlines(keepends=True)
+        members = [
+            gzip.compress(b"".join(lines[start : start + GZIP_MEMBER_LINES]), compresslevel=1)
+            for start in range(0, max(len(lines), 1), GZIP_MEMBER_LINES)
+        ]
+        return Response(b"".join(members), media_type="application/gzip")
 
     @router.post("/recaptcha/api/siteverify")
     async def recaptcha_siteverify(request: Request) -> dict[str, Any]:

@@ -98,12 +98,21 @@ class Faults:
     drift: str | None = None  # None, "shape" (valid JSON, wrong shape) or "html"
     # Role members answered with a full page that names no next page: a list cut short.
     cut_pages: bool = False
+    # The next N export `location`s handed out have already expired (a consumer slower
+    # than the link's 60 s).
+    stale_export_locations: int = 0
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
         if self.seed is not None:
             self._random.seed(self.seed)
+
+    def take_stale_location(self) -> bool:
+        if self.stale_export_locations > 0:
+            self.stale_export_locations -= 1
+            return True
+        return False
 
     def should_fail(self) -> bool:
         return self.down or (self.error_rate > 0 and self._random.random() < self.error_rate)

@@ -305,7 +305,7 @@ def management_routes(state: EmulatorState) -> APIRouter:
                 status="completed",
                 percentage_done=100,
                 location=str(request.url_for("export_download", job_id=job.id)).replace(".gz", "")
-                + f".{extension}",
+                + f".{extension}?{tenant.sign_export_location(job.id, completed=job.created + state.faults.export_delay_s, stale=state.faults.take_stale_location())}",
             )
         return body
 

@@ -5,6 +5,8 @@ checkpoint paging is a bisect, and the user list keeps insertion order.
 """
 
 import bisect
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -13,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -78,6 +81,8 @@ class AppClient:
     grant_types: frozenset[str]
     trust_ip_header: bool = False
 
+
+EXPORT_LINK_TTL_S = 60.0
 
 # Auth0's brute-force protection: after this many failed logins for one user from one
 # address, that address is blocked for the user (429 `too_many_attempts`).
@@ -148,6 +153,7 @@ class Tenant:
     # (user id, address) -> consecutive failed logins, for brute-force protection.
     failed_logins: dict[tuple[str, str], int] = field(default_factory=dict)
     login_addresses: list[str] = field(default_factory=list)  # addresses logins came from
+    export_link_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
     roles_claim: str = "https://biocommons.org.au/roles"
     management_token_ttl_s: int = 86400
     access_token_ttl_s: int = 3600
@@ -642,6 +648,30 @@ class Tenant:
         return page, (page[-1] if page and len(page) == take else None)
 
     # ---- export jobs -----------------------------------------------------------
+
+    def sign_export_location(self, job_id: str, *, completed: float, stale: bool = False) -> str:
+        """The query of a pre-signed download link: "The download link is valid for 60
+        seconds … you have 24 hours to call it again" (Auth0 docs, Bulk User Exports): valid
+        60 s from the job's completion, or from a later GET /jobs/{id}, which gives a fresh
+        one. Times are monotonic seconds, as the job's."""
+        moment = max(completed, time.monotonic()) + EXPORT_LINK_TTL_S
+        if stale:
+            moment = time.monotonic() - 1
+        expires = f"{moment:.3f}"
+        return urlencode({"expires": expires, "signature": self._link_signature(job_id, expires)})
+
+    def _link_signature(self, job_id: str, expires: str) -> str:
+        return hmac.new(
+            self.export_link_key, f"{job_id}:{expires}".encode(), hashlib.sha256
+        ).hexdigest()
+
+    def export_link_valid(self, job_id: str, expires: str, signature: str) -> bool:
+        if not hmac.compare_digest(self._link_signature(job_id, expires), signature):
+            return False
+        try:
+            return float(expires) >= time.monotonic()
+        except ValueError:
+            return False
 
     def create_export(self, body: dict[str, Any], *, fail: bool) -> ExportJob:
         job = ExportJob(

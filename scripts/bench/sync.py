@@ -5,8 +5,9 @@
 For each size: an emulator process (rate limit off) seeded with N users, 3 platform roles
 on ~70% of users and 2 group roles on ~20%; an empty, migrated Postgres database; then
 the full user sync, the membership sync, and a second run of both with nothing changed.
-Finally the membership sync again against the Enterprise preset (16 rps, burst 50),
-compared with the floor that rate limit allows. Prints a table.
+Finally the membership sync again against the Enterprise preset (16 rps, burst 50) with
+AUTH0_PLAN=enterprise (the budget shared through Postgres), compared with the floor that
+rate limit allows. The emulator is the strict one (audience, scopes). Prints a table.
 
 Needs PostgreSQL at TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
@@ -102,7 +103,11 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
             await asyncio.sleep(ENTERPRISE_BURST / ENTERPRISE_RPS + 1)
             enterprise = build_context(
                 settings.model_copy(
-                    update={"auth0_mgmt_rps": ENTERPRISE_RPS, "auth0_mgmt_burst": ENTERPRISE_BURST}
+                    update={
+                        "auth0_mgmt_rps": ENTERPRISE_RPS,
+                        "auth0_mgmt_burst": ENTERPRISE_BURST,
+                        "auth0_plan": "enterprise",
+                    }
                 ),
                 dry_run=False,
             )
@@ -119,7 +124,8 @@ async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
                 (
                     "memberships at Enterprise 16 rps",
                     f"{elapsed:.1f} s vs floor {floor:.1f} s = {elapsed / floor if floor else float('nan'):.2f}x; "
-                    f"{run.counts.get('auth0_requests')} requests, {enterprise.auth0.stats.throttled} throttled",
+                    f"{run.counts.get('auth0_requests')} requests, {enterprise.auth0.stats.throttled} throttled, "
+                    f"{enterprise.auth0.stats.held} held for the shared budget",
                 )
             )
         finally:

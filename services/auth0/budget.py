@@ -74,7 +74,7 @@ def bucket_of(plan: str, operation: str) -> Bucket:
 
 class TenantBudget:
     # Requests reach Auth0 with jitter and Auth0's clock is not ours: run a little under.
-    SAFETY = 0.9
+    SAFETY = 0.95
 
     def __init__(
         self, engine: AsyncEngine, plan: str, *, wall_clock: Callable[[], float] = time.time

@@ -379,27 +379,40 @@ class Auth0Gateway(Auth0Transport):
             raise UpstreamError(
                 f"Auth0 export job {job.id} failed: {getattr(job, 'status_details', None) or 'no details'}"
             )
-        async for line in self._download_ndjson(job.location):
-            yield line
+        # The link is valid for 60 s; a later GET /jobs/{id} gives a fresh one.
+        for attempt in range(3):
+            try:
+                async for line in self._download_ndjson(job.location):
+                    yield line
+                return
+            except ExpiredLink:
+                if attempt == 2:
+                    raise UpstreamError(
+                        f"Auth0 export job {job.id}: its download link kept expiring"
+                    ) from None
+                job_id = job.id
+                job = await self.call("jobs.get", lambda c: c.jobs.get(job_id))  # noqa: B023 (as above)
+                if not job.location:
+                    raise UpstreamError(f"Auth0 export job {job.id} has no download link") from None
 
     async def _download_ndjson(self, location: str) -> AsyncIterator[dict[str, Any]]:
-        # A pre-signed URL: no Authorization header, and gzip whatever the headers say.
-        decompressor: Any = None
+        """The export file's NDJSON lines. A pre-signed URL: no Authorization header. The
+        file is gzip, possibly of several members (each member a part of the file), and is
+        read as one stream whatever the headers say; a link refused before any byte came
+        (400/403: expired) is `ExpiredLink`."""
+        unzip = _Gunzip()
         buffer = b""
         try:
             async with (
                 httpx.AsyncClient(timeout=60.0, verify=tls_context()) as plain,
                 plain.stream("GET", location) as response,
             ):
+                if response.status_code in (400, 403):
+                    raise ExpiredLink(f"Auth0 export download answered {response.status_code}")
                 if response.status_code != 200:
                     raise UpstreamError(f"Auth0 export download answered {response.status_code}")
                 async for chunk in response.aiter_raw():
-                    if decompressor is None:
-                        gzipped = chunk[:2] == b"\x1f\x8b"
-                        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS) if gzipped else None
-                        if decompressor is None:
-                            decompressor = _Identity()
-                    buffer += decompressor.decompress(chunk)
+                    buffer += unzip.feed(chunk)
                     *lines, buffer = buffer.split(b"\n")
                     for line in lines:
                         if line.strip():
@@ -408,19 +421,41 @@ class Auth0Gateway(Auth0Transport):
             raise ServiceUnavailable(
                 f"Auth0 export download failed ({type(exc).__name__})"
             ) from exc
-        if decompressor is not None:
-            buffer += decompressor.flush()
-            for line in buffer.split(b"\n")[:-1]:
-                if line.strip():
-                    yield json.loads(line)
-            buffer = buffer.split(b"\n")[-1]
-        if buffer.strip():
-            yield json.loads(buffer)
+        for line in (buffer + unzip.flush()).split(b"\n"):
+            if line.strip():
+                yield json.loads(line)
 
 
-class _Identity:
-    def decompress(self, data: bytes) -> bytes:
-        return data
+class ExpiredLink(Exception):
+    """An export's download link refused before any data: ask the job for a fresh one."""
+
+
+class _Gunzip:
+    """Gzip of one or several members (RFC 1952 allows a file of concatenated members),
+    or plain bytes when the first two are not gzip's magic."""
+
+    def __init__(self) -> None:
+        self._plain: bool | None = None
+        self._member: Any = None
+
+    def feed(self, data: bytes) -> bytes:
+        if self._plain is None:
+            self._plain = data[:2] != b"\x1f\x8b"
+        if self._plain:
+            return data
+        out = b""
+        while data:
+            if self._member is None:
+                self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += self._member.decompress(data)
+            if not self._member.eof:
+                break
+            # The member ended: what follows is the next member.
+            data = self._member.unused_data
+            self._member = None
+        return out
 
     def flush(self) -> bytes:
-        return b""
+        if self._member is None or self._plain:
+            return b""
+        return bytes(self._member.flush())

@@ -138,6 +138,23 @@ class TestPaging:
             assert len(members) == len(set(members)) == 1234
             assert server.state.requests["GET /api/v2/roles/{id}/users"] == 13
 
+    async def test_an_expired_download_link_is_replaced_by_asking_the_job_again(
+        self, gateway: Auth0Gateway, emulator: EmulatorServer
+    ):
+        """The link is valid for 60 s (Auth0's bulk export docs); a slow reader gets a 403
+        and must ask GET /jobs/{id} for a fresh one rather than fail the sync."""
+        ids = auth0_users(emulator, 3)
+        emulator.state.faults.export_delay_s = 0.0
+        emulator.state.faults.stale_export_locations = 1
+        before = requests_to(emulator, "GET /api/v2/jobs/{id}")
+        exported = [u["user_id"] async for u in gateway.export_users(["user_id"])]
+        assert set(ids) <= set(exported)
+        assert requests_to(emulator, "GET /api/v2/jobs/{id}") - before == 1
+
+        emulator.state.faults.stale_export_locations = 10  # it keeps expiring: a clear error
+        with pytest.raises(UpstreamError, match="kept expiring"):
+            _ = [u async for u in gateway.export_users(["user_id"])]
+
     async def test_failed_export_job_is_an_upstream_error(
         self, gateway: Auth0Gateway, emulator: EmulatorServer
     ):
