@@ -41,10 +41,12 @@ async def check_username(
 
 @router.get("/register/check-email-availability", dependencies=[rate_limited("availability")])
 async def check_email(
-    session: SessionDep, email: Annotated[str, Query(max_length=320)]
+    session: SessionDep, settings: SettingsDep, email: Annotated[str, Query(max_length=320)]
 ) -> Availability:
-    """Whether an email address may be registered."""
-    return await registration_service.email_availability(session, email)
+    """Whether an email address may be registered (in the database connection)."""
+    return await registration_service.email_availability(
+        session, email, settings.auth0_db_connection
+    )
 
 
 @router.get("/register/registration-info", dependencies=[rate_limited("availability")])

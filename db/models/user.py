@@ -72,12 +72,15 @@ class User(TableBase, table=True):
     )
 
 
-# Emails and usernames are unique regardless of case among live users, enforced by the
-# database. A user deleted in Auth0 gives its email up for whoever signs up with it next.
+# Emails are unique regardless of case among the live users of one connection, as Auth0
+# keeps them (a Google account may share its address with a password account: two Auth0
+# users, two accounts); usernames among all live users. Enforced by the database. A user
+# deleted in Auth0 gives its email up for whoever signs up with it next.
 _live = sa.not_(User.__table__.c.is_deleted)
 sa.Index(
-    "uq_app_user_email_lower",
+    "uq_app_user_email_lower_connection",
     sa.func.lower(User.__table__.c.email),
+    sa.func.coalesce(User.__table__.c.connection, ""),
     unique=True,
     postgresql_where=_live,
     sqlite_where=_live,

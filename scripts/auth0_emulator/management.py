@@ -204,6 +204,18 @@ def management_routes(state: EmulatorState) -> APIRouter:
         tenant.remove_roles(user_id, list((await request.json()).get("roles", [])))
         return Response(status_code=204)
 
+    @router.post("/users/{user_id}/identities", status_code=201)
+    async def link_identity(user_id: str, request: Request) -> list[dict[str, Any]]:
+        body = await request.json()
+        provider, other = body.get("provider"), body.get("user_id")
+        if not provider or not other:
+            raise TenantError(
+                400,
+                "Payload validation error: 'provider' and 'user_id' are required.",
+                "invalid_body",
+            )
+        return tenant.link_accounts(user_id, f"{provider}|{other}")
+
     @router.delete("/users/{user_id}/refresh-tokens", status_code=204)
     async def revoke_refresh_tokens(user_id: str) -> Response:
         tenant.get_user(user_id)

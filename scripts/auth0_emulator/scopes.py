@@ -30,6 +30,7 @@ ENDPOINT_SCOPES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/users/{user_id}/roles"): ("update:users", "create:role_members"),
     ("DELETE", "/users/{user_id}/roles"): ("update:users", "delete:role_members"),
     ("DELETE", "/users/{user_id}/refresh-tokens"): ("delete:refresh_tokens",),
+    ("POST", "/users/{user_id}/identities"): ("update:users", "update:current_user_identities"),
     ("GET", "/roles"): ("read:roles",),
     ("POST", "/roles"): ("create:roles",),
     ("GET", "/roles/{role_id}"): ("read:roles",),

@@ -154,6 +154,7 @@ class Tenant:
     failed_logins: dict[tuple[str, str], int] = field(default_factory=dict)
     login_addresses: list[str] = field(default_factory=list)  # addresses logins came from
     export_link_key: bytes = field(default_factory=lambda: secrets.token_bytes(16))
+    linked: dict[str, str] = field(default_factory=dict)  # secondary user id -> primary
     roles_claim: str = "https://biocommons.org.au/roles"
     management_token_ttl_s: int = 86400
     access_token_ttl_s: int = 3600
@@ -525,7 +526,29 @@ class Tenant:
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
         return [self.users[user_id] for user_id in self._by_email.get(email.lower(), [])]
 
+    def link_accounts(self, primary_id: str, secondary_id: str) -> list[dict[str, Any]]:
+        """Account linking (POST /users/{id}/identities; Auth0 docs, "User Account
+        Linking"): the secondary user's identity joins the primary's `identities`, the
+        secondary user is gone as a user of its own, and a login through its identity is
+        the primary user (tokens carry the primary's `user_id`). Answers the identities."""
+        with self.lock:
+            primary = self.get_user(primary_id)
+            secondary = self.get_user(secondary_id)
+            identity = dict(secondary["identities"][0])
+            identity["profileData"] = {
+                k: secondary.get(k) for k in ("email", "email_verified", "name") if secondary.get(k)
+            }
+            # The secondary's roles and metadata are not carried over: it is deleted.
+            self.delete_user(secondary_id)
+            primary["identities"].append(identity)
+            self.linked[secondary_id] = primary_id
+            primary["updated_at"] = iso_now()
+            self._record_for_search(primary)
+            return list(primary["identities"])
+
     def find_user(self, hint: str) -> dict[str, Any] | None:
+        if hint in self.linked:
+            return self.users.get(self.linked[hint])
         if hint in self.users:
             return self.users[hint]
         found = self.users_by_email(hint)

@@ -52,10 +52,17 @@ async def username_taken(
     return holder is not None and holder != for_user
 
 
-async def email_registered(session: AsyncSession, email: str) -> bool:
+async def email_registered(session: AsyncSession, email: str, connection: str | None) -> bool:
+    """A live account of `connection` holds `email`. Emails are unique per connection, as
+    in Auth0: a Google account may share its address with a database account (two Auth0
+    users, two accounts here; README, "Accounts and email addresses")."""
     statement = (
         select(col(User.id))
-        .where(sa.func.lower(col(User.email)) == email.lower(), sa.not_(col(User.is_deleted)))
+        .where(
+            sa.func.lower(col(User.email)) == email.lower(),
+            sa.not_(col(User.is_deleted)),
+            sa.func.coalesce(col(User.connection), "") == (connection or ""),
+        )
         .limit(1)
     )
     return (await session.exec(statement)).first() is not None
@@ -302,7 +309,7 @@ def _username_problem(username: str) -> str | None:
     return None
 
 
-async def email_availability(session: AsyncSession, email: str) -> Availability:
+async def email_availability(session: AsyncSession, email: str, connection: str) -> Availability:
     try:
         email = check_email(email)
     except ValueError:
@@ -310,7 +317,7 @@ async def email_availability(session: AsyncSession, email: str) -> Availability:
             available=False,
             field_errors=[FieldError(field="email", message="Enter a valid email address")],
         )
-    if await email_registered(session, email):
+    if await email_registered(session, email, connection):
         return Availability(
             available=False,
             field_errors=[FieldError(field="email", message="Email is already registered")],
@@ -353,6 +360,8 @@ async def send_welcome(
         await session.exec(
             select(User)
             .where(sa.func.lower(col(User.email)) == email.lower(), sa.not_(col(User.is_deleted)))
+            # The address may also be a social account's: the welcome is the sign-up's.
+            .order_by(sa.case((col(User.connection) == settings.auth0_db_connection, 0), else_=1))
             .limit(1)
         )
     ).first()

@@ -293,12 +293,20 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
         & stage.c[column].is_not(None)
     )
     other_stage = USER_STAGE.alias("other_stage")
+
+    def same_scope(other: sa.FromClause) -> sa.ColumnElement[bool]:
+        # Emails are unique per connection (as in Auth0), usernames across all of them.
+        if column != "email":
+            return sa.true()
+        return sa.func.coalesce(other.c.connection, "") == sa.func.coalesce(stage.c.connection, "")
+
     holder = (
         sa.select(users.c.id)
         .where(
             sa.func.lower(users.c[column]) == value,
             users.c.id != stage.c.id,
             sa.not_(users.c.is_deleted),
+            same_scope(users),
         )
         .limit(1)
         .scalar_subquery()
@@ -311,6 +319,7 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
                 sa.func.lower(users.c[column]) == value,
                 users.c.id != stage.c.id,
                 sa.not_(users.c.is_deleted),
+                same_scope(users),
             ),
         )
         .values(skip_reason=sa.literal(f"{column} held by ") + holder)
@@ -347,6 +356,7 @@ async def _mark_conflicts(session: AsyncSession, column: str) -> None:
                 sa.func.lower(other_stage.c[column]) == value,
                 other_stage.c.id != stage.c.id,
                 sa.not_(other_stage.c.blocked),
+                same_scope(other_stage),
             ),
         )
         .values(skip_reason=f"{column} shared with another Auth0 user")

@@ -100,7 +100,7 @@ async def change_email(
     (in this unit of work), so a hijacked account does not change hands silently. An
     address another live account holds (here or in Auth0) is a field error on `email`."""
     taken = InvalidFields([{"field": "email", "message": "Email is already registered"}])
-    if await email_registered(session, email):
+    if await email_registered(session, email, user.connection):
         raise taken  # here, before Auth0 is asked
     user_id = user.id
     try:
@@ -156,7 +156,7 @@ async def restore(
     session: AsyncSession, auth0: Auth0Gateway, user: User, *, actor: str, reason: str | None
 ) -> None:
     """Unblock in Auth0 and bring the account back. The deletion stays in the history."""
-    if user.email and await email_registered(session, user.email):
+    if user.email and await email_registered(session, user.email, user.connection):
         raise Conflict("another live account now uses this email address", field="email")
     if user.username and await username_taken(session, user.username, for_user=user.id):
         raise Conflict("another live account now uses this username", field="username")

@@ -126,7 +126,7 @@ async def start_email_change(
     user = await ensure_user(session, auth0, user_id)
     if user.email and user.email.lower() == data.email:
         raise InvalidFields([{"field": "email", "message": "This is already your email address"}])
-    if await email_registered(session, data.email):
+    if await email_registered(session, data.email, user.connection):
         raise InvalidFields([{"field": "email", "message": "Email is already registered"}])
     # One code request per user at a time: the row lock makes a concurrent one wait and
     # then see this one's code (before: both inserted an active code, and the loser's

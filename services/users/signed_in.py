@@ -53,6 +53,11 @@ async def ensure_user(session: AsyncSession, auth0: Auth0Gateway, user_id: str) 
         user = await session.get(User, user_id)
     if user is None:
         raise Conflict("another account already uses this email or username; contact support")
+    if row["email"] and row["email_verified"]:
+        # An unverified sign-up of another connection holding this address (a squatter,
+        # or the person's own abandoned one) gives it up to the verified account, as
+        # within one connection above.
+        await yield_unverified_email(session, auth0, row["email"], claimant=user_id)
     if user.is_deleted:
         raise Unauthorized("this account is deactivated")
     return user

@@ -215,7 +215,11 @@ class TestEmailChange:
             headers=headers,
         )
         assert (wrong.status_code, wrong.json()["detail"]) == (400, "The code is not correct")
-        session.add(User(id=f"auth0|{secrets.token_hex(4)}", email=new.upper()))
+        session.add(
+            User(
+                id=f"auth0|{secrets.token_hex(4)}", email=new.upper(), connection=DEFAULT_CONNECTION
+            )
+        )
         await session.flush()
         taken = await client.post("/me/profile/email/continue", json={"otp": code}, headers=headers)
         assert taken.status_code == 409, taken.text
@@ -323,7 +327,9 @@ class TestEmailChange:
         ).status_code == 400
 
     async def test_address_in_use(self, client, session, account):
-        session.add(User(id="auth0|holder", email="held@example.org"))
+        session.add(
+            User(id="auth0|holder", email="held@example.org", connection=DEFAULT_CONNECTION)
+        )
         await session.flush()
         response = await client.post(
             "/me/profile/email/update", json={"email": "Held@example.org"}, headers=account[1]
@@ -486,3 +492,25 @@ class TestDelete:
         assert (await user_changes(session, user_id))[-1][0] is UserChange.USER_DELETION
         after = await client.get("/me/profile", headers=headers)
         assert after.status_code == 401
+
+
+class TestSeveralConnections:
+    async def test_a_google_account_sharing_a_password_accounts_address_can_use_the_portal(
+        self, client, emulator, account
+    ):
+        """Two Auth0 users with one address (a database and a social connection) are two
+        accounts: the second signing in is not refused as "email already used"."""
+        user_id, _ = account
+        email = emulator.tenant.get_user(user_id)["email"]
+        social = emulator.tenant.create_user(
+            {
+                "connection": "google-oauth2",
+                "user_id": f"g{secrets.token_hex(4)}",
+                "email": email,
+                "email_verified": True,
+            }
+        )
+        token = emulator.tenant.mint_access_token(social["user_id"], roles=[])
+        response = await client.get("/me/profile", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        assert response.json()["email"] == email

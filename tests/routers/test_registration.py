@@ -211,7 +211,14 @@ class TestRegister:
         self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
     ):
         # A live local user Auth0 no longer has (deleted there, the sync not run yet).
-        session.add(User(id="auth0|stale", email="ada.lovelace@example.org", username="stale"))
+        session.add(
+            User(
+                id="auth0|stale",
+                email="ada.lovelace@example.org",
+                username="stale",
+                connection=DEFAULT_CONNECTION,
+            )
+        )
         await session.flush()
         response = await register(client)
         assert response.status_code == 409, response.text
@@ -300,13 +307,23 @@ class TestUtils:
         assert free == {"available": True, "field_errors": []}
 
     async def test_email_availability(self, client: httpx.AsyncClient, session: AsyncSession):
-        session.add(User(id="auth0|e", email="here@example.org"))
+        session.add(User(id="auth0|e", email="here@example.org", connection=DEFAULT_CONNECTION))
+        # A social account's address may also be a password account's (Auth0 keeps emails
+        # unique per connection): it does not make the address unavailable.
+        session.add(
+            User(id="google-oauth2|e", email="social@example.org", connection="google-oauth2")
+        )
         await session.flush()
         assert (
             await client.get(
                 "/utils/register/check-email-availability", params={"email": "HERE@example.org"}
             )
         ).json()["available"] is False
+        assert (
+            await client.get(
+                "/utils/register/check-email-availability", params={"email": "social@example.org"}
+            )
+        ).json()["available"] is True
         assert (
             await client.get(
                 "/utils/register/check-email-availability", params={"email": "new@example.org"}

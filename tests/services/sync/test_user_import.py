@@ -70,25 +70,43 @@ async def test_blocked_is_soft_deleted_and_unblocked_restored(
     assert [change for change, *_ in await history(session, user_id)] == ["blocked", "unblocked"]
 
 
-async def test_colliding_email_is_skipped_and_reported_without_aborting(
+async def test_one_address_on_two_connections_is_two_accounts(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
+    """Auth0 keeps emails unique per connection: a password account and a Google account
+    with one address are two Auth0 users, and two accounts here."""
     tenant = tenant_server.tenant
     auth0_user(tenant, "first", email="shared@example.org")
-    auth0_user(tenant, "bystander")
     await sync(sync_ctx, "sync.users.full")
-    # Another connection (a social login) with the same address, in other case.
     tenant.create_user(
         {"connection": "google-oauth2", "user_id": "g123", "email": "Shared@Example.org"}
     )
-    auth0_user(tenant, "latecomer")
     (run,) = await sync(sync_ctx, "sync.users.full")
     assert run.status.value == "succeeded"
+    assert "conflicts" not in run.counts or run.counts["conflicts"] == 0
+    users = await live_users(session)
+    assert users["auth0|first"]["email"] == users["google-oauth2|g123"]["email"]
+
+
+async def test_colliding_email_is_skipped_and_reported_without_aborting(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """A row here still holds an address in the same connection (its Auth0 user deleted,
+    no full sync since): the newcomer is reported, not written, and the rest go on."""
+    tenant = tenant_server.tenant
+    first = auth0_user(tenant, "first", email="shared@example.org")
+    auth0_user(tenant, "bystander")
+    await sync(sync_ctx, "sync.users.full")
+    tenant.delete_user(first)
+    auth0_user(tenant, "second", email="Shared@Example.org")
+    auth0_user(tenant, "latecomer")
+    (run,) = await sync(sync_ctx, "sync.users.incremental")
+    assert run.status.value == "succeeded"
     assert run.counts["conflicts"] == 1
-    assert run.counts["conflict_examples"] == ["google-oauth2|g123: email held by auth0|first"]
+    assert run.counts["conflict_examples"] == ["auth0|second: email held by auth0|first"]
     users = await live_users(session)
     assert "auth0|latecomer" in users
-    assert "google-oauth2|g123" not in users
+    assert "auth0|second" not in users
 
 
 async def test_users_gone_from_auth0_are_soft_deleted_after_a_404(
@@ -290,3 +308,34 @@ class TestNeverMissAnUpdate:
             await apply_users(sync_ctx, job_session, [snapshot], [], utcnow())
         session.expire_all()
         assert (await session.get_one(User, user_id)).given_name == "Old"
+
+
+async def test_linked_accounts_resolve_to_the_primary(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """Linking in Auth0 makes the secondary user's login the primary user: the primary's
+    account here goes on (connection of its first identity), the secondary's is retired
+    once Auth0 answers 404 for it, with its history kept."""
+    tenant = tenant_server.tenant
+    primary = auth0_user(tenant, "primary", email="person@example.org")
+    social = tenant.create_user(
+        {
+            "connection": "google-oauth2",
+            "user_id": "g777",
+            "email": "person@example.org",
+            "email_verified": True,
+        }
+    )
+    await sync(sync_ctx, "sync.users.full")
+    assert set(await live_users(session)) >= {primary, social["user_id"]}
+    tenant.link_accounts(primary, social["user_id"])
+    found = tenant.find_user(social["user_id"])  # a login through the linked identity
+    assert found is not None
+    assert found["user_id"] == primary
+    (run,) = await sync(sync_ctx, "sync.users.full")
+    assert run.counts["deleted"] == 1
+    users = await live_users(session)
+    assert primary in users
+    assert social["user_id"] not in users
+    session.expire_all()
+    assert (await session.get_one(User, primary)).connection == "Username-Password-Authentication"
