@@ -26,7 +26,9 @@ from services.kit.outbound import tls_context
 
 logger = logging.getLogger("aai.auth0")
 
-USERS_LIST_CAP = 1000  # Auth0 never pages past the first 1000 results of a search
+# Auth0 never pages past the first 1000 results of a search, and reports a `total` of at
+# most 1000: a total that reaches it says "this many or more", never "complete".
+USERS_LIST_CAP = 1000
 
 
 def _oauth_error(response: httpx.Response) -> tuple[str, str]:
@@ -144,9 +146,11 @@ class Auth0Gateway(Auth0Transport):
         seen = 0
         while True:
             users, total = await self.list_users_page(page=page, per_page=per_page, q=q)
-            if total > USERS_LIST_CAP:
+            if total >= USERS_LIST_CAP:
+                # Auth0 reports at most 1000: that many means "1000 or more".
                 raise UpstreamError(
-                    f"{total} users match; Auth0 pages through {USERS_LIST_CAP} at most, use an export job"
+                    f"{USERS_LIST_CAP} or more users match; Auth0 pages through "
+                    f"{USERS_LIST_CAP} at most, use an export job"
                 )
             for user in users:
                 yield user

@@ -158,14 +158,17 @@ async def fetch_changed_users(ctx: JobContext, since: datetime) -> dict[str, dic
             page=0, per_page=100, q=query, sort="updated_at:1"
         )
         upper = high or now
-        if total > USERS_LIST_CAP and upper - low > timedelta(milliseconds=2):
+        # A total at the cap means "this many or more" (Auth0 reports at most 1000): the
+        # window may hold more than can be paged, so it is halved until it does not.
+        if total >= USERS_LIST_CAP and upper - low > timedelta(milliseconds=2):
             middle = low + (upper - low) / 2
             ctx.count("windows_split")
             await window(low, middle)
             await window(middle, high)
             return
-        if total > USERS_LIST_CAP:
-            ctx.count("window_overflow", total - USERS_LIST_CAP)
+        if total >= USERS_LIST_CAP:
+            # 1000 or more changes within 2 ms: the rest waits for the full sync.
+            ctx.count("window_overflow")
         batch = list(first)
         page = 1
         while len(batch) < min(total, USERS_LIST_CAP) and page * 100 < USERS_LIST_CAP:
