@@ -33,10 +33,10 @@ class Accepted(BaseModel):
 
 @router.get("/register/check-username-availability", dependencies=[rate_limited("availability")])
 async def check_username(
-    session: SessionDep, username: Annotated[str, Query(max_length=256)]
+    session: SessionDep, settings: SettingsDep, username: Annotated[str, Query(max_length=256)]
 ) -> Availability:
     """Whether a username may be registered (never used before, valid)."""
-    return await registration_service.username_availability(session, username)
+    return await registration_service.username_availability(session, settings, username)
 
 
 @router.get("/register/check-email-availability", dependencies=[rate_limited("availability")])

@@ -61,8 +61,9 @@ class BundleChoice(BaseModel):
 class RegistrationCreate(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
 
-    first_name: str = Field(min_length=1, max_length=255)
-    last_name: str = Field(min_length=1, max_length=255)
+    # Auth0's limits: given_name and family_name at most 150 characters, name 300.
+    first_name: str = Field(min_length=1, max_length=150)
+    last_name: str = Field(min_length=1, max_length=150)
     email: str = Field(min_length=3, max_length=254)
     username: str = Field(min_length=3, max_length=128)
     # Kept exactly as typed: a password with a leading or trailing space, stripped here,

@@ -39,8 +39,9 @@ class AdminGroup(BaseModel):
 
 class NameUpdate(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
-    first_name: str = Field(min_length=1, max_length=255)
-    last_name: str = Field(min_length=1, max_length=255)
+    # Auth0's limits: given_name and family_name at most 150 characters (name 300).
+    first_name: str = Field(min_length=1, max_length=150)
+    last_name: str = Field(min_length=1, max_length=150)
 
 
 class UsernameUpdate(BaseModel):

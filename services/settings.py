@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     auth0_management_id: str = DEV_MANAGEMENT_ID
     auth0_management_secret: SecretStr = SecretStr(DEV_MANAGEMENT_SECRET)
     auth0_db_connection: str = "Username-Password-Authentication"
+    # The database connection's longest username (Auth0's default 15; configurable up to
+    # 128 on the connection): refused here as a field error rather than by Auth0.
+    auth0_username_max_length: int = Field(default=15, ge=3, le=128)
     # The application the current password is checked with (the password-realm grant),
     # never the management client: that grant on a machine-to-machine client with
     # Management API scopes would turn a leaked secret into both. See README, Tenant setup.

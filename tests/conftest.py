@@ -184,6 +184,8 @@ def emulator(emulator_server: EmulatorServer) -> Iterator[EmulatorServer]:
     emulator_server.tenant.search_lag_s = 0.0
     emulator_server.tenant.search_clock = time.monotonic
     emulator_server.tenant.mfa_users.clear()
+    emulator_server.tenant.username_length = (1, 15)
+    emulator_server.tenant.requires_username = True
     emulator_server.tenant.failed_logins.clear()
 
 

@@ -133,6 +133,11 @@ class Tenant:
     # refuses a weaker one on create or update with 400 "PasswordStrengthError: Password is
     # too weak" and no detail (auth0/auth0-java#283, auth0/docs#5987).
     password_min_length: int = 8
+    # The database connection's username rules: "Requires Username", and the length range
+    # (auth0-lock's DEFAULT_CONNECTION_VALIDATION {min: 1, max: 15}; the connection's
+    # validation.username may set up to 128).
+    requires_username: bool = True
+    username_length: tuple[int, int] = (1, 15)
     # Auth0's user search is eventually consistent: "when you create or update a user, it
     # can take a few seconds (or longer) before the change shows in search results" (user
     # search best practices; the Management API's GET /users reads the index, while
@@ -357,6 +362,39 @@ class Tenant:
         if user["username"]:
             self._username_index.pop((connection, user["username"].lower()), None)
 
+    def _check_fields(self, connection: str, data: dict[str, Any]) -> None:
+        """Field rules Auth0 applies to a user of a database connection, in the shape of its
+        payload validation errors (400 `invalid_body`). Profile names: given_name and
+        family_name at most 150 characters, name 300 (Management API, Create a User)."""
+        if not self.strict:
+            return
+        for key, limit in (("given_name", 150), ("family_name", 150), ("name", 300)):
+            value = data.get(key)
+            if isinstance(value, str) and len(value) > limit:
+                raise TenantError(
+                    400,
+                    f"Payload validation error: 'String is too long ({len(value)} chars), "
+                    f"maximum {limit}' on property {key}.",
+                    "invalid_body",
+                )
+        username = data.get("username")
+        if connection != DEFAULT_CONNECTION or username is None:
+            return
+        if not self.requires_username:
+            raise TenantError(
+                400, "Cannot set username for connection without requires_username", "invalid_body"
+            )
+        low, high = self.username_length
+        if not low <= len(str(username)) <= high:
+            raise TenantError(
+                400,
+                f"Payload validation error: 'String is too long ({len(str(username))} chars), "
+                f"maximum {high}' on property username."
+                if len(str(username)) > high
+                else f"Payload validation error: 'String is too short, minimum {low}' on property username.",
+                "invalid_body",
+            )
+
     def create_user(self, data: dict[str, Any]) -> dict[str, Any]:
         connection = data.get("connection")
         if not connection:
@@ -382,6 +420,7 @@ class Tenant:
                 raise TenantError(
                     400, "PasswordStrengthError: Password is too weak", "invalid_body"
                 )
+        self._check_fields(connection, data)
         email = email.lower() if email else None
         username = data.get("username")
         with self.lock:
@@ -435,6 +474,7 @@ class Tenant:
     def update_user(self, user_id: str, data: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             user = self.get_user(user_id)
+            self._check_fields(self.connection_of(user), data)
             email = data.get("email")
             email = email.lower() if isinstance(email, str) else None
             username = data.get("username")

@@ -101,7 +101,7 @@ async def register(
 ) -> RegistrationPublic:
     """Register through `app`: BioCommons grants the default platforms at once; SBP asks
     for its platform (`pending_platforms`) and grants nothing until an admin approves."""
-    await _check_request(session, recaptcha, data, remote_ip)
+    await _check_request(session, recaptcha, settings, data, remote_ip)
     groups = await _requested_groups(session, settings, data)
     granted = () if pending_platforms else settings.registration_default_platforms
     platforms = (
@@ -145,14 +145,19 @@ async def register(
 async def _check_request(
     session: AsyncSession,
     recaptcha: RecaptchaVerifier,
+    settings: Settings,
     data: RegistrationCreate,
     remote_ip: str | None,
 ) -> None:
-    """What can be refused before anything is created: a failed reCAPTCHA, a name held."""
+    """What can be refused before anything is created: a failed reCAPTCHA, a username the
+    connection would refuse or someone held."""
     if not await recaptcha.verify(data.recaptcha_token, remote_ip):
         # In `message` only, as the old backend answered: a field error for a field the
         # form does not have would block the retry until the page is reloaded.
         raise InvalidFields([], message="reCAPTCHA verification failed; please try again")
+    too_long = username_length_problem(settings, data.username)
+    if too_long:
+        raise InvalidFields([{"field": "username", "message": too_long}])
     if await username_taken(session, data.username):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
 
@@ -287,8 +292,20 @@ async def _request_groups(
         )
 
 
-async def username_availability(session: AsyncSession, username: str) -> Availability:
-    problem = _username_problem(username)
+def username_length_problem(settings: Settings, username: str) -> str | None:
+    """The database connection's own length rule (Auth0's default allows 1 to 15
+    characters; README, Tenant setup): refused here, as a field error, before Auth0 is
+    asked and answers with a payload error."""
+    limit = settings.auth0_username_max_length
+    if len(username) > limit:
+        return f"Username must be at most {limit} characters long"
+    return None
+
+
+async def username_availability(
+    session: AsyncSession, settings: Settings, username: str
+) -> Availability:
+    problem = _username_problem(username) or username_length_problem(settings, username)
     if problem:
         return Availability(
             available=False, field_errors=[FieldError(field="username", message=problem)]

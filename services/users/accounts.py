@@ -18,7 +18,7 @@ from db.types import UserChange
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
 from services.errors import AppError, Conflict, InvalidFields
-from services.registration.signup import email_registered, username_taken
+from services.registration.signup import email_registered, username_length_problem, username_taken
 from services.settings import Settings
 
 
@@ -56,6 +56,9 @@ async def change_username(
     by email (in this unit of work)."""
     if user.username and user.username.lower() == username.lower():
         raise InvalidFields([{"field": "username", "message": "This is already the username"}])
+    too_long = username_length_problem(settings, username)
+    if too_long:
+        raise InvalidFields([{"field": "username", "message": too_long}])
     if await username_taken(session, username, for_user=user.id):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
     # Plain values for the compensation: a rollback expires `user`, and reading it then

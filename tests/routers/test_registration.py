@@ -132,7 +132,7 @@ class TestRegister:
             ({"username": "ad"}, "username", "at least 3"),
             ({"email": "not-an-email"}, "email", "valid email"),
             ({"first_name": ""}, "first_name", "at least 1"),
-            ({"first_name": "x" * 300}, "first_name", "at most 255"),
+            ({"first_name": "x" * 151}, "first_name", "at most 150"),
             ({"first_name": 12}, "first_name", "valid string"),
             ({"nickname": "extra"}, "nickname", "not permitted"),
             (
@@ -190,6 +190,23 @@ class TestRegister:
         response = await register(client, email="taken@example.org")
         assert response.status_code == 400
         assert field_errors(response) == {"email": "Email is already taken"}
+
+    async def test_a_username_longer_than_the_connection_allows_is_a_field_error(
+        self, client: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        """Auth0's database connection allows 1 to 15 characters by default and would refuse
+        a longer one: it is the username's field error, before Auth0 is asked."""
+        before = emulator.state.requests.get("POST /api/v2/users", 0)
+        response = await register(client, username="a-sixteen-chars-")
+        assert response.status_code == 400
+        assert field_errors(response) == {
+            "username": "Username must be at most 15 characters long"
+        }
+        assert emulator.state.requests.get("POST /api/v2/users", 0) == before
+        availability = await client.get(
+            "/utils/register/check-username-availability", params={"username": "a-sixteen-chars-"}
+        )
+        assert availability.json()["available"] is False
 
     async def test_auth0_password_policy_refusal_is_a_message_not_a_field(
         self, client: httpx.AsyncClient, emulator: EmulatorServer

@@ -255,3 +255,53 @@ class TestLimits:
         assert users.status_code == 200
         assert users.headers["x-emulator-bucket"] == "read users"
         assert users.headers["x-ratelimit-limit"] == "40"
+
+
+class TestFieldRules:
+    @pytest.mark.parametrize(
+        ("fields", "message"),
+        [
+            ({"username": "a" * 16}, "maximum 15' on property username"),
+            ({"given_name": "g" * 151}, "maximum 150' on property given_name"),
+            ({"family_name": "f" * 151}, "maximum 150' on property family_name"),
+            ({"name": "n" * 301}, "maximum 300' on property name"),
+        ],
+    )
+    async def test_the_database_connection_refuses_what_auth0_refuses(
+        self,
+        canonical: httpx.AsyncClient,
+        emulator: EmulatorServer,
+        fields: dict[str, str],
+        message: str,
+    ):
+        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        body = {
+            "connection": DEFAULT_CONNECTION,
+            "email": "rules@example.org",
+            "password": "long-enough-1",
+            **fields,
+        }
+        created = await canonical.post("/api/v2/users", json=body, headers=headers)
+        assert created.status_code == 400
+        assert message in created.json()["message"]
+        (user_id,) = auth0_users(emulator, 1)
+        patched = await canonical.patch(f"/api/v2/users/{user_id}", json=fields, headers=headers)
+        assert patched.status_code == 400
+
+    async def test_a_username_on_a_connection_without_usernames_is_refused(
+        self, canonical: httpx.AsyncClient, emulator: EmulatorServer
+    ):
+        emulator.tenant.requires_username = False
+        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        response = await canonical.post(
+            "/api/v2/users",
+            json={
+                "connection": DEFAULT_CONNECTION,
+                "email": "nouser@example.org",
+                "password": "long-enough-1",
+                "username": "someone",
+            },
+            headers=headers,
+        )
+        assert response.status_code == 400
+        assert "requires_username" in response.json()["message"]
