@@ -3,7 +3,9 @@ API v2 subset this project uses, and `/_emulator/*` controls for tests and demos
 
 import asyncio
 import json
+import math
 import re
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,6 +29,7 @@ FAULT_SETTINGS = (
     "drift",
     "cut_pages",
     "stale_export_locations",
+    "long_reset_s",
 )
 
 
@@ -116,6 +119,10 @@ class LimitsAndFaults:
             await self.app(scope, receive, send)
             return
         bucket_name, bucket, allowed, remaining, reset = taken
+        if not allowed and state.faults.long_reset_s:
+            # A 429 whose bucket is full again only much later (a per-minute bucket spent,
+            # or Auth0 holding the tenant back): its reset is that far away.
+            reset = math.ceil(time.time() + state.faults.long_reset_s)
         headers = [
             (b"x-ratelimit-limit", str(bucket.capacity).encode()),
             (b"x-ratelimit-remaining", str(remaining).encode()),

@@ -99,7 +99,7 @@ def authentication_routes(state: EmulatorState) -> APIRouter:
         if not known:
             return _denied(f"Service not enabled within domain: {audience}")
         grant = tenant.grant
-        if not grant:
+        if not grant and tenant.strict:
             return _denied(
                 f'Client "{client_id}" is not authorized to access resource server "{audience}".'
             )

@@ -101,6 +101,8 @@ class Faults:
     # The next N export `location`s handed out have already expired (a consumer slower
     # than the link's 60 s).
     stale_export_locations: int = 0
+    # 429s say the bucket is full again only this many seconds later (0: the bucket's own).
+    long_reset_s: float = 0.0
     seed: int | None = None
     _random: random.Random = field(default_factory=random.Random)
 

@@ -201,6 +201,29 @@ class TestRateLimits:
         assert "Retry-After" in caught.value.headers
 
 
+class TestLongResets:
+    async def test_a_reset_a_minute_away_is_a_503_with_retry_after_on_a_request_path(
+        self, emulator: EmulatorServer
+    ):
+        """A request does not hold its caller for a minute: it answers 503 with the wait,
+        which the scheduler's jobs (max wait 120 s) would sit out instead."""
+        (user_id,) = auth0_users(emulator, 1)
+        gateway = make_gateway(emulator, max_wait_s=3.0, rate_reserve=None)
+        try:
+            await gateway.get_user(user_id)
+            emulator.state.set_rate_limit("free")
+            emulator.state.faults.long_reset_s = 60
+            started = time.monotonic()
+            with pytest.raises(ServiceUnavailable) as caught:
+                for _ in range(4):
+                    await gateway.get_user(user_id)
+            assert time.monotonic() - started < 3.0
+        finally:
+            await gateway.aclose()
+        assert caught.value.headers is not None
+        assert int(caught.value.headers["Retry-After"]) >= 55
+
+
 class TestRetries:
     async def test_transient_5xx_are_retried(self, gateway: Auth0Gateway, emulator: EmulatorServer):
         (user_id,) = auth0_users(emulator, 1)
