@@ -337,24 +337,26 @@ class TestEmailChange:
         assert response.status_code == 400
 
 
+async def change_password(
+    client: httpx.AsyncClient, headers: dict[str, str], current: str = PASSWORD
+) -> httpx.Response:
+    return await client.post(
+        "/me/profile/password/update",
+        json={"current_password": current, "new_password": "New-password-2"},
+        headers=headers,
+    )
+
+
 class TestPassword:
     async def test_changes_after_checking_the_current_one(self, client, emulator, account):
         user_id, headers = account
-        response = await client.post(
-            "/me/profile/password/update",
-            json={"current_password": PASSWORD, "new_password": "New-password-2"},
-            headers=headers,
-        )
+        response = await change_password(client, headers)
         assert response.status_code == 200, response.text
         assert emulator.tenant.passwords[user_id] == "New-password-2"
 
     async def test_wrong_current_password(self, client, emulator, account):
         user_id, headers = account
-        response = await client.post(
-            "/me/profile/password/update",
-            json={"current_password": "nope", "new_password": "New-password-2"},
-            headers=headers,
-        )
+        response = await change_password(client, headers, "nope")
         assert response.status_code == 400
         assert response.json()["field_errors"] == [
             # The name the portal's modal looks for (portal contract, call 9).
@@ -378,11 +380,7 @@ class TestPassword:
         was accepted, so the change goes ahead."""
         user_id, headers = account
         emulator.tenant.mfa_users.add(user_id)
-        response = await client.post(
-            "/me/profile/password/update",
-            json={"current_password": PASSWORD, "new_password": "New-password-2"},
-            headers=headers,
-        )
+        response = await change_password(client, headers)
         assert response.status_code == 200, response.text
         assert emulator.tenant.passwords[user_id] == "New-password-2"
 
