@@ -1,4 +1,5 @@
-"""The API process: `uvicorn --factory main:create_app`."""
+"""The API process: `uvicorn --factory main:create_app` (or, as the old backend ran,
+`uvicorn main:app`)."""
 
 import gc
 import logging
@@ -252,3 +253,17 @@ def create_app(
     if settings.enable_admin_dashboard:
         app.state.db_admin_sessions = db_admin.mount(app, settings)
     return app
+
+
+def __getattr__(name: str) -> Any:
+    """`main.app`: the process's app, built on first use, so the old backend's command
+    `uvicorn main:app` keeps working (importing this module builds nothing)."""
+    if name == "app":
+        global _process_app
+        if _process_app is None:
+            _process_app = create_app()
+        return _process_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_process_app: FastAPI | None = None

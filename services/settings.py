@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     auth0_custom_domain: str | None = None
     auth0_issuer: str | None = None
     auth0_audience: str = DEV_AUDIENCE
+    # The old backend's setting, kept so its deployments start: access tokens are RS256 and
+    # nothing else is accepted (an HS256 or "none" token must never pass), so any other
+    # value is refused at start rather than silently ignored.
+    auth0_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["RS256"])
     auth0_management_id: str = DEV_MANAGEMENT_ID
     auth0_management_secret: SecretStr = SecretStr(DEV_MANAGEMENT_SECRET)
     auth0_db_connection: str = "Username-Password-Authentication"
@@ -274,6 +278,10 @@ class Settings(BaseSettings):
     ses_region: str | None = None
     ses_endpoint_url: str | None = None  # a local SESv2-compatible endpoint, for tests
     ses_configuration_set: str | None = None
+    # The verified SES identity to send as, when it is another account's (cross-account
+    # sending authorisation); the old backend's setting, passed to SESv2 as
+    # FromEmailAddressIdentityArn.
+    ses_resource_arn: str | None = None
     email_interval_s: int = Field(default=5, ge=1)
     email_batch_size: int = Field(default=100, ge=1, le=1000)
     # Messages in flight at once (SMTP: one connection each).
@@ -319,11 +327,20 @@ class Settings(BaseSettings):
         "cors_allowed_origins",
         "registration_default_platforms",
         "forwarded_allow_ips",
+        "sbp_allowed_email_domains",
+        "auth0_algorithms",
         mode="before",
     )
     @classmethod
     def _list_from_env(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("auth0_algorithms")
+    @classmethod
+    def _rs256_only(cls, value: list[str]) -> list[str]:
+        if [algorithm.upper() for algorithm in value] != ["RS256"]:
+            raise ValueError(f"only RS256 is accepted for Auth0 access tokens, not {value}")
+        return ["RS256"]
 
     @field_validator("forwarded_allow_ips")
     @classmethod

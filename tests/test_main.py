@@ -1,6 +1,8 @@
 """The app factory's cross-cutting behaviour: error rendering, DB outages, CORS, sessions."""
 
+import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,9 +14,11 @@ from sqlmodel import col, select
 from db.models import Auth0Role
 from main import create_app
 from routers.deps import SessionDep
+from scripts.auth0_emulator.server import free_port
 from services.errors import Conflict, NotFound, ServiceUnavailable
 from services.settings import Settings
 from tests.conftest import make_settings
+from tests.processes import serving
 
 
 def add_probe_routes(app: FastAPI) -> None:
@@ -138,3 +142,20 @@ class TestCors:
             )
         assert allowed.headers["access-control-allow-origin"] == "https://portal.example"
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_the_old_command_uvicorn_main_app_serves(repo_root: Path, tmp_path: Path):
+    """The running backend's deployments start `uvicorn main:app`: it still serves."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DB_URL": f"sqlite:///{tmp_path}/old-command.db",
+        "DB_HOST": "",
+        "AUTH0_DOMAIN": f"http://127.0.0.1:{free_port()}",
+    }
+    async with (
+        serving(repo_root, env, port, "-m", "uvicorn", "main:app", "--port", str(port)),
+        httpx.AsyncClient() as client,
+    ):
+        live = await client.get(f"http://127.0.0.1:{port}/health/live")
+    assert live.status_code == 200

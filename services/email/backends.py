@@ -189,6 +189,7 @@ class SesBackend:
             ),
         )
         self._configuration_set = settings.ses_configuration_set
+        self._identity_arn = settings.ses_resource_arn
 
     def _send(self, message: OutgoingEmail) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -200,6 +201,8 @@ class SesBackend:
         }
         if self._configuration_set:
             request["ConfigurationSetName"] = self._configuration_set
+        if self._identity_arn:
+            request["FromEmailAddressIdentityArn"] = self._identity_arn
         try:
             self._client.send_email(**request)
         except ClientError as exc:

@@ -224,3 +224,24 @@ def test_each_purpose_gets_its_own_key_derived_from_the_secret():
     # Stable for a secret (sessions survive a restart), different for another secret.
     assert config.derived_key("session") == settings(jwt_secret_key="s" * 40).derived_key("session")
     assert keys["session"] != settings(jwt_secret_key="t" * 40).derived_key("session")
+
+
+class TestOldDeploymentsSettings:
+    """Names the running backend's deployments set must still start this one."""
+
+    def test_sbp_allowed_email_domains_as_json_or_a_comma_list(
+        self, monkeypatch: pytest.MonkeyPatch
+    ):
+        monkeypatch.setenv("SBP_ALLOWED_EMAIL_DOMAINS", '["uq.edu.au", "csiro.au"]')
+        assert settings().sbp_allowed_email_domains == ["uq.edu.au", "csiro.au"]
+        monkeypatch.setenv("SBP_ALLOWED_EMAIL_DOMAINS", "uq.edu.au, csiro.au")
+        assert settings().sbp_allowed_email_domains == ["uq.edu.au", "csiro.au"]
+
+    def test_auth0_algorithms_is_accepted_as_rs256_and_nothing_else(
+        self, monkeypatch: pytest.MonkeyPatch
+    ):
+        monkeypatch.setenv("AUTH0_ALGORITHMS", '["RS256"]')
+        assert settings().auth0_algorithms == ["RS256"]
+        monkeypatch.setenv("AUTH0_ALGORITHMS", '["RS256", "HS256"]')
+        with pytest.raises(ConfigError, match="only RS256"):
+            settings()

@@ -88,6 +88,8 @@ async def test_ses_sends_raw_mime_and_sorts_errors(sessions, db_engine, ses: Ses
         ses_region="ap-southeast-2",
         ses_endpoint_url=f"http://127.0.0.1:{ses.port}",
         no_reply_email_sender="no-reply@aai.test",
+        # The old backend's SES_RESOURCE_ARN: sending as another account's identity.
+        ses_resource_arn="arn:aws:ses:ap-southeast-2:123456789012:identity/aai.test",
     )
     async with sessions() as session:
         for to in (
@@ -108,6 +110,9 @@ async def test_ses_sends_raw_mime_and_sorts_errors(sessions, db_engine, ses: Ses
     assert (stats.sent, stats.retried, stats.failed) == (1, 2, 1)
     [request] = ses.requests
     assert request["FromEmailAddress"] == "no-reply@aai.test"
+    assert request["FromEmailAddressIdentityArn"] == (
+        "arn:aws:ses:ap-southeast-2:123456789012:identity/aai.test"
+    )
     mime = message_from_bytes(
         base64.b64decode(request["Content"]["Raw"]["Data"]), policy=default_policy
     )
