@@ -13,16 +13,19 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from db.engine import create_engine, create_session_factory
+from db.migrations import head_revisions, upgrade_head
 from db.models import SyncRun
 from db.types import SyncRunStatus
 from services.auth0 import Auth0Gateway
 from services.auth0.budget import TenantBudget
+from services.kit.health import readiness
 from services.kit.observability import configure_logging
 from services.settings import ConfigError, Settings, get_settings
 from services.sync.jobs import Job, select_jobs
@@ -95,22 +98,33 @@ async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
 
+    def schedule(job: Job, *, now: bool) -> None:
+        scheduler.add_job(
+            fire,
+            "interval",
+            args=[job],
+            id=job.name,
+            name=job.name,
+            seconds=job.interval_s(ctx.settings),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=ctx.settings.sync_misfire_grace_s,
+            replace_existing=True,
+            **({"next_run_time": datetime.now(UTC)} if now else {}),
+        )
+
     async def start() -> None:
-        await run_once(ctx, jobs)
-        for job in jobs:
-            scheduler.add_job(
-                fire,
-                "interval",
-                args=[job],
-                id=job.name,
-                name=job.name,
-                seconds=job.interval_s(ctx.settings),
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=ctx.settings.sync_misfire_grace_s,
-                replace_existing=True,
-            )
+        # Jobs that need no sync (email, the outbox, code clean-up) start at once; the
+        # syncs run once in dependency order (a full user sync may take minutes), then
+        # join them on their intervals.
         scheduler.start()
+        for job in jobs:
+            if not job.after_syncs:
+                schedule(job, now=True)
+        await run_once(ctx, [job for job in jobs if job.after_syncs])
+        for job in jobs:
+            if job.after_syncs:
+                schedule(job, now=False)
         logger.info(
             "scheduler started: %s",
             ", ".join(f"{j.name} every {j.interval_s(ctx.settings)}s" for j in jobs),
@@ -127,6 +141,24 @@ async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
             # Abandoned mid-run: its transaction rolls back, and the next run converges.
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def _database_problem(ctx: JobContext) -> str | None:
+    """None when the database can take the jobs. The embedded SQLite database is migrated
+    here, as the API does; a PostgreSQL one not at the code's head is refused with what to
+    run (the scheduler used to crash on it with "no such table: sync_run")."""
+    url = ctx.settings.database_url
+    if url.get_backend_name() == "sqlite":
+        await upgrade_head(url)
+        return None
+    report = await readiness(ctx.engine, head_revisions(), verbose=True)
+    for check in ("database", "migrations"):
+        if not report.checks[check].ok:
+            return (
+                f"{report.checks[check].detail}; migrate first: "
+                "`python -m scripts.entrypoint migrate` (or `alembic upgrade head`)"
+            )
+    return None
 
 
 @app.command()
@@ -165,6 +197,10 @@ def main(
     async def go() -> int:
         ctx = build_context(settings, dry_run=dry_run)
         try:
+            problem = await _database_problem(ctx)
+            if problem:
+                typer.echo(f"run_scheduler: {problem}", err=True)
+                return 4
             if immediate or job is not None or dry_run:
                 runs = await run_once(ctx, jobs)
                 for run in runs:

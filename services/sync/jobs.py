@@ -28,6 +28,9 @@ class Job:
     email: bool = False  # the only jobs run by --email-only
     immediate: bool = True  # part of `--immediate`
     quiet: bool = False  # frequent polling: idle runs are not recorded
+    # Needs the syncs before it on a fresh start (the catalog, the users). False: started
+    # at once, beside the first pass (email waits for no user sync after a restart).
+    after_syncs: bool = True
 
 
 JOBS: tuple[Job, ...] = (
@@ -46,9 +49,22 @@ JOBS: tuple[Job, ...] = (
         lambda s: s.sync_memberships_interval_s,
         full_sync=True,
     ),
-    Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s),
-    Job("email.deliver", deliver_emails, lambda s: s.email_interval_s, email=True, quiet=True),
-    Job("otp.cleanup", cleanup_codes, lambda s: s.sync_otp_cleanup_interval_s, email=True),
+    Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s, after_syncs=False),
+    Job(
+        "email.deliver",
+        deliver_emails,
+        lambda s: s.email_interval_s,
+        email=True,
+        quiet=True,
+        after_syncs=False,
+    ),
+    Job(
+        "otp.cleanup",
+        cleanup_codes,
+        lambda s: s.sync_otp_cleanup_interval_s,
+        email=True,
+        after_syncs=False,
+    ),
     Job(
         "users.expire_unverified",
         expire_unverified,
