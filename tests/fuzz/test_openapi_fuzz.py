@@ -51,7 +51,8 @@ def tokens(emulator_server: EmulatorServer) -> dict[str, str]:
             {
                 "connection": DEFAULT_CONNECTION,
                 "email": f"fuzz.{kind}.{secrets.token_hex(3)}@example.org",
-                "username": f"fuzz_{kind}_{secrets.token_hex(3)}",
+                # Within the connection's default 15 characters.
+                "username": f"fz_{kind}_{secrets.token_hex(2)}",
                 "password": "Fuzz-password-1",
             }
         )
