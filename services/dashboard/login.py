@@ -35,6 +35,11 @@ with warnings.catch_warnings():
 logger = logging.getLogger("aai.db_admin")
 
 BASE_URL = "/db-admin"
+# The callback the old backend registered in the Auth0 tenants ("Allowed Callback URLs"):
+# sent as redirect_uri, so the switch needs no tenant change; it forwards to the
+# dashboard's own callback (routers/db_admin.py).
+CALLBACK_PATH = "/auth/auth0"
+CALLBACK_ROUTE = "db_admin_auth0_callback"
 ROUTE_NAME = "db_admin"
 SESSION_KEY = "db_admin_user"
 NEXT_KEY = "db_admin_next"
@@ -63,7 +68,7 @@ class Auth0Login(OAuthProvider):
     async def render_login(self, request: Request) -> Response:
         if next_url := request.query_params.get("next"):
             request.session[NEXT_KEY] = next_url
-        callback = str(request.url_for(f"{ROUTE_NAME}:oauth_callback"))
+        callback = str(request.url_for(CALLBACK_ROUTE))
         return await self.redirect_to_provider(request, callback)
 
     async def redirect_to_provider(self, request: Request, callback_url: str) -> Response:

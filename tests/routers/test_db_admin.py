@@ -56,7 +56,10 @@ async def log_in(client: httpx.AsyncClient, email: str) -> httpx.Response:
         consent = await auth0.get(as_user(to_auth0.headers["location"], email))
     assert consent.status_code == 302, consent.text
     back = urlsplit(consent.headers["location"])
-    return await client.get(f"{back.path}?{back.query}")
+    assert back.path == "/db-admin/auth/auth0"  # the old backend's, registered in Auth0
+    forwarded = await client.get(f"{back.path}?{back.query}")
+    assert forwarded.status_code == 307  # on to the dashboard's own callback, query intact
+    return await client.get(forwarded.headers["location"])
 
 
 class TestLogin:
@@ -74,7 +77,8 @@ class TestLogin:
         assert target.path == "/authorize"
         query = parse_qs(target.query)
         # Registered in Auth0 as is: no query string to match.
-        assert query["redirect_uri"] == ["http://testserver/db-admin/oauth/callback"]
+        # The old backend's callback, registered in the tenants: no change needed there.
+        assert query["redirect_uri"] == ["http://testserver/db-admin/auth/auth0"]
         assert query["client_id"] == [emulator.tenant.management_client_id]
         assert query["audience"] == [emulator.tenant.audience]
         assert "openid" in query["scope"][0]
@@ -89,7 +93,8 @@ class TestLogin:
         async with httpx.AsyncClient() as auth0:
             consent = await auth0.get(as_user(to_auth0.headers["location"], email))
         back = urlsplit(consent.headers["location"])
-        callback = await browser.get(f"{back.path}?{back.query}")
+        forwarded = await browser.get(f"{back.path}?{back.query}")
+        callback = await browser.get(forwarded.headers["location"])
         assert callback.status_code == 303, callback.text
         assert callback.headers["location"] == "http://testserver/db-admin/scheduler-runs/list"
         page = await browser.get("/db-admin/scheduler-runs/list")
@@ -126,7 +131,7 @@ class TestLogin:
                 headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.1"},
             )
         query = parse_qs(urlsplit(login.headers["location"]).query)
-        assert query["redirect_uri"] == ["https://portal.example/db-admin/oauth/callback"]
+        assert query["redirect_uri"] == ["https://portal.example/db-admin/auth/auth0"]
 
     async def test_auth0_unreachable_gives_a_503_page(self, dashboard_db: URL, emulator):
         nowhere = f"http://127.0.0.1:{free_port()}"
