@@ -22,6 +22,9 @@ class ProfilePublic(BaseModel):
     family_name: str | None
     created_at: datetime
     last_login: datetime | None
+    # The portal's post-migration banner ("Password updated. Welcome to your new access
+    # profile!"): true on the first profile read after the migration, then false.
+    show_welcome_message: bool = False
     platform_memberships: list[PlatformMembershipBrief]
     group_memberships: list[GroupMembershipBrief]
 

@@ -55,6 +55,9 @@ class User(TableBase, table=True):
     updated_at: datetime = updated_at_field()
     last_login: datetime | None = timestamp_field()
     last_synced_at: datetime | None = timestamp_field()
+    # Set when the user finished the legacy password migration: the next profile read
+    # shows the portal's welcome banner once (`show_welcome_message`), then clears it.
+    welcome_pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
     platform_memberships: list["PlatformMembership"] = Relationship(
         back_populates="user",

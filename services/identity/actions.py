@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth0 import Auth0Gateway
 from services.email.queue import queue_welcome
+from services.users.signed_in import ensure_user
 from services.errors import InvalidFields, Unauthorized
 from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -89,6 +90,10 @@ async def finish_password_migration(
     claims = verify_action_token(settings, session_token, PASSWORD_MIGRATION)
     user_id = str(claims["sub"])
     user = await auth0.update_user(user_id, app_metadata={"user_needs_migration": False})
+    # The portal's banner at the next profile load (the old backend read it from an
+    # Action's userinfo claim; the row carries it here, shown once).
+    row = await ensure_user(session, auth0, user_id)
+    row.welcome_pending = True
     if user.get("email"):
         await queue_welcome(
             session, settings, to=str(user["email"]), user_id=user_id, name=user.get("given_name")

@@ -49,8 +49,12 @@ SELF_DELETION = "deleted by the user"
 
 
 async def profile(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> ProfilePublic:
-    """The profile from Postgres (revoked memberships left out); no Auth0 call once synced."""
+    """The profile from Postgres (revoked memberships left out); no Auth0 call once synced.
+    The welcome banner after a password migration is shown once: reading it clears it."""
     user = await ensure_user(session, auth0, user_id)
+    welcome = user.welcome_pending
+    if welcome:
+        user.welcome_pending = False
     return ProfilePublic(
         user_id=user.id,
         name=user.name,
@@ -62,6 +66,7 @@ async def profile(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> P
         family_name=user.family_name,
         created_at=user.created_at,
         last_login=user.last_login,
+        show_welcome_message=welcome,
         platform_memberships=await platform_memberships(session, user.id, statuses=VISIBLE),
         group_memberships=await group_memberships(session, user.id, statuses=VISIBLE),
     )

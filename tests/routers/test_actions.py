@@ -148,6 +148,15 @@ class TestPasswordMigration:
         ).all()
         assert [w.template for w in welcomes] == ["welcome"]
 
+        # The portal's banner (contract call 4, `show_welcome_message`): once.
+        bearer = {
+            "Authorization": f"Bearer {emulator.tenant.mint_access_token(auth0_user['user_id'])}"
+        }
+        first = await client.get("/me/profile", headers=bearer)
+        assert first.json()["show_welcome_message"] is True
+        again = await client.get("/me/profile", headers=bearer)
+        assert again.json()["show_welcome_message"] is False
+
     async def test_finish_refuses_a_resend_token(
         self, client: httpx.AsyncClient, settings: Settings, auth0_user
     ):
