@@ -12,10 +12,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.auth0 import Auth0Gateway
 from services.email.queue import queue_welcome
-from services.users.signed_in import ensure_user
 from services.errors import InvalidFields, Unauthorized
 from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
+from services.users.signed_in import ensure_user
 
 RESEND_VERIFICATION = "unverified_email_resend"
 PASSWORD_MIGRATION = "password_migration"  # noqa: S105 - a purpose name, not a secret
