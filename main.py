@@ -79,6 +79,12 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
             db_admin.bind(dashboard, engine)
         if settings.auth0_plan:
             auth0.tenant_budget = TenantBudget(engine, settings.auth0_plan)
+        if settings.auth0_action_legacy_tokens:
+            logger.warning(
+                "AUTH0_ACTION_LEGACY_TOKENS is on: Action session tokens of the old backend "
+                "(signed with the management client's secret, no audience) are accepted; "
+                "switch it off once the Actions are redeployed with AUTH0_ACTION_TOKEN_SECRET"
+            )
         tenant_check = StartupCheck()
         if settings.auth0_startup_check:
             tenant_check.start(auth0, outbound, settings)

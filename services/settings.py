@@ -237,6 +237,10 @@ class Settings(BaseSettings):
     # a user to this API; kept apart from every other secret.
     auth0_action_token_secret: SecretStr = SecretStr(DEV_ACTION_SECRET)
     auth0_action_token_audience: str = "aai-backend-actions"  # noqa: S105 - an audience name
+    # Transition from the old backend: also accept the session tokens its deployed Actions
+    # sign (HS256 with AUTH0_MANAGEMENT_SECRET, only `exp`) until the Actions are redeployed
+    # with AUTH0_ACTION_TOKEN_SECRET. Logged at start and on every use; off by default.
+    auth0_action_legacy_tokens: bool = False
     enable_sbp_registration: bool | None = None  # default: on, except in production
     sbp_allowed_email_domains: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [

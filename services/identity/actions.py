@@ -2,8 +2,15 @@
 
 The token is HS256 with AUTH0_ACTION_TOKEN_SECRET (its own secret), and is checked for
 signature, expiry, a short lifetime, purpose, audience and issuer before anything happens.
+
+During the switch from the old backend, whose deployed Actions sign with the management
+client's secret and send only `exp` (and, for the resend, `user_id`), those tokens are
+also accepted while AUTH0_ACTION_LEGACY_TOKENS is on: logged at start and on each use, so
+ops can see when the redeployed Actions have taken over and switch it off.
 """
 
+import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -17,12 +24,59 @@ from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
 from services.users.signed_in import ensure_user
 
+logger = logging.getLogger("aai.actions")
+
 RESEND_VERIFICATION = "unverified_email_resend"
 PASSWORD_MIGRATION = "password_migration"  # noqa: S105 - a purpose name, not a secret
 MAX_LIFETIME_S = 15 * 60
 
 
 def verify_action_token(settings: Settings, token: str, purpose: str) -> dict[str, Any]:
+    """The token's claims, `sub` naming the user, or 401."""
+    try:
+        return _verify_current(settings, token, purpose)
+    except Unauthorized:
+        if not settings.auth0_action_legacy_tokens:
+            raise
+        legacy = _verify_legacy(settings, token, purpose)
+        if legacy is None:
+            raise
+        logger.info(
+            "action token of the old contract accepted (%s for %s); AUTH0_ACTION_LEGACY_TOKENS "
+            "is still needed",
+            purpose,
+            legacy["sub"],
+        )
+        return legacy
+
+
+def _verify_legacy(settings: Settings, token: str, purpose: str) -> dict[str, Any] | None:
+    """The old backend's contract: HS256 with the management client's secret, `exp`
+    required, no audience or issuer; the user in `sub` (or `user_id`, which the old resend
+    read), a `purpose` if any must match. Still no longer than MAX_LIFETIME_S from now."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.auth0_management_secret.get_secret_value(),
+            algorithms=["HS256"],
+            leeway=10,
+            options={"require": ["exp"], "verify_aud": False},
+        )
+    except jwt.InvalidTokenError:
+        return None
+    subject = claims.get("sub") or claims.get("user_id")
+    if not isinstance(subject, str) or not subject:
+        return None
+    if claims.get("purpose", purpose) != purpose:
+        return None
+    if purpose == RESEND_VERIFICATION and "purpose" not in claims:
+        return None  # the old resend required it too
+    if int(claims["exp"]) - time.time() > MAX_LIFETIME_S:
+        return None
+    return {**claims, "sub": subject}
+
+
+def _verify_current(settings: Settings, token: str, purpose: str) -> dict[str, Any]:
     try:
         claims = jwt.decode(
             token,

@@ -1,11 +1,14 @@
 """Flows handed over by Auth0 Actions, with their signed session tokens."""
 
+import logging
 import secrets
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import jwt
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -170,3 +173,79 @@ class TestPasswordMigration:
         assert (
             await client.get("/me/migration/password-changed", params={"state": "s"})
         ).status_code == 422
+
+
+def legacy_token(settings: Settings, claims: dict[str, object], lifetime_s: int = 300) -> str:
+    """A session token as the old backend's deployed Actions sign it: the management
+    client's secret, `exp` and no audience or issuer."""
+    secret = settings.auth0_management_secret.get_secret_value()
+    return jwt.encode({**claims, "exp": int(time.time()) + lifetime_s}, secret, algorithm="HS256")
+
+
+# The emulator's placeholder management secret is short (Auth0's are 64 characters).
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+class TestLegacyActionTokens:
+    """Until the Actions are redeployed: AUTH0_ACTION_LEGACY_TOKENS (portal contract 17)."""
+
+    @pytest.fixture
+    async def transition(
+        self, app_factory, settings: Settings, caplog: pytest.LogCaptureFixture
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        on = settings.model_copy(update={"auth0_action_legacy_tokens": True})
+        with caplog.at_level(logging.INFO):
+            async with LifespanManager(app_factory(on)) as manager:
+                transport = httpx.ASGITransport(app=manager.app, client=("127.8.8.8", 1))
+                async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                    yield client
+
+    async def test_refused_unless_the_transition_is_on(
+        self, client: httpx.AsyncClient, settings: Settings, auth0_user
+    ):
+        token = legacy_token(settings, {"sub": auth0_user["user_id"]})
+        response = await client.get(
+            "/me/migration/password-changed", params={"state": "s", "session_token": token}
+        )
+        assert response.status_code == 401
+
+    async def test_accepted_during_the_transition_and_logged(
+        self,
+        transition: httpx.AsyncClient,
+        settings: Settings,
+        emulator: EmulatorServer,
+        auth0_user,
+        caplog: pytest.LogCaptureFixture,
+    ):
+        user_id = str(auth0_user["user_id"])
+        started = caplog.get_records("setup")  # the app started in the fixture
+        assert any("AUTH0_ACTION_LEGACY_TOKENS is on" in r.getMessage() for r in started)
+        finished = await transition.get(
+            "/me/migration/password-changed",
+            params={"state": "s", "session_token": legacy_token(settings, {"sub": user_id})},
+        )
+        assert finished.status_code == 307
+        # The old resend read `user_id` and required the purpose.
+        resend = legacy_token(settings, {"user_id": user_id, "purpose": "unverified_email_resend"})
+        sent = await transition.post(
+            "/me/email-verification/resend",
+            json={"session_token": resend, "recaptcha_token": "ok"},
+        )
+        assert sent.status_code == 200, sent.text
+        assert any("old contract accepted" in r.getMessage() for r in caplog.records)
+
+    @pytest.mark.parametrize(
+        ("claims", "lifetime_s"),
+        [
+            ({"user_id": "x"}, 300),  # a resend without its purpose
+            ({"purpose": "password_migration"}, 300),  # a token for the other flow
+            ({}, 7200),  # living too long
+        ],
+    )
+    async def test_the_old_contract_is_still_checked(
+        self, transition: httpx.AsyncClient, settings: Settings, auth0_user, claims, lifetime_s
+    ):
+        claims = {"sub": auth0_user["user_id"], **claims}
+        token = legacy_token(settings, claims, lifetime_s)
+        response = await transition.post(
+            "/me/email-verification/resend", json={"session_token": token, "recaptcha_token": "ok"}
+        )
+        assert response.status_code == 401
