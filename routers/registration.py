@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from routers.deps import (
     Auth0Dep,
+    GroupAdminsCacheDep,
     RecaptchaDep,
     SessionDep,
     SettingsDep,
@@ -18,6 +19,7 @@ from routers.deps import (
 from schemas.errors import LOOKUPS, RATE_LIMITED
 from schemas.registration import RegistrationCreate, RegistrationPublic
 from services.auth0 import Auth0Gateway
+from services.kit.cache import TtlCache
 from services.registration import signup as registration_service
 from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -48,6 +50,7 @@ class Registrar:
     recaptcha: RecaptchaVerifier
     settings: Settings
     remote_ip: str
+    admins_cache: TtlCache[frozenset[str]]
 
 
 async def get_registrar(
@@ -56,8 +59,9 @@ async def get_registrar(
     auth0: Auth0Dep,
     recaptcha: RecaptchaDep,
     settings: SettingsDep,
+    admins_cache: GroupAdminsCacheDep,
 ) -> Registrar:
-    return Registrar(session, auth0, recaptcha, settings, client_address(request))
+    return Registrar(session, auth0, recaptcha, settings, client_address(request), admins_cache)
 
 
 RegistrarDep = Annotated[Registrar, Depends(get_registrar)]
@@ -69,7 +73,13 @@ async def register(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic
     """Create an account: Auth0 user, default platforms, requested bundles."""
     r = registrar
     return await registration_service.register(
-        r.session, r.auth0, r.recaptcha, r.settings, form, remote_ip=r.remote_ip
+        r.session,
+        r.auth0,
+        r.recaptcha,
+        r.settings,
+        form,
+        remote_ip=r.remote_ip,
+        admins_cache=r.admins_cache,
     )
 
 
@@ -85,6 +95,7 @@ async def register_sbp(registrar: RegistrarDep, form: FormDep) -> RegistrationPu
         r.settings,
         form,
         remote_ip=r.remote_ip,
+        admins_cache=r.admins_cache,
         app="sbp",
         pending_platforms=("sbp",),
     )

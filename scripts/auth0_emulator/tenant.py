@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +24,17 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from scripts.auth0_emulator.scopes import ALL_SCOPES
 
 DEFAULT_CONNECTION = "Username-Password-Authentication"
+
+
+def default_picture(email: str | None) -> str:
+    """The picture Auth0 gives a user who has none: their Gravatar, falling back to an
+    initials image on cdn.auth0.com (the user profile's `picture`, "if the user has no
+    Gravatar, a default image with their initials")."""
+    address = (email or "").strip().lower()
+    digest = hashlib.md5(address.encode(), usedforsecurity=False).hexdigest()
+    initials = (address[:2] or "un").lower()
+    fallback = quote(f"https://cdn.auth0.com/avatars/{initials}.png", safe="")
+    return f"https://s.gravatar.com/avatar/{digest}?s=480&r=pg&d={fallback}"
 
 
 def host_of(url: str) -> str:
@@ -440,7 +451,7 @@ class Tenant:
                 "nickname": data.get("nickname") or (email.split("@")[0] if email else username),
                 "given_name": data.get("given_name"),
                 "family_name": data.get("family_name"),
-                "picture": data.get("picture") or "https://cdn.auth0.com/avatars/default.png",
+                "picture": data.get("picture") or default_picture(email),
                 "blocked": bool(data.get("blocked", False)),
                 "created_at": data.get("created_at") or now,
                 "updated_at": now,

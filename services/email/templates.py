@@ -57,7 +57,7 @@ MESSAGES: dict[str, Message] = {
                 "requester": "ada@example.org (ada_l)",
                 "group_name": "Threatened Species Initiative",
                 "reason": "I work on koala genomes.",
-                "review_url": "https://portal.example/admin/requests",
+                "review_url": "https://portal.example/user/auth0%7C5f3c",
             },
         ),
         Message(

@@ -14,7 +14,6 @@ from db.base import utcnow
 from db.bulk import dialect_insert
 from db.models import (
     Group,
-    GroupAdminRole,
     GroupMembership,
     Platform,
     PlatformMembership,
@@ -29,11 +28,11 @@ from schemas.memberships import (
 )
 from schemas.users import AdminGroup, AdminPlatform
 from services.auth0 import Auth0Gateway
-from services.email.queue import enqueue
-from services.errors import AppError, Conflict, NotFound
+from services.errors import Conflict, NotFound
 from services.identity.admin_scope import Scope
 from services.kit.cache import TtlCache
-from services.memberships.kinds import MembershipHistory
+from services.memberships.kinds import GROUPS, MembershipHistory
+from services.memberships.notices import notify_request
 from services.memberships.records import record_history
 from services.settings import Settings
 from services.users.signed_in import ensure_user
@@ -136,7 +135,7 @@ async def request_groups(
         if entry is not None:
             requested.append((result.group_id, item.request_reason, entry.id))
     if requested:
-        await _notify_group_request(session, auth0, settings, user, requested, admins_cache)
+        await notify_request(session, auth0, settings, user, GROUPS, requested, admins_cache)
         return results
     detail = "; ".join(f"{r.group_id}: {r.message}" for r in results)
     body = [r.model_dump() for r in results]
@@ -211,80 +210,3 @@ async def _request_group(
     return GroupRequestResult(
         group_id=group.id, status="conflict", message=CONFLICT_MESSAGES[membership.approval_status]
     ), None
-
-
-async def _group_admin_emails(
-    session: AsyncSession, auth0: Auth0Gateway, group_id: str, cache: TtlCache[frozenset[str]]
-) -> frozenset[str]:
-    """Admins hold the group's admin role in Auth0; their addresses are read from there.
-
-    Every request for the group needs them, so each process reuses them for a while (and
-    past that while Auth0 is failing): a notice to an admin who has just lost the role
-    is a smaller harm than holding each request, and its connection, on Auth0."""
-    role_ids = (
-        await session.exec(
-            select(col(GroupAdminRole.role_id)).where(col(GroupAdminRole.group_id) == group_id)
-        )
-    ).all()
-
-    async def lookup() -> frozenset[str]:
-        emails: set[str] = set()
-        for role_id in role_ids:
-            async for member in auth0.iter_role_members(role_id):
-                if member.get("email"):
-                    emails.add(str(member["email"]).lower())
-        return frozenset(emails)
-
-    async def bounded() -> frozenset[str]:
-        # A slow Auth0 must not hold the requester's page: one deadline for all the calls.
-        async with auth0.bounded():
-            return await lookup()
-
-    return await cache.get((group_id, tuple(sorted(role_ids))), bounded, stale_on=(AppError,))
-
-
-async def _notify_group_request(
-    session: AsyncSession,
-    auth0: Auth0Gateway,
-    settings: Settings,
-    user: User,
-    requested: list[tuple[str, str | None, int | None]],
-    admins_cache: TtlCache[frozenset[str]],
-) -> None:
-    """Queue the requester's confirmation and each group admin's notice, in this transaction.
-
-    `requested` holds (group id, reason, id of the request's history row); keyed on that
-    row, a new request (after a rejection) mails again, a retried one does not."""
-    who = " ".join(p for p in (user.email, f"({user.username})" if user.username else None) if p)
-    for group_id, reason, request_key in requested:
-        group = await session.get_one(Group, group_id)
-        if user.email:
-            await enqueue(
-                session,
-                settings,
-                "group_request_confirmation",
-                to=user.email,
-                context={"group_name": group.name},
-                dedupe_key=f"group-request:{request_key}",
-            )
-        try:
-            admins = await _group_admin_emails(session, auth0, group_id, admins_cache)
-        except (AppError, TimeoutError) as exc:
-            # The request itself is recorded; admins still see it among pending requests.
-            logger.warning("could not look up the admins of %s to notify them: %r", group_id, exc)
-            continue
-        review = f"{settings.portal_url}/requests"
-        for admin in sorted(admins):
-            await enqueue(
-                session,
-                settings,
-                "group_request_admin",
-                to=admin,
-                context={
-                    "requester": who or user.id,
-                    "group_name": group.name,
-                    "reason": reason,
-                    "review_url": review,
-                },
-                dedupe_key=f"group-request-admin:{request_key}:{admin}",
-            )

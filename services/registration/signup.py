@@ -34,7 +34,10 @@ from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue, queue_welcome
 from services.errors import AppError, BadRequest, Conflict, InvalidFields
 from services.identity.role_scheme import RoleScheme
+from services.kit.cache import TtlCache
 from services.memberships import outbox
+from services.memberships.kinds import GROUPS, PLATFORMS
+from services.memberships.notices import notify_request
 from services.memberships.records import add_membership
 from services.registration.recaptcha import RecaptchaVerifier
 from services.settings import Settings
@@ -96,11 +99,15 @@ async def register(
     data: RegistrationCreate,
     *,
     remote_ip: str | None = None,
+    admins_cache: TtlCache[frozenset[str]] | None = None,
     app: str = "biocommons",
     pending_platforms: tuple[str, ...] = (),
 ) -> RegistrationPublic:
     """Register through `app`: BioCommons grants the default platforms at once; SBP asks
-    for its platform (`pending_platforms`) and grants nothing until an admin approves."""
+    for its platform (`pending_platforms`) and grants nothing until an admin approves.
+    Each request made (a bundle's group, SBP's platform) is mailed as a request made later
+    would be: a confirmation to the user for a group, a notice to the target's admins
+    (`admins_cache`: their addresses, looked up in Auth0 and reused)."""
     await _check_request(session, recaptcha, settings, data, remote_ip)
     groups = await _requested_groups(session, settings, data)
     granted = () if pending_platforms else settings.registration_default_platforms
@@ -117,8 +124,13 @@ async def register(
     try:
         await _add_local_user(session, settings, data, user_id, app)
         await _grant_default_platforms(session, user_id, platforms)
-        await _request_platforms(session, data, user_id, pending_platforms)
-        await _request_groups(session, user_id, groups)
+        platform_requests = await _request_platforms(session, data, user_id, pending_platforms)
+        group_requests = await _request_groups(session, user_id, groups)
+        user = await session.get_one(User, user_id)
+        cache = admins_cache or TtlCache[frozenset[str]](0)
+        for kind, requested in ((PLATFORMS, platform_requests), (GROUPS, group_requests)):
+            if requested:
+                await notify_request(session, auth0, settings, user, kind, requested, cache)
         await enqueue(
             session,
             settings,
@@ -261,10 +273,12 @@ async def _grant_default_platforms(
 
 async def _request_platforms(
     session: AsyncSession, data: RegistrationCreate, user_id: str, platform_ids: tuple[str, ...]
-) -> None:
+) -> list[tuple[str, str | None, object]]:
+    """Pending platform memberships; (platform, reason, membership id) of each."""
+    made: list[tuple[str, str | None, object]] = []
     for platform_id in platform_ids:
         if await session.get(Platform, platform_id) is not None:
-            await add_membership(
+            membership = await add_membership(
                 session,
                 "platform",
                 platform_id,
@@ -274,13 +288,17 @@ async def _request_platforms(
                 reason=data.request_reason,
                 actor=user_id,
             )
+            made.append((platform_id, data.request_reason, membership.id))
+    return made
 
 
 async def _request_groups(
     session: AsyncSession, user_id: str, groups: Sequence[tuple[Group, str | None]]
-) -> None:
+) -> list[tuple[str, str | None, object]]:
+    """Pending group memberships; (group, reason, membership id) of each."""
+    made: list[tuple[str, str | None, object]] = []
     for group, reason in groups:
-        await add_membership(
+        membership = await add_membership(
             session,
             "group",
             group.id,
@@ -290,6 +308,8 @@ async def _request_groups(
             reason=reason,
             actor=user_id,
         )
+        made.append((group.id, reason, membership.id))
+    return made
 
 
 def username_length_problem(settings: Settings, username: str) -> str | None:

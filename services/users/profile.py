@@ -11,6 +11,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import cast
+from urllib.parse import quote, unquote, urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -86,16 +87,42 @@ def _code_hash(settings: Settings, user_id: str, email: str, code: str) -> str:
     return hmac.new(key, f"{user_id}:{email}:{code}".encode(), hashlib.sha256).hexdigest()
 
 
+def initials_picture(first_name: str, last_name: str) -> str:
+    """An initials avatar (ui-avatars.com, the old backend's), e.g. "AL" for Ada Lovelace."""
+    initials = f"{first_name[:1]}{last_name[:1]}".upper()
+    return f"https://ui-avatars.com/api/?name={quote(initials)}&background=random"
+
+
+def is_generated_picture(picture: str | None) -> bool:
+    """No picture, an initials avatar, or Auth0's default for database users (a Gravatar
+    whose fallback is cdn.auth0.com's initials image): none of them the user chose."""
+    if not picture:
+        return True
+    host = urlsplit(picture).hostname or ""
+    if host == "ui-avatars.com":
+        return True
+    return host.endswith("gravatar.com") and "cdn.auth0.com" in unquote(picture)
+
+
 async def update_name(
     session: AsyncSession, auth0: Auth0Gateway, user_id: str, data: NameUpdate
 ) -> Done:
     user = await ensure_user(session, auth0, user_id)
-    old = {"given_name": user.given_name, "family_name": user.family_name, "name": user.name}
+    old = {
+        "given_name": user.given_name,
+        "family_name": user.family_name,
+        "name": user.name,
+        "picture": user.picture,
+    }
     new = {
         "given_name": data.first_name,
         "family_name": data.last_name,
         "name": f"{data.first_name} {data.last_name}",
     }
+    if is_generated_picture(user.picture):
+        # The initials avatar follows the name, as the old backend's did; a picture of
+        # the user's own (a social login's) is theirs to keep.
+        new["picture"] = initials_picture(data.first_name, data.last_name)
     user_id = user.id  # a rollback expires `user`; the compensation must not read it
     await auth0.update_user(user_id, **new)
     on_rollback(session, lambda: auth0.update_user(user_id, **{k: v for k, v in old.items() if v}))
@@ -104,6 +131,7 @@ async def update_name(
         new["family_name"],
         new["name"],
     )
+    user.picture = new.get("picture", user.picture)
     user.updated_at = utcnow()
     session.add(
         accounts.history(user, UserChange.PROFILE_UPDATE, old["name"], new["name"], actor=user.id)

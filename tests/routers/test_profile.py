@@ -45,6 +45,42 @@ async def account(
 
 
 class TestName:
+    async def test_the_initials_avatar_follows_the_name_a_chosen_picture_stays(
+        self, client, emulator, account
+    ):
+        """The old backend set an initials picture on a name change (the navbar shows it,
+        from the refreshed ID token); Auth0's default picture is replaced, not a social
+        login's own."""
+        user_id, headers = account
+        response = await client.post(
+            "/me/profile/name/update",
+            json={"first_name": "Grace", "last_name": "Hopper"},
+            headers=headers,
+        )
+        assert response.status_code == 200, response.text
+        picture = emulator.tenant.get_user(user_id)["picture"]
+        assert picture.startswith("https://ui-avatars.com/api/?name=GH")
+        assert (await client.get("/me/profile", headers=headers)).json()["picture"] == picture
+
+        social = emulator.tenant.create_user(
+            {
+                "connection": "google-oauth2",
+                "user_id": f"g{secrets.token_hex(4)}",
+                "email": f"own.{secrets.token_hex(3)}@example.org",
+                "picture": "https://lh3.googleusercontent.com/a/own-photo",
+            }
+        )
+        token = emulator.tenant.mint_access_token(social["user_id"], roles=[])
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert (await client.get("/me/profile", headers=bearer)).status_code == 200
+        renamed = await client.post(
+            "/me/profile/name/update", json={"first_name": "Ada", "last_name": "K"}, headers=bearer
+        )
+        assert renamed.status_code == 200, renamed.text
+        assert emulator.tenant.get_user(social["user_id"])["picture"].startswith(
+            "https://lh3.googleusercontent.com/"
+        )
+
     async def test_text_the_database_cannot_store_is_400_and_auth0_is_put_back(
         self, client, emulator, account
     ):

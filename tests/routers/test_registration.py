@@ -1,3 +1,4 @@
+import secrets
 from collections.abc import Callable
 
 import httpx
@@ -11,8 +12,10 @@ from db.models import (
     Auth0OutboxEntry,
     Auth0Role,
     EmailNotification,
+    GroupAdminRole,
     GroupMembership,
     Platform,
+    PlatformAdminRole,
     PlatformMembership,
     User,
     UserHistory,
@@ -22,7 +25,7 @@ from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.settings import Settings
 from tests.conftest import client_address
-from tests.factories import add_catalog, add_group
+from tests.factories import add_catalog, add_group, auth0_user
 
 GOOD = {
     "first_name": "Ada",
@@ -95,14 +98,18 @@ class TestRegister:
             ApprovalStatus.PENDING,
             "I study quolls",
         )
-        email = (
+        emails = (
             await session.exec(
                 select(EmailNotification).where(
                     col(EmailNotification.to_address) == "ada.lovelace@example.org"
                 )
             )
-        ).one()
-        assert email.template == "registration_received"
+        ).all()
+        # The sign-up's, and the bundle request's as the old backend sent it.
+        assert sorted(e.template for e in emails) == [
+            "group_request_confirmation",
+            "registration_received",
+        ]
         history = (
             await session.exec(
                 select(col(UserHistory.change)).where(col(UserHistory.user_id) == user.id)
@@ -516,3 +523,75 @@ async def test_australian_research_institution_check(
     )
     assert response.status_code == 200
     assert response.json() == {"is_australian_research_institution": expected}
+
+
+class TestRequestMailAtSignUp:
+    """The old backend mailed these at sign-up; this one had dropped them (#20)."""
+
+    async def admin_of(
+        self, session: AsyncSession, emulator: EmulatorServer, role_name: str, link: object
+    ) -> str:
+        """An admin in Auth0 holding `role_name`, the role linked here by `link`."""
+        role = emulator.tenant.role_by_name(role_name)
+        assert role is not None
+        session.add(Auth0Role(id=role["id"], name=role_name))
+        await session.flush()
+        session.add(link)
+        await session.flush()
+        admin = auth0_user(emulator.tenant, f"adm{secrets.token_hex(3)}", roles=[role_name])
+        return str(emulator.tenant.get_user(admin)["email"])
+
+    async def mail_to(self, session: AsyncSession, address: str) -> list[EmailNotification]:
+        return list(
+            (
+                await session.exec(
+                    select(EmailNotification).where(col(EmailNotification.to_address) == address)
+                )
+            ).all()
+        )
+
+    async def test_a_bundle_chosen_at_sign_up_is_mailed_to_the_groups_admins(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        await add_catalog(session)
+        role = emulator.tenant.role_by_name("biocommons/role/tsi/admin")
+        assert role is not None
+        admin = await self.admin_of(
+            session,
+            emulator,
+            "biocommons/role/tsi/admin",
+            GroupAdminRole(group_id="biocommons/group/tsi", role_id=role["id"]),
+        )
+        response = await register(client, bundle="tsi", request_reason="I study quolls")
+        assert response.status_code == 200, response.text
+        [notice] = await self.mail_to(session, admin)
+        assert notice.template == "group_request_admin"
+        assert "Threatened Species Initiative" in notice.subject
+        assert notice.body_text is not None
+        # A page the portal has (its /requests does not exist): the requester's.
+        user_id = response.json()["user_id"]
+        assert f"/user/{user_id.replace('|', '%7C')}" in notice.body_text
+
+    async def test_an_sbp_sign_up_is_mailed_to_the_sbp_admins(
+        self, client: httpx.AsyncClient, session: AsyncSession, emulator: EmulatorServer
+    ):
+        await add_catalog(session)
+        session.add(Platform(id="sbp", name="Structural Biology Platform"))
+        await session.flush()
+        role = emulator.tenant.role_by_name("biocommons/role/sbp/admin")
+        assert role is not None
+        admin = await self.admin_of(
+            session,
+            emulator,
+            "biocommons/role/sbp/admin",
+            PlatformAdminRole(platform_id="sbp", role_id=role["id"]),
+        )
+        response = await client.post(
+            "/sbp/register",
+            json={**GOOD, "email": "crystal@uq.edu.au", "request_reason": "crystals"},
+        )
+        assert response.status_code == 200, response.text
+        [notice] = await self.mail_to(session, admin)
+        assert "Structural Biology Platform" in notice.subject
+        assert notice.body_text is not None
+        assert "crystals" in notice.body_text

@@ -38,7 +38,7 @@ def test_user_given_values_are_escaped_in_html_but_not_in_text_or_subject():
             "requester": '<script>alert("x")</script>',
             "group_name": "R&D <Group>",
             "reason": "<img src=x onerror=alert(1)>",
-            "review_url": "https://portal.test/requests",
+            "review_url": "https://portal.test/user/auth0%7C5f3c",
         },
     )
     assert "<script>" not in rendered.html
