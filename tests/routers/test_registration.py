@@ -106,7 +106,7 @@ class TestRegister:
             )
         ).all()
         # The sign-up's, and the bundle request's as the old backend sent it.
-        assert sorted(e.template for e in emails) == [
+        assert sorted(str(e.template) for e in emails) == [
             "group_request_confirmation",
             "registration_received",
         ]
