@@ -17,7 +17,7 @@ from routers.deps import (
     rate_limited,
 )
 from schemas.errors import LOOKUPS, RATE_LIMITED
-from schemas.registration import RegistrationCreate, RegistrationPublic
+from schemas.registration import RegistrationCreate, RegistrationPublic, SbpRegistrationCreate
 from services.auth0 import Auth0Gateway
 from services.kit.cache import TtlCache
 from services.registration import signup as registration_service
@@ -66,6 +66,7 @@ async def get_registrar(
 
 RegistrarDep = Annotated[Registrar, Depends(get_registrar)]
 FormDep = Annotated[RegistrationCreate, form_body(RegistrationCreate)]
+SbpFormDep = Annotated[SbpRegistrationCreate, form_body(SbpRegistrationCreate)]
 
 
 @router.post("/biocommons/register", **REGISTER)
@@ -84,7 +85,7 @@ async def register(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic
 
 
 @sbp_router.post("/register", **REGISTER)
-async def register_sbp(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic:
+async def register_sbp(registrar: RegistrarDep, form: SbpFormDep) -> RegistrationPublic:
     """Create an account asking for SBP access (pending until an SBP admin approves)."""
     r = registrar
     registration_service.check_sbp_email(r.settings, form.email)

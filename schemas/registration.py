@@ -122,3 +122,12 @@ class RegistrationPublic(BaseModel):
 class Availability(BaseModel):
     available: bool
     field_errors: list[FieldError]
+
+
+class SbpRegistrationCreate(RegistrationCreate):
+    """The SBP sign-up. The page of the portal that ran beside the old backend sends no
+    reCAPTCHA token (portal contract, call 35), although it shows one; the route is off in
+    production and limited to SBP's institutions' addresses and the public rate limit."""
+
+    # Empty: not sent (the only form where that is allowed).
+    recaptcha_token: str = Field(default="", max_length=4096)

@@ -163,7 +163,8 @@ async def _check_request(
 ) -> None:
     """What can be refused before anything is created: a failed reCAPTCHA, a username the
     connection would refuse or someone held."""
-    if not await recaptcha.verify(data.recaptcha_token, remote_ip):
+    # Only the SBP form may come without a token (schemas.registration.SbpRegistrationCreate).
+    if data.recaptcha_token and not await recaptcha.verify(data.recaptcha_token, remote_ip):
         # In `message` only, as the old backend answered: a field error for a field the
         # form does not have would block the retry until the page is reloaded.
         raise InvalidFields([], message="reCAPTCHA verification failed; please try again")

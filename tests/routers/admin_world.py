@@ -50,7 +50,7 @@ async def world(session: AsyncSession, emulator: EmulatorServer) -> World:
             "password": "long-enough-1",
         }
     )
-    session.add(User(id=created["user_id"], email=created["email"]))
+    session.add(User(id=created["user_id"], email=created["email"], connection=DEFAULT_CONNECTION))
     await session.flush()
     return World(subject=created["user_id"], roles=roles)
 
