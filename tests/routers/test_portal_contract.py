@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.models import Group, PlatformMembership, User
+from db.models import Group, Platform, PlatformMembership, User
 from db.types import ApprovalStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
@@ -461,8 +461,6 @@ class TestPublicCalls:
         self, client: httpx.AsyncClient, session: AsyncSession, world: World
     ):
         """The [5f1] SBP page sends no reCAPTCHA token (non-production builds only)."""
-        from db.models import Platform
-
         session.add(Platform(id="sbp", name="Structural Biology Platform"))
         await session.flush()
         response = await client.post(
