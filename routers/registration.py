@@ -27,18 +27,20 @@ from services.settings import Settings
 router = APIRouter(tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
 sbp_router = APIRouter(prefix="/sbp", tags=["registration"], responses={**LOOKUPS, **RATE_LIMITED})
 
-REGISTER: dict[str, Any] = {
-    "dependencies": [rate_limited("register")],
-    "responses": {
-        400: {"description": "Invalid data submitted, with field_errors"},
-        429: {"description": "Too many attempts"},
-    },
-    "openapi_extra": {
-        "requestBody": {
-            "content": {"application/json": {"schema": RegistrationCreate.model_json_schema()}}
-        }
-    },
-}
+
+def register_route(model: type[RegistrationCreate]) -> dict[str, Any]:
+    """The sign-up routes' options: rate limited, and `model` documented as the body (the
+    route reads it as a form, see routers.deps.form_body)."""
+    return {
+        "dependencies": [rate_limited("register")],
+        "responses": {
+            400: {"description": "Invalid data submitted, with field_errors"},
+            429: {"description": "Too many attempts"},
+        },
+        "openapi_extra": {
+            "requestBody": {"content": {"application/json": {"schema": model.model_json_schema()}}}
+        },
+    }
 
 
 @dataclass
@@ -51,6 +53,18 @@ class Registrar:
     settings: Settings
     remote_ip: str
     admins_cache: TtlCache[frozenset[str]]
+
+    async def register(self, form: RegistrationCreate, **options: Any) -> RegistrationPublic:
+        return await registration_service.register(
+            self.session,
+            self.auth0,
+            self.recaptcha,
+            self.settings,
+            form,
+            remote_ip=self.remote_ip,
+            admins_cache=self.admins_cache,
+            **options,
+        )
 
 
 async def get_registrar(
@@ -69,34 +83,14 @@ FormDep = Annotated[RegistrationCreate, form_body(RegistrationCreate)]
 SbpFormDep = Annotated[SbpRegistrationCreate, form_body(SbpRegistrationCreate)]
 
 
-@router.post("/biocommons/register", **REGISTER)
+@router.post("/biocommons/register", **register_route(RegistrationCreate))
 async def register(registrar: RegistrarDep, form: FormDep) -> RegistrationPublic:
     """Create an account: Auth0 user, default platforms, requested bundles."""
-    r = registrar
-    return await registration_service.register(
-        r.session,
-        r.auth0,
-        r.recaptcha,
-        r.settings,
-        form,
-        remote_ip=r.remote_ip,
-        admins_cache=r.admins_cache,
-    )
+    return await registrar.register(form)
 
 
-@sbp_router.post("/register", **REGISTER)
+@sbp_router.post("/register", **register_route(SbpRegistrationCreate))
 async def register_sbp(registrar: RegistrarDep, form: SbpFormDep) -> RegistrationPublic:
     """Create an account asking for SBP access (pending until an SBP admin approves)."""
-    r = registrar
-    registration_service.check_sbp_email(r.settings, form.email)
-    return await registration_service.register(
-        r.session,
-        r.auth0,
-        r.recaptcha,
-        r.settings,
-        form,
-        remote_ip=r.remote_ip,
-        admins_cache=r.admins_cache,
-        app="sbp",
-        pending_platforms=("sbp",),
-    )
+    registration_service.check_sbp_email(registrar.settings, form.email)
+    return await registrar.register(form, app="sbp", pending_platforms=("sbp",))
