@@ -47,7 +47,7 @@ async def check_auth0(settings: Settings) -> int:
     gateway = Auth0Gateway.from_settings(settings, deadline_s=None, max_retries=1)
     http = httpx.AsyncClient(timeout=settings.auth0_timeout_s, verify=tls_context())
     try:
-        check = await check_tenant(gateway, http, settings)
+        check = await check_tenant(gateway, http, settings, password_client=True)
     finally:
         await gateway.aclose()
         await http.aclose()
