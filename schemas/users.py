@@ -137,6 +137,7 @@ class PlatformMembershipAdmin(BaseModel):
     updated_at: datetime
     revocation_reason: str | None
     request_reason: str | None
+    requested_at: datetime | None = None  # the latest request (pending), if any
 
 
 class GroupMembershipAdmin(BaseModel):
@@ -151,6 +152,8 @@ class GroupMembershipAdmin(BaseModel):
     revocation_reason: str | None
     rejection_reason: str | None
     request_reason: str | None
+    # The latest request (the [b95] portal's pending tooltip), if any.
+    requested_at: datetime | None = None
 
 
 class AdminUser(BaseModel):

@@ -172,13 +172,24 @@ async def _memberships(
 
     Plain columns, not ORM entities: this runs for every page, and entity loading cost
     more than the query."""
-    table, catalog = kind.memberships, kind.catalog
+    table, catalog, history = kind.memberships, kind.catalog, kind.history
+    # When it was last asked for (the portal's pending tooltip): the newest pending row of
+    # its history.
+    requested_at = (
+        sa.select(sa.func.max(history.c.created_at))
+        .where(
+            history.c.membership_id == table.c.id,
+            history.c.approval_status == ApprovalStatus.PENDING,
+        )
+        .scalar_subquery()
+    )
     statement = (
         sa.select(
             table,
             catalog.c.name.label("target_name"),
             catalog.c.short_name.label("target_short_name"),
             updater.c.email.label("updater_email"),
+            requested_at.label("requested_at"),
         )
         .join(catalog, catalog.c.id == kind.target)
         .outerjoin(updater, updater.c.id == table.c.updated_by_id)

@@ -97,6 +97,7 @@ class TestList:
             "updated_at",
             "revocation_reason",
             "request_reason",
+            "requested_at",
         }
 
     async def test_a_group_admin_sees_the_groups_users(self, client, emulator, people):

@@ -304,6 +304,36 @@ class TestAdminPages:
             assert page.status_code == 200, (extra, page.text)
             conforms(page.json(), [LIST_USER])
 
+    async def test_14_and_18_a_pending_request_carries_when_it_was_made_b95(
+        self,
+        client: httpx.AsyncClient,
+        emulator: EmulatorServer,
+        world: World,
+        general: dict[str, str],
+    ):
+        """The [b95] pending tooltip reads `requested_at` (contract item 20)."""
+        asked = await client.post(
+            "/me/groups/request",
+            json={"groups": [{"group_id": TSI, "request_reason": "koalas"}]},
+            headers=user_headers(emulator, world.subject),
+        )
+        assert asked.is_success, asked.text
+        details = (
+            await client.get(f"/admin/users/{world.subject}/details", headers=general)
+        ).json()
+        [group] = details["group_memberships"]
+        assert group["approval_status"] == "pending"
+        assert date_time(group["requested_at"])
+        rows = (
+            await client.get(
+                "/admin/users",
+                params={"page": 1, "per_page": 50, "approval_status": "pending"},
+                headers=general,
+            )
+        ).json()
+        [row] = [r for r in rows if r["id"] == world.subject]
+        assert row["group_memberships"][0]["requested_at"] == group["requested_at"]
+
     async def test_16_and_17_filters_and_counts(
         self, client: httpx.AsyncClient, world: World, general: dict[str, str]
     ):
