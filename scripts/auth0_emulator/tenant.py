@@ -716,10 +716,11 @@ class Tenant:
         start = bisect.bisect_right(members, after) if after else 0
         page = members[start : start + take]
         # Auth0: "If there are more results, a `next` value is included in the response.
-        # When `next` is no longer included, no pages are remaining" (Management API, Get a
-        # role's users). A full page names a next one even when it happens to be the last
-        # (which is then empty), so a full page without `next` means a list cut short.
-        return page, (page[-1] if page and len(page) == take else None)
+        # When `next` is no longer included in the response, no pages are remaining"
+        # (Management API, Get a role's users; auth0-python's roles.users.list docstring).
+        # So the last page names no next one, even when it is full.
+        has_more = start + take < len(members)
+        return page, (page[-1] if page and has_more else None)
 
     # ---- export jobs -----------------------------------------------------------
 

@@ -9,8 +9,9 @@ by checkpoint paging (no per-user calls), staged, and compared in SQL:
 
 Never a mass revocation by accident: a role whose revocations would exceed
 SYNC_MAX_REVOKE_FRACTION of its approved members (beyond SYNC_REVOKE_FLOOR) keeps them all,
-and the run is reported failed; so does a role whose member list looks cut short (a full page
-that names no next page), whose approvals are applied but nothing revoked.
+and the run is reported failed; so does a role whose member list looks cut short (a last page
+as full as asked for, not confirmed by a second read in other-sized pages), whose approvals
+are applied but nothing revoked.
 
 A membership is never flipped while an outbox operation for that user and role is pending,
 nor when it changed (or its outbox operation completed) after the role's members were read:
@@ -80,6 +81,8 @@ async def read_members(ctx: JobContext, target: Target, progress: Progress) -> N
         ctx.count("roles_unreadable")
         ctx.counts.setdefault("errors", []).append(f"{target.kind} {target.id}: {exc.detail}")
         return
+    if pages.suspect and await _confirmed(ctx, target.role_id, members):
+        pages.suspect = False
     target.members, target.read_at = members, read_at
     if pages.suspect:
         target.complete = False
@@ -88,6 +91,21 @@ async def read_members(ctx: JobContext, target: Target, progress: Progress) -> N
             f"{target.kind} {target.id}: the last page of members was full but named no next "
             "page; approvals applied, nothing revoked"
         )
+
+
+async def _confirmed(ctx: JobContext, role_id: str, members: set[str]) -> bool:
+    """A last page as full as asked for, naming no next page, is what Auth0 answers both
+    when the role's members fill whole pages exactly and when it cut the list short. Read
+    again in pages of 99: the page ends then fall elsewhere, so a whole list ends on a
+    short page with the same members, and a cut one does not."""
+    again: set[str] = set()
+    pages = RolePages()
+    try:
+        async for member in ctx.auth0.iter_role_members(role_id, take=99, pages=pages):
+            again.add(member["user_id"])
+    except AppError:
+        return False
+    return not pages.suspect and again == members
 
 
 def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.ColumnElement[bool]:

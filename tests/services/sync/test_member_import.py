@@ -263,3 +263,15 @@ class TestNoMassRevocation:
         assert run.counts.get("platform_revoked", 0) == 0
         assert users[0] in {u for _, u in await approved(session)}
         assert (GALAXY, newcomer) in await approved(session)
+
+    async def test_members_that_fill_whole_pages_exactly_are_a_whole_list(
+        self, sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+    ):
+        """Auth0's last page names no next page even when it is full (its docs): a second
+        read in pages of 99 tells a role of exactly 100 members from a list cut short."""
+        users = await self.members(tenant_server, 101)
+        await full_sync(sync_ctx)
+        self.drop_role(tenant_server, users[:1])  # 100 left: one full page, no next
+        (run,) = await sync(sync_ctx, "sync.memberships")
+        assert run.status.value == "succeeded", run.error
+        assert run.counts["platform_revoked"] == 1
