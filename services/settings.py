@@ -452,12 +452,12 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if value and normalise_origin(value).startswith("http://"):
                 problems.append(f"{name.upper()}: production refuses plain http:// ({value})")
-        problems.extend(self._auth0_domain_problems())
+        problems.extend(self.auth0_domain_problems())
         if problems:
             raise ValueError("unsafe production configuration: " + "; ".join(problems))
         return self
 
-    def _auth0_domain_problems(self) -> list[str]:
+    def auth0_domain_problems(self) -> list[str]:
         """The Management API answers only on the canonical domain: a custom domain as
         AUTH0_DOMAIN makes Auth0 refuse the management token ("Service not enabled within
         domain"), so every Management API call fails while the API looks healthy."""

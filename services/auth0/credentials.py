@@ -19,14 +19,16 @@ REFRESH_MARGIN_S = 60.0
 logger = logging.getLogger("aai.auth0")
 
 
-def _description(response: httpx.Response) -> str:
+def oauth_error(response: httpx.Response) -> tuple[str, str]:
+    """(error, error_description) of an Authentication API error answer (/oauth/token)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
-    if isinstance(body, dict):
-        return str(body.get("error_description") or body.get("message") or body.get("error"))
-    return str(body)[:200]
+        return "", response.text[:200]
+    if not isinstance(body, dict):
+        return "", str(body)[:200]
+    error = str(body.get("error") or "")
+    return error, str(body.get("error_description") or body.get("message") or error)
 
 
 class ManagementTokenProvider:
@@ -90,7 +92,7 @@ class ManagementTokenProvider:
             # A refusal here is configuration, not load: a wrong audience ("Service not
             # enabled within domain", AUTH0_DOMAIN set to the custom domain), a client
             # without a grant, a wrong secret. Say so where ops look.
-            reason = _description(response)
+            _, reason = oauth_error(response)
             logger.error(
                 "auth0 refused the management token (%s): %s", response.status_code, reason
             )

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 from auth0.management.types.create_export_users_fields import CreateExportUsersFields
 
+from services.auth0.credentials import oauth_error
 from services.auth0.transport import Auth0Transport
 from services.errors import (
     BadRequest,
@@ -31,17 +32,6 @@ logger = logging.getLogger("aai.auth0")
 USERS_LIST_CAP = 1000
 
 
-def _oauth_error(response: httpx.Response) -> tuple[str, str]:
-    """(error, error_description) of an Authentication API error answer."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "", response.text[:200]
-    if not isinstance(body, dict):
-        return "", str(body)[:200]
-    return str(body.get("error") or ""), str(body.get("error_description") or "")
-
-
 def _taken_field(message: str) -> str | None:
     """The field of Auth0's "The specified new <field> already exists" (a PATCH duplicate)."""
     lowered = message.lower()
@@ -58,6 +48,15 @@ class RolePages:
     """What paging a role's members showed: `suspect` when the list may be cut short."""
 
     suspect: bool = False
+
+
+class PasswordCheckRefused(ServiceUnavailable):
+    """Auth0 refused the password client itself (no Password grant, no default directory, a
+    wrong secret): configuration, not the user's password. `reason`: Auth0's words."""
+
+    def __init__(self, detail: str, *, reason: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.reason = reason
 
 
 class ExportUnavailable(UpstreamError):
@@ -197,7 +196,7 @@ class Auth0Gateway(Auth0Transport):
             raise ServiceUnavailable(f"Auth0 is unreachable ({type(exc).__name__})") from exc
         if response.status_code == 200:
             return True
-        error, description = _oauth_error(response)
+        error, description = oauth_error(response)
         if error == "invalid_grant":
             return False
         if error == "mfa_required":
@@ -220,9 +219,10 @@ class Auth0Gateway(Auth0Transport):
             error,
             description,
         )
-        raise ServiceUnavailable(
+        raise PasswordCheckRefused(
             "the current password cannot be checked right now; try again later",
             retry_after_s=60,
+            reason=f"{error or response.status_code} ({description})",
         )
 
     async def request_password_reset(self, email: str, *, client_id: str, connection: str) -> None:

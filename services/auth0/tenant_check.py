@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from schemas.health import CheckResult
-from services.auth0.gateway import Auth0Gateway
+from services.auth0.gateway import Auth0Gateway, PasswordCheckRefused
 from services.auth0.scopes import missing_scopes
 from services.errors import AppError, ServiceUnavailable
 from services.settings import Settings
@@ -51,19 +51,6 @@ class TenantCheck:
         )
 
 
-def _domain_hint(settings: Settings) -> str:
-    host = settings.auth0_base_url.split("://", 1)[-1]
-    if settings.auth0_custom_domain and settings.auth0_base_url == settings.auth0_login_url:
-        return " (AUTH0_DOMAIN equals AUTH0_CUSTOM_DOMAIN: AUTH0_DOMAIN must be the canonical tenant domain)"
-    if host.endswith(".auth0.com"):
-        return ""
-    return (
-        f" (AUTH0_DOMAIN {host} is not a canonical *.auth0.com domain; the Management API "
-        "answers only there: set AUTH0_DOMAIN to {tenant}.{region}.auth0.com and the login "
-        "domain as AUTH0_CUSTOM_DOMAIN)"
-    )
-
-
 async def _management(check: TenantCheck, gateway: Auth0Gateway, settings: Settings) -> None:
     gateway.tokens.invalidate()
     try:
@@ -72,7 +59,8 @@ async def _management(check: TenantCheck, gateway: Auth0Gateway, settings: Setti
         check.unknown.append(f"management token: {exc.detail}")
         return
     except AppError as exc:
-        check.problems.append(f"management token: {exc.detail}{_domain_hint(settings)}")
+        hints = "".join(f" ({problem})" for problem in settings.auth0_domain_problems())
+        check.problems.append(f"management token: {exc.detail}{hints}")
         return
     check.scopes = sorted(gateway.tokens.scopes)
     check.notes.append(f"management token for {gateway.base_url}/api/v2/")
@@ -112,35 +100,26 @@ async def _login_domain(check: TenantCheck, http: httpx.AsyncClient, settings: S
         check.notes.append(f"users log in at {settings.auth0_login_url} (issuer {issuer})")
 
 
-async def _password_client(check: TenantCheck, http: httpx.AsyncClient, settings: Settings) -> None:
-    """A wrong password for an address nobody holds: Auth0 answers `invalid_grant` when
-    the client may use the password grant, and something else when it may not."""
-    form = {
-        "grant_type": "http://auth0.com/oauth/grant-type/password-realm",
-        "username": "check-auth0@invalid.example",
-        "password": "not-a-password",
-        "realm": settings.auth0_db_connection,
-        "client_id": settings.auth0_password_client_id,
-        "client_secret": settings.auth0_password_client_secret.get_secret_value(),
-        "scope": "openid",
-    }
+async def _password_client(check: TenantCheck, gateway: Auth0Gateway, settings: Settings) -> None:
+    """The current-password check itself, for an address nobody holds: a wrong password
+    means Auth0 lets the client check passwords; a refusal of the client is the fault."""
+    client_id = settings.auth0_password_client_id
     try:
-        response = await http.post(f"{settings.auth0_base_url}/oauth/token", data=form)
-        body = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        check.unknown.append(f"password client: {type(exc).__name__}")
-        return
-    error = body.get("error") if isinstance(body, dict) else None
-    if error == "invalid_grant":
-        check.notes.append("the password client may check current passwords")
-    elif response.status_code == 429 or response.status_code >= 500:
-        check.unknown.append(f"password client: Auth0 answered {response.status_code}")
-    else:
-        description = body.get("error_description") if isinstance(body, dict) else body
-        check.problems.append(
-            f"password client {settings.auth0_password_client_id}: {error or response.status_code}"
-            f" ({description}); it needs the Password grant and the tenant a default directory"
+        await gateway.verify_password(
+            "check-auth0@invalid.example",
+            "not-a-password",
+            realm=settings.auth0_db_connection,
+            client=(client_id, settings.auth0_password_client_secret.get_secret_value()),
         )
+    except PasswordCheckRefused as exc:
+        check.problems.append(
+            f"password client {client_id}: {exc.reason}; it needs the Password grant and the "
+            "tenant a default directory"
+        )
+    except AppError as exc:
+        check.unknown.append(f"password client: {exc.detail}")
+    else:
+        check.notes.append("the password client may check current passwords")
 
 
 async def check_tenant(
@@ -157,7 +136,7 @@ async def check_tenant(
     await _management(check, gateway, settings)
     await _login_domain(check, http, settings)
     if password_client:
-        await _password_client(check, http, settings)
+        await _password_client(check, gateway, settings)
     return check
 
 

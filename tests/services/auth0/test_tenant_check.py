@@ -58,7 +58,7 @@ async def test_the_custom_domain_as_auth0_domain_is_named_as_the_fault(
     assert not check.ok
     [problem] = check.problems
     assert f"Service not enabled within domain: {emulator.custom_url}/api/v2/" in problem
-    assert "AUTH0_DOMAIN equals AUTH0_CUSTOM_DOMAIN" in problem
+    assert "AUTH0_DOMAIN: equals AUTH0_CUSTOM_DOMAIN" in problem  # the settings' own words
 
     (user_id,) = auth0_users(emulator, 1)
     gateway = Auth0Gateway.from_settings(settings, max_retries=0)
