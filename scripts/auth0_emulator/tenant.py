@@ -546,9 +546,17 @@ class Tenant:
 
     def _record_for_search(self, user: dict[str, Any]) -> None:
         if self.search_lag_s > 0:
+            now = self.search_clock()
             versions = self._search_versions.setdefault(user["user_id"], [])
-            versions.append((self.search_clock(), dict(user)))
-            del versions[:-8]  # a few versions are enough to answer within the lag
+            versions.append((now, dict(user)))
+            # The index shows the newest version older than the lag: older ones than that
+            # are never shown again (keeping only the last few would drop a user changed
+            # often within the lag from the search altogether).
+            shown = [
+                i for i, (moment, _) in enumerate(versions) if moment <= now - self.search_lag_s
+            ]
+            if shown:
+                del versions[: shown[-1]]
 
     def searchable(self, user: dict[str, Any]) -> dict[str, Any] | None:
         """The user as the search index shows it now: the latest version older than the

@@ -20,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,8 +29,6 @@ from db.bulk import dialect_insert
 from db.models import Auth0RateBudget
 
 logger = logging.getLogger("aai.auth0")
-
-Plan = Literal["free", "self-service", "enterprise", "enterprise-nonprod"]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from scripts.auth0_emulator.scopes import ALL_SCOPES, ENDPOINT_SCOPES
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.auth0.scopes import REQUIRED_SCOPES
+from tests.clock import FakeClock
 from tests.factories import auth0_users
 
 
@@ -305,3 +306,23 @@ class TestFieldRules:
         )
         assert response.status_code == 400
         assert "requires_username" in response.json()["message"]
+
+
+class TestSearchLag:
+    def test_a_user_changed_often_within_the_lag_is_still_found_as_before(
+        self, emulator: EmulatorServer
+    ):
+        clock = FakeClock()
+        tenant = emulator.tenant
+        tenant.search_clock, tenant.search_lag_s = clock, 30.0
+        (user_id,) = auth0_users(emulator, 1)
+        clock.advance(31)
+        for index in range(10):
+            tenant.update_user(user_id, {"given_name": f"G{index}"})
+        shown = tenant.searchable(tenant.get_user(user_id))
+        assert shown is not None
+        assert shown.get("given_name") is None  # the version from before the changes
+        clock.advance(31)
+        later = tenant.searchable(tenant.get_user(user_id))
+        assert later is not None
+        assert later["given_name"] == "G9"

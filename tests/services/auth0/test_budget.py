@@ -3,6 +3,7 @@ answers say is left. Against the emulator's Free plan (one bucket, burst 2, 2/s)
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import get_args
 
 import httpx
 import pytest
@@ -13,8 +14,9 @@ from db.engine import create_engine
 from db.models import Auth0RateBudget
 from scripts.auth0_emulator.server import EmulatorServer
 from services.auth0 import Auth0Gateway
-from services.auth0.budget import TenantBudget, bucket_of
+from services.auth0.budget import PLANS, TenantBudget, bucket_of
 from services.errors import ServiceUnavailable
+from services.settings import Settings
 from tests.factories import auth0_users, make_gateway
 
 
@@ -112,3 +114,8 @@ def test_self_service_operations_spend_from_their_endpoint_buckets():
     assert bucket_of("self-service", "users.delete").name == "delete users"
     assert bucket_of("self-service", "roles.users.list").name == "all other endpoints"
     assert bucket_of("enterprise", "roles.users.list").name == "management"
+
+
+def test_the_plans_settings_accept_are_the_plans_the_budget_knows():
+    (plans, _none) = get_args(Settings.model_fields["auth0_plan"].annotation)
+    assert set(get_args(plans)) == set(PLANS)
