@@ -168,9 +168,9 @@ async def _check_request(
         # In `message` only, as the old backend answered: a field error for a field the
         # form does not have would block the retry until the page is reloaded.
         raise InvalidFields([], message="reCAPTCHA verification failed; please try again")
-    too_long = username_length_problem(settings, data.username)
-    if too_long:
-        raise InvalidFields([{"field": "username", "message": too_long}])
+    length = username_length_problem(settings, data.username)
+    if length:
+        raise InvalidFields([{"field": "username", "message": length}])
     if await username_taken(session, data.username):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
 
@@ -318,15 +318,15 @@ def username_length_problem(settings: Settings, username: str) -> str | None:
     characters; README, Tenant setup): refused here, as a field error, before Auth0 is
     asked and answers with a payload error."""
     limit = settings.auth0_username_max_length
-    if len(username) > limit:
-        return f"Username must be at most {limit} characters long"
+    if not 3 <= len(username) <= limit:
+        return f"Username must be 3 to {limit} characters long"
     return None
 
 
 async def username_availability(
     session: AsyncSession, settings: Settings, username: str
 ) -> Availability:
-    problem = _username_problem(username) or username_length_problem(settings, username)
+    problem = username_length_problem(settings, username) or _username_problem(username)
     if problem:
         return Availability(
             available=False, field_errors=[FieldError(field="username", message=problem)]
@@ -340,8 +340,6 @@ async def username_availability(
 
 
 def _username_problem(username: str) -> str | None:
-    if not 3 <= len(username) <= 128:
-        return "Username must be 3 to 128 characters long"
     if not USERNAME.match(username):
         return "Username must start with a lowercase letter or digit and use only lowercase letters, digits, - and _"
     return None

@@ -56,9 +56,9 @@ async def change_username(
     by email (in this unit of work)."""
     if user.username and user.username.lower() == username.lower():
         raise InvalidFields([{"field": "username", "message": "This is already the username"}])
-    too_long = username_length_problem(settings, username)
-    if too_long:
-        raise InvalidFields([{"field": "username", "message": too_long}])
+    length = username_length_problem(settings, username)
+    if length:
+        raise InvalidFields([{"field": "username", "message": length}])
     if await username_taken(session, username, for_user=user.id):
         raise InvalidFields([{"field": "username", "message": "Username is already taken"}])
     # Plain values for the compensation: a rollback expires `user`, and reading it then

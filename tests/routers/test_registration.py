@@ -206,7 +206,7 @@ class TestRegister:
         before = emulator.state.requests.get("POST /api/v2/users", 0)
         response = await register(client, username="a-sixteen-chars-")
         assert response.status_code == 400
-        assert field_errors(response) == {"username": "Username must be at most 15 characters long"}
+        assert field_errors(response) == {"username": "Username must be 3 to 15 characters long"}
         assert emulator.state.requests.get("POST /api/v2/users", 0) == before
         availability = await client.get(
             "/utils/register/check-username-availability", params={"username": "a-sixteen-chars-"}
