@@ -15,6 +15,7 @@ from db.models import Group, Platform, PlatformMembership, User
 from db.types import ApprovalStatus
 from scripts.auth0_emulator.server import EmulatorServer
 from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
+from tests.factories import portal_user
 from tests.routers.admin_world import TSI, World, admin, membership
 
 STATUSES = {"approved", "pending", "revoked", "rejected"}
@@ -435,17 +436,9 @@ class TestAdminPages:
         conforms(moved.json(), {"message": str})  # the success alert's text
         reset = await client.post(f"{base}/password-reset-email", json={}, headers=general)
         assert reset.is_success, reset.text  # 28
-        other = emulator.tenant.create_user(
-            {
-                "connection": DEFAULT_CONNECTION,
-                "email": f"typo.{secrets.token_hex(3)}@exmaple.org",
-                "password": "long-enough-1",
-            }
-        )
-        session.add(User(id=other["user_id"], email=other["email"], connection=DEFAULT_CONNECTION))
-        await session.flush()
+        other = await portal_user(session, emulator, name=f"typo{secrets.token_hex(3)}")
         inform = await client.post(
-            f"/admin/users/{other['user_id']}/delete_invalid_email",
+            f"/admin/users/{other.id}/delete_invalid_email",
             json={"correct_email": f"fixed.{secrets.token_hex(3)}@example.org"},
             headers=general,
         )
