@@ -16,6 +16,7 @@ from scripts.auth0_emulator.tenant import DEFAULT_CONNECTION
 from services.auth0.scopes import REQUIRED_SCOPES
 from tests.clock import FakeClock
 from tests.factories import auth0_users
+from tests.scripts.test_auth0_emulator import management_token
 
 
 @pytest.fixture
@@ -41,14 +42,6 @@ def credentials(emulator: EmulatorServer, audience: str, **extra: str) -> dict[s
     }
 
 
-async def token_from(client: httpx.AsyncClient, emulator: EmulatorServer) -> str:
-    response = await client.post(
-        "/oauth/token", data=credentials(emulator, emulator.tenant.management_audience)
-    )
-    assert response.status_code == 200, response.text
-    return str(response.json()["access_token"])
-
-
 class TestDomains:
     async def test_the_management_api_is_only_the_canonical_domains(
         self, custom: httpx.AsyncClient, emulator: EmulatorServer
@@ -67,8 +60,8 @@ class TestDomains:
         custom: httpx.AsyncClient,
         emulator: EmulatorServer,
     ):
-        from_custom = await token_from(custom, emulator)
-        from_canonical = await token_from(canonical, emulator)
+        from_custom = await management_token(custom, emulator)
+        from_canonical = await management_token(canonical, emulator)
         assert jwt.decode(from_custom, options={"verify_signature": False})["iss"] == (
             f"{emulator.custom_url}/"
         )
@@ -131,7 +124,7 @@ class TestScopes:
         self, canonical: httpx.AsyncClient, emulator: EmulatorServer
     ):
         emulator.tenant.granted_scopes = frozenset({"read:users"})
-        token = await token_from(canonical, emulator)
+        token = await management_token(canonical, emulator)
         assert jwt.decode(token, options={"verify_signature": False})["scope"] == "read:users"
         headers = {"Authorization": f"Bearer {token}"}
         assert (await canonical.get("/api/v2/users", headers=headers)).status_code == 200
@@ -180,7 +173,7 @@ class TestErrors:
     ):
         first, second = auth0_users(emulator, 2)
         taken = emulator.tenant.get_user(second)
-        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        headers = {"Authorization": f"Bearer {await management_token(canonical, emulator)}"}
         for field, message in (
             ("email", "The specified new email already exists"),
             ("username", "The specified new username already exists"),
@@ -245,7 +238,7 @@ class TestLimits:
         self, canonical: httpx.AsyncClient, emulator: EmulatorServer
     ):
         """Spending "all other endpoints" (10 burst) leaves "read users" (40) untouched."""
-        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        headers = {"Authorization": f"Bearer {await management_token(canonical, emulator)}"}
         emulator.state.set_rate_limit("self-service")
         roles = [await canonical.get("/api/v2/roles", headers=headers) for _ in range(11)]
         assert [r.status_code for r in roles].count(429) >= 1
@@ -275,7 +268,7 @@ class TestFieldRules:
         fields: dict[str, str],
         message: str,
     ):
-        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        headers = {"Authorization": f"Bearer {await management_token(canonical, emulator)}"}
         body = {
             "connection": DEFAULT_CONNECTION,
             "email": "rules@example.org",
@@ -293,7 +286,7 @@ class TestFieldRules:
         self, canonical: httpx.AsyncClient, emulator: EmulatorServer
     ):
         emulator.tenant.requires_username = False
-        headers = {"Authorization": f"Bearer {await token_from(canonical, emulator)}"}
+        headers = {"Authorization": f"Bearer {await management_token(canonical, emulator)}"}
         response = await canonical.post(
             "/api/v2/users",
             json={
