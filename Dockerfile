@@ -27,9 +27,11 @@ COPY migrations/ migrations/
 COPY routers/ routers/
 COPY schemas/ schemas/
 COPY services/ services/
-# The entrypoint, and the Auth0 emulator for the compose file's local profile (it serves
-# nothing unless started, and production refuses an http:// Auth0 domain).
-COPY scripts/__init__.py scripts/entrypoint.py scripts/
+# The entrypoint, the cut-over's import of the old database (docs/cutover.md), and the
+# Auth0 emulator for the compose file's local profile (it serves nothing unless started,
+# and production refuses an http:// Auth0 domain).
+COPY scripts/__init__.py scripts/entrypoint.py scripts/import_legacy.py scripts/
+COPY scripts/legacy_import/ scripts/legacy_import/
 COPY scripts/auth0_emulator/ scripts/auth0_emulator/
 # The CA bundle RDS certificates chain to, for DB_SSLMODE=verify-full (deploy/stack.py).
 ADD --chmod=644 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/rds/global-bundle.pem

@@ -4,6 +4,7 @@
     python -m scripts.entrypoint scheduler [run_scheduler options...]
     python -m scripts.entrypoint migrate                        # alembic upgrade head, exit
     python -m scripts.entrypoint check-auth0                    # is the tenant set up? (ops)
+    python -m scripts.entrypoint import-legacy --from URL [...] # the cut-over's one-off import
 
 Each role first waits for the database (DB_WAIT_TIMEOUT_S, default 60; a refused or
 failing connection is retried every second) and exits 3 with a clear message if it
@@ -38,7 +39,7 @@ from services.kit.health import readiness
 from services.kit.outbound import tls_context
 from services.settings import ConfigError, Settings, get_settings
 
-ROLES = ("api", "scheduler", "migrate", "check-auth0")
+ROLES = ("api", "scheduler", "migrate", "check-auth0", "import-legacy")
 EXIT_USAGE, EXIT_CONFIG, EXIT_NO_DATABASE, EXIT_NOT_MIGRATED = 64, 2, 3, 4
 EXIT_AUTH0_FAULT, EXIT_AUTH0_UNKNOWN = 5, 6
 
@@ -137,6 +138,9 @@ def main(argv: list[str]) -> int:
             "--no-access-log",
             *rest,
         ]
+    elif role == "import-legacy":
+        # Into the configured database (docs/cutover.md); `--to` may name another.
+        command = [sys.executable, "scripts/import_legacy.py", *rest]
     else:
         command = [sys.executable, "run_scheduler.py", *rest]
     os.execv(sys.executable, command)  # noqa: S606 - fixed programs, no shell

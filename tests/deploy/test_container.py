@@ -72,7 +72,7 @@ class TestDockerfile:
         is inside the .dockerignore allow-list (else the container fails at start)."""
         probe = (
             "import json, sys; import main, run_scheduler, scripts.entrypoint, routers.db_admin, "
-            "db.migrations, scripts.auth0_emulator.__main__; main.create_app(); "
+            "db.migrations, scripts.auth0_emulator.__main__, scripts.import_legacy; main.create_app(); "
             "print(json.dumps([getattr(m, '__file__', None) for m in list(sys.modules.values())]))"
         )
         output = subprocess.run(

@@ -114,10 +114,18 @@ async def test_scheduler_role_runs_the_scheduler(scratch_db: URL, repo_root: Pat
     assert [(r.job, r.status.value) for r in runs] == [("otp.cleanup", "succeeded")]
 
 
+async def test_import_legacy_role_runs_the_import_script(scratch_db: URL, repo_root: Path):
+    code, output, _ = await entrypoint(
+        repo_root, environment(scratch_db), "import-legacy", "--from", "sqlite://"
+    )
+    assert code == 2, output
+    assert "--from must be a PostgreSQL URL" in output
+
+
 async def test_an_unknown_role_is_a_usage_error(repo_root: Path):
     code, output, _ = await entrypoint(repo_root, environment("sqlite://"), "worker")
     assert code == 64
-    assert "usage: entrypoint {api|scheduler|migrate|check-auth0}" in output
+    assert "usage: entrypoint {api|scheduler|migrate|check-auth0|import-legacy}" in output
 
 
 async def test_check_auth0_passes_a_good_tenant_and_names_the_custom_domain_mistake(
