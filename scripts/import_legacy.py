@@ -2,7 +2,9 @@
 
     uv run python scripts/import_legacy.py --from postgresql://…/old_db [--to URL] [--dry-run] [--merge]
 
-`--to` defaults to the database the service is configured with (DB_URL / DB_HOST…). The
+`--from` defaults to the LEGACY_DATABASE_URL environment variable (so a one-off task can take
+it from a secret rather than its command line); `--to` defaults to the database the service is
+configured with (DB_URL / DB_HOST…). The
 whole import is one transaction. `--dry-run` writes it, prints the reconciliation and rolls
 back. Without `--merge` the target must hold nothing yet; with it, rows the target already
 holds are kept as they are and only what it lacks is written, so running the import twice
@@ -15,6 +17,7 @@ written). The cut-over runbook: docs/cutover.md.
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +41,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="import_legacy", description=__doc__.split("\n\n")[0] if __doc__ else None
     )
-    parser.add_argument("--from", dest="source", required=True, help="the old database's URL")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        default=os.environ.get("LEGACY_DATABASE_URL"),
+        help="the old database's URL (default: $LEGACY_DATABASE_URL)",
+    )
     parser.add_argument("--to", dest="target", help="the target database (default: settings)")
     parser.add_argument("--dry-run", action="store_true", help="import, report, roll back")
     parser.add_argument(
@@ -53,6 +61,12 @@ def _safe(url: URL) -> str:
 
 async def run(argv: list[str]) -> int:
     args = parse(argv)
+    if not args.source:
+        print(
+            "import_legacy: name the old database: --from URL or LEGACY_DATABASE_URL",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         settings = get_settings()
     except ConfigError as exc:

@@ -22,9 +22,9 @@ What goes where, and why (the reference is docs/cutover.md, "What the import car
 - queued email stays queued: due at once (PENDING, and SENDING, whose send was cut short:
   one duplicate is possible, a loss is not), or at its retry time (FAILED with
   `send_after`); given-up mail stays failed.
-- one-time email codes are not carried: this service keys its hashes with JWT_SECRET_KEY
-  over user, address and code, so an old unsalted hash can never match, and a code lives
-  ten minutes anyway. The scheduler's pickled jobs are not carried: the new scheduler keeps
+- one-time email codes are not carried: this service's hashes are HMACs over user, address
+  and code with a key derived from JWT_SECRET_KEY, so an old unsalted hash can never match,
+  and a code lives ten minutes anyway. The scheduler's pickled jobs are not carried: the new scheduler keeps
   its schedule in code, and the emails they were sending are requeued above.
 """
 

@@ -2,6 +2,7 @@
 enum value and kind of history), into a freshly migrated one; then a sync against an Auth0
 tenant that agrees with the old database, which must keep every fact only the database had."""
 
+import os
 import secrets
 import subprocess
 import sys
@@ -375,13 +376,26 @@ async def test_rows_the_new_schema_refuses_are_listed_and_nothing_is_written(
 
 def test_the_script_runs_as_the_runbook_says(repo_root: Path) -> None:
     """`uv run python scripts/import_legacy.py …`: a file, not a module, so it finds the
-    project's packages itself."""
-    result = subprocess.run(
-        [sys.executable, str(repo_root / "scripts" / "import_legacy.py"), "--help"],
+    project's packages itself; the source may come from LEGACY_DATABASE_URL instead."""
+    script = str(repo_root / "scripts" / "import_legacy.py")
+    env = {k: v for k, v in os.environ.items() if k != "LEGACY_DATABASE_URL"}
+    missing = subprocess.run(
+        [sys.executable, script], capture_output=True, text=True, check=False, cwd="/", env=env
+    )
+    assert missing.returncode == 2
+    assert "--from URL or LEGACY_DATABASE_URL" in missing.stderr
+    from_env = subprocess.run(
+        [sys.executable, script],
         capture_output=True,
         text=True,
         check=False,
         cwd="/",
+        env={**env, "LEGACY_DATABASE_URL": "sqlite://"},
+    )
+    assert from_env.returncode == 2
+    assert "--from must be a PostgreSQL URL" in from_env.stderr
+    result = subprocess.run(
+        [sys.executable, script, "--help"], capture_output=True, text=True, check=False, cwd="/"
     )
     assert result.returncode == 0, result.stderr
     assert "--merge" in result.stdout
