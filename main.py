@@ -20,7 +20,17 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
-from routers import admin, catalog_admin, db_admin, health, me, metrics, registration, utils
+from routers import (
+    admin,
+    catalog_admin,
+    db_admin,
+    events,
+    health,
+    me,
+    metrics,
+    registration,
+    utils,
+)
 from routers.deps import form_errors
 from schemas import errors
 from services.auth0 import Auth0Gateway
@@ -252,6 +262,7 @@ def create_app(
     app.include_router(catalog_admin.router)
     app.include_router(registration.router)
     app.include_router(utils.router)
+    app.include_router(events.router)
     if settings.sbp_registration_enabled:
         app.include_router(registration.sbp_router)
     if settings.enable_prometheus_metrics:

@@ -29,6 +29,7 @@ from services.kit.health import readiness
 from services.kit.observability import configure_logging
 from services.settings import ConfigError, Settings, get_settings
 from services.sync.jobs import Job, select_jobs
+from services.sync.net import net_decision
 from services.sync.runs import JobContext, run_job
 
 logger = logging.getLogger("aai.scheduler")
@@ -73,12 +74,15 @@ async def close_context(ctx: JobContext) -> None:
 async def run_once(ctx: JobContext, jobs: Sequence[Job]) -> list[SyncRun]:
     runs = []
     for job in jobs:
+        if not job.enabled(ctx.settings):
+            continue
         runs.append(await run_job(ctx, job.name, job.body))
     return runs
 
 
 async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
     """Once through every job in dependency order, then each on its own interval."""
+    jobs = [job for job in jobs if job.enabled(ctx.settings)]
     scheduler = AsyncIOScheduler(timezone="UTC")
     running: set[asyncio.Task[object]] = set()
 
@@ -91,6 +95,12 @@ async def run_forever(ctx: JobContext, jobs: Sequence[Job]) -> None:
     async def fire(job: Job) -> None:
         # Each run gets its own context: counts are per run.
         job_ctx = JobContext(ctx.settings, ctx.engine, ctx.sessions, ctx.auth0, ctx.dry_run)
+        if job.net is not None:
+            # A healthy stream stands in for this poll between net runs.
+            deferred, job_ctx.preset = await net_decision(job_ctx, job.name, job.net)
+            if deferred:
+                logger.debug("%s not needed now: %s", job.name, deferred)
+                return
         await track(run_job(job_ctx, job.name, job.body, quiet=job.quiet))
 
     stop = asyncio.Event()

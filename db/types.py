@@ -45,3 +45,15 @@ class SyncRunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class EventSource(StrEnum):
+    EVENT_STREAM = "event_stream"  # Auth0 Event Streams: CloudEvents, one user object each
+    LOG_STREAM = "log_stream"  # an Auth0 Log Stream (custom webhook): tenant log entries
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    APPLIED = "applied"
+    IGNORED = "ignored"
+    PARKED = "parked"

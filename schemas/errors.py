@@ -42,3 +42,10 @@ LOOKUPS: dict[int | str, dict[str, Any]] = {
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: _error("Too many requests from this client; retry after Retry-After seconds"),
 }
+# The inboxes Auth0 pushes to.
+INBOX: dict[int | str, dict[str, Any]] = {
+    400: _error("The body is not a well-formed batch; nothing was stored"),
+    401: _error("The Authorization header does not carry the inbox's secret"),
+    404: _error("This inbox is not enabled (its secret is not set)"),
+    413: _error("The body is larger than EVENTS_MAX_BODY_BYTES"),
+}

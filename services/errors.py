@@ -59,6 +59,11 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
 class TooManyRequests(AppError):
     status_code = 429
     code = "too_many_requests"

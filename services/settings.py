@@ -223,6 +223,30 @@ class Settings(BaseSettings):
     sync_role_concurrency: int = Field(default=4, ge=1, le=32)
     outbox_max_attempts: int = Field(default=10, ge=1)
     catalog_short_names: dict[str, str] = Field(default_factory=dict)
+    # Auth0 pushes changes (README "Event and Log Streams"): the inboxes answer only when
+    # their secret is set (the stream's bearer token, or the basic-auth password), and
+    # refuse bodies over EVENTS_MAX_BODY_BYTES. The scheduler applies the inbox every
+    # EVENTS_APPLY_INTERVAL_S, up to EVENTS_APPLY_BATCH events a run; an event that fails
+    # EVENTS_MAX_ATTEMPTS times is parked.
+    events_stream_secret: SecretStr | None = None
+    log_stream_secret: SecretStr | None = None
+    events_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    events_apply_interval_s: float = Field(default=1.0, gt=0, le=60)
+    events_apply_batch: int = Field(default=500, ge=1, le=10000)
+    events_max_attempts: int = Field(default=5, ge=1)
+    # While a stream is healthy the polling it replaces runs only this often, as a net: the
+    # users search (Event Streams), the full users sync (Event Streams) and the membership
+    # sync (the Log Stream). A stream is unhealthy when nothing came for EVENTS_SILENCE_S
+    # while the net found changes, or its oldest unapplied event is older than
+    # EVENTS_MAX_LAG_S; then the scheduler polls at the usual intervals and says so.
+    events_net_incremental_interval_s: int = Field(default=1800, ge=60)
+    events_net_full_interval_s: int = Field(default=6 * 3600, ge=300)
+    events_net_memberships_interval_s: int = Field(default=3600, ge=60)
+    events_silence_s: int = Field(default=3600, ge=60)
+    events_max_lag_s: int = Field(default=60, ge=5)
+    # Applied and ignored events are kept this long for ops, then deleted (parked ones and
+    # deletions stay: a deletion outranks updates delivered after it).
+    events_retention_days: int = Field(default=7, ge=1)
 
     # Registration
     registration_default_platforms: Annotated[list[str], NoDecode] = Field(
@@ -389,6 +413,13 @@ class Settings(BaseSettings):
                 problems.append(f"{name}: must be set to a real secret in production")
         if len(self.jwt_secret_key.get_secret_value()) < 32:
             problems.append("JWT_SECRET_KEY: must be at least 32 characters in production")
+        for name, stream_secret in (
+            ("EVENTS_STREAM_SECRET", self.events_stream_secret),
+            ("LOG_STREAM_SECRET", self.log_stream_secret),
+        ):
+            # Unset (or empty, as Secrets Manager leaves a key nobody filled) turns the inbox off.
+            if stream_secret and 0 < len(stream_secret.get_secret_value()) < 32:
+                problems.append(f"{name}: must be at least 32 characters in production")
         if len(self.auth0_action_token_secret.get_secret_value().encode()) < 32:
             # HS256 with a short secret can be brute-forced from one token.
             problems.append("AUTH0_ACTION_TOKEN_SECRET: must be at least 32 bytes in production")

@@ -2,6 +2,7 @@
 
 from db.models.catalog import Group, GroupAdminRole, Platform, PlatformAdminRole
 from db.models.email import EmailChangeOtp, EmailNotification
+from db.models.events import Auth0Event
 from db.models.membership import (
     GroupMembership,
     GroupMembershipHistory,
@@ -21,6 +22,7 @@ APPEND_ONLY_TABLES = (
 
 __all__ = [
     "APPEND_ONLY_TABLES",
+    "Auth0Event",
     "Auth0OutboxEntry",
     "Auth0RateBudget",
     "Auth0Role",

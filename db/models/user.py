@@ -55,6 +55,11 @@ class User(TableBase, table=True):
     updated_at: datetime = updated_at_field()
     last_login: datetime | None = timestamp_field()
     last_synced_at: datetime | None = timestamp_field()
+    # How new the Auth0 profile held here is, on Auth0's clock: its `updated_at` when the
+    # sync or an event wrote the row, the time of the write when this service changed the
+    # user (in Auth0 first). An event older than this changes nothing, so events delivered
+    # late or twice converge.
+    auth0_updated_at: datetime | None = timestamp_field()
     # Set when the user finished the legacy password migration: the next profile read
     # shows the portal's welcome banner once (`show_welcome_message`), then clears it.
     welcome_pending: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
@@ -164,3 +169,30 @@ class UsernameClaim(TableBase, table=True):
     username: str = Field(primary_key=True, max_length=128)  # lower-cased
     user_id: str = Field(foreign_key="app_user.id", index=True, max_length=255)
     claimed_at: datetime = created_at_field()
+
+
+# Columns that mirror Auth0: this service changes them in Auth0 first, then here.
+AUTH0_MIRRORED = (
+    "email",
+    "email_verified",
+    "username",
+    "name",
+    "given_name",
+    "family_name",
+    "picture",
+    "blocked",
+    "is_deleted",
+)
+
+
+@sa.event.listens_for(User, "before_update")
+def _auth0_version_of_own_writes(_mapper: object, _connection: object, target: User) -> None:
+    """A change made here through the ORM (the request path, which writes Auth0 first) makes
+    the row as new as now on Auth0's clock, unless the writer gave Auth0's own `updated_at`:
+    an event Auth0 sent about the state before this change is older, and changes nothing.
+    The sync's set-based writes set the column themselves."""
+    state = sa.inspect(target)
+    if state.attrs.auth0_updated_at.history.has_changes():
+        return
+    if any(state.attrs[name].history.has_changes() for name in AUTH0_MIRRORED):
+        target.auth0_updated_at = utcnow()

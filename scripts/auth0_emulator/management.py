@@ -13,6 +13,7 @@ from scripts.auth0_emulator.app import MAX_PAGED_RESULTS, EmulatorState, fast_js
 from scripts.auth0_emulator.scopes import ENDPOINT_SCOPES, insufficient
 from scripts.auth0_emulator.search import compile_query, lookup, project, user_matches
 from scripts.auth0_emulator.tenant import (
+    ACTOR,
     ExportJob,
     TenantError,
     iso_now,
@@ -24,7 +25,7 @@ def management_routes(state: EmulatorState) -> APIRouter:
     tenant = state.tenant
 
     # token -> (exp, signing kids, iss, scopes) of a token already verified
-    verified_tokens: dict[str, tuple[float, tuple[str, ...], str, frozenset[str]]] = {}
+    verified_tokens: dict[str, tuple[float, tuple[str, ...], str, frozenset[str], str]] = {}
 
     async def management_token(request: Request) -> None:
         """A token for this tenant's Management API, used on the domain that issued it
@@ -52,8 +53,11 @@ def management_routes(state: EmulatorState) -> APIRouter:
                 keys,
                 str(claims["iss"]),
                 frozenset(str(claims.get("scope", "")).split()),
+                str(claims.get("azp", "")),
             )
             verified_tokens[token] = cached
+        # Changes made while serving this request are logged as made by this client.
+        ACTOR.set(cached[4])
         if not tenant.strict:
             return
         if cached[2] != tenant.issuer_for_host(request.headers.get("host")):
@@ -293,8 +297,10 @@ def management_routes(state: EmulatorState) -> APIRouter:
     @router.post("/roles/{role_id}/users", status_code=200)
     async def assign_role_users(role_id: str, request: Request) -> Response:
         tenant.get_role(role_id)
-        for user_id in (await request.json()).get("users", []):
-            tenant.assign_roles(user_id, [role_id])
+        users = (await request.json()).get("users", [])
+        for user_id in users:
+            tenant.assign_roles(user_id, [role_id], logged=False)
+        tenant.log_api_call("POST", f"/api/v2/roles/{role_id}/users", {"users": list(users)})
         return Response(status_code=200)
 
     def job_body(job: ExportJob, request: Request) -> dict[str, Any]:

@@ -5,6 +5,7 @@ checkpoint paging is a bisect, and the user list keeps insertion order.
 """
 
 import bisect
+import copy
 import hashlib
 import hmac
 import secrets
@@ -12,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from scripts.auth0_emulator.scopes import ALL_SCOPES
 
 DEFAULT_CONNECTION = "Username-Password-Authentication"
+# The client a change is logged as made by: the Management API's caller while it serves a
+# request (set by the management routes), else a change made in the Auth0 Dashboard.
+DASHBOARD_CLIENT = "emulator-dashboard"
+ACTOR: ContextVar[str] = ContextVar("emulator_actor", default=DASHBOARD_CLIENT)
 
 
 def default_picture(email: str | None) -> str:
@@ -188,6 +194,11 @@ class Tenant:
     revoked_refresh_tokens: dict[str, int] = field(default_factory=dict)
     management_tokens_issued: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # Called with ("event", CloudEvent) and ("log", log entry) for every change, as Auth0's
+    # Event Streams and Log Streams would see it (scripts/auth0_emulator/streams.py).
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    tenant_name: str = "emulator"
+    _log_sequence: int = 0
     # Auth0 keeps emails and usernames unique per connection, not per tenant.
     _email_index: dict[tuple[str, str], str] = field(default_factory=dict)
     _username_index: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -406,6 +417,59 @@ class Tenant:
                 "invalid_body",
             )
 
+    # ---- what Event Streams and Log Streams see --------------------------------
+
+    def _emit_user(self, kind: str, user: dict[str, Any]) -> None:
+        """A CloudEvent as Event Streams deliver it ("Event Types": `{id, source, specversion,
+        type, time, data: {object}}` with the full user object; `a0tenant`, `a0stream`)."""
+        if not self.listeners:
+            return
+        event = {
+            "id": f"evt_{secrets.token_hex(11)}",
+            "source": f"urn:auth0:{self.tenant_name}:users",
+            "specversion": "1.0",
+            "type": kind,
+            "time": iso_now(),
+            "data": {"object": copy.deepcopy(user)},
+            "a0tenant": self.tenant_name,
+            "a0stream": "est_emulator",
+        }
+        for listener in list(self.listeners):
+            listener("event", event)
+
+    def _emit_log(self, kind: str, *, user_id: str | None = None, **details: Any) -> None:
+        """A tenant log entry as a Log Stream delivers it (`{log_id, data: {date, type,
+        client_id, user_id, details}}`); `sapi` entries carry the Management API request's
+        method, path and body."""
+        if not self.listeners:
+            return
+        with self.lock:
+            self._log_sequence += 1
+            sequence = self._log_sequence
+        data: dict[str, Any] = {
+            "date": iso_now(),
+            "type": kind,
+            "client_id": ACTOR.get(),
+            "ip": "127.0.0.1",
+            "details": details,
+        }
+        if user_id:
+            data["user_id"] = user_id
+        log_id = f"9002{time.time_ns():020d}{sequence:012d}"
+        data["log_id"] = log_id
+        for listener in list(self.listeners):
+            listener("log", {"log_id": log_id, "data": data})
+
+    def log_api_call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **extra: Any
+    ) -> None:
+        self._emit_log(
+            "sapi",
+            request={"method": method.lower(), "path": path, "body": body or {}},
+            response={"statusCode": 200},
+            **extra,
+        )
+
     def create_user(self, data: dict[str, Any]) -> dict[str, Any]:
         connection = data.get("connection")
         if not connection:
@@ -474,6 +538,8 @@ class Tenant:
             self._record_for_search(user)
             if password:
                 self.passwords[user_id] = password
+        self._emit_user("user.created", user)
+        self._emit_log("ss", user_id=user_id, description="signup")
         return user
 
     def get_user(self, user_id: str) -> dict[str, Any]:
@@ -529,6 +595,8 @@ class Tenant:
                     user[key] = {k: v for k, v in merged.items() if v is not None}
             user["updated_at"] = iso_now()
             self._record_for_search(user)
+        self._emit_user("user.updated", user)
+        self.log_api_call("PATCH", f"/api/v2/users/{user_id}", user_id=user_id)
         return user
 
     def record_login(self, user: dict[str, Any]) -> None:
@@ -581,6 +649,8 @@ class Tenant:
             for role_id in self.user_roles.pop(user_id, set()):
                 self._remove_member(role_id, user_id)
             self.passwords.pop(user_id, None)
+        self._emit_user("user.deleted", user)
+        self.log_api_call("DELETE", f"/api/v2/users/{user_id}", user_id=user_id)
 
     def users_by_email(self, email: str) -> list[dict[str, Any]]:
         return [self.users[user_id] for user_id in self._by_email.get(email.lower(), [])]
@@ -603,7 +673,9 @@ class Tenant:
             self.linked[secondary_id] = primary_id
             primary["updated_at"] = iso_now()
             self._record_for_search(primary)
-            return list(primary["identities"])
+            identities = list(primary["identities"])
+        self._emit_user("user.updated", primary)
+        return identities
 
     def find_user(self, hint: str) -> dict[str, Any] | None:
         if hint in self.linked:
@@ -631,6 +703,7 @@ class Tenant:
             self.roles[role_id] = role
             self._role_names[name] = role_id
             self.role_members[role_id] = []
+        self.log_api_call("POST", "/api/v2/roles", {"name": name, "description": description})
         return role
 
     def get_role(self, role_id: str) -> dict[str, Any]:
@@ -659,6 +732,7 @@ class Tenant:
                 role["name"] = name
             if "description" in data:
                 role["description"] = data["description"]
+        self.log_api_call("PATCH", f"/api/v2/roles/{role_id}", dict(data))
         return role
 
     def delete_role(self, role_id: str) -> None:
@@ -668,6 +742,7 @@ class Tenant:
             del self.roles[role_id]
             for user_id in self.role_members.pop(role_id, []):
                 self.user_roles.get(user_id, set()).discard(role_id)
+        self.log_api_call("DELETE", f"/api/v2/roles/{role_id}")
 
     def _remove_member(self, role_id: str, user_id: str) -> None:
         members = self.role_members.get(role_id)
@@ -677,7 +752,9 @@ class Tenant:
         if index < len(members) and members[index] == user_id:
             members.pop(index)
 
-    def assign_roles(self, user_id: str, role_ids: list[str]) -> None:
+    def assign_roles(self, user_id: str, role_ids: list[str], *, logged: bool = True) -> None:
+        """`logged`: emit the Management API log entry (False when the caller logs its own,
+        as POST /roles/{id}/users does)."""
         with self.lock:
             self.get_user(user_id)
             for role_id in role_ids:
@@ -688,6 +765,8 @@ class Tenant:
                 if role_id not in held:
                     held.add(role_id)
                     bisect.insort(self.role_members[role_id], user_id)
+        if logged:
+            self.log_api_call("POST", f"/api/v2/users/{user_id}/roles", {"roles": list(role_ids)})
 
     def grant_roles(self, user_id: str, names: list[str]) -> None:
         """Assign roles by name, creating the ones the tenant lacks (a test convenience)."""
@@ -706,6 +785,7 @@ class Tenant:
                 if role_id in held:
                     held.discard(role_id)
                     self._remove_member(role_id, user_id)
+        self.log_api_call("DELETE", f"/api/v2/users/{user_id}/roles", {"roles": list(role_ids)})
 
     def roles_of(self, user_id: str) -> list[dict[str, Any]]:
         return sorted(

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette_admin.contrib.sqla import ModelView
 
 from db.models import (
+    Auth0Event,
     Auth0OutboxEntry,
     Auth0Role,
     EmailChangeOtp,
@@ -351,6 +352,32 @@ LISTINGS = (
         ),
         "id",
         ("user_id", "role_id"),
+    ),
+    Listing(
+        # What Auth0 pushed (Event Streams, the Log Stream) and what became of it: a parked
+        # event's outcome says why.
+        Auth0Event,
+        "Auth0 events",
+        "auth0-events",
+        "fa fa-inbox",
+        (
+            "id",
+            "source",
+            "type",
+            "user_id",
+            "status",
+            "outcome",
+            "attempts",
+            "occurred_at",
+            "received_at",
+            "finished_at",
+            "next_attempt_at",
+            "event_id",
+            "body",
+        ),
+        "received_at",
+        ("user_id", "type"),
+        detail_only=("body", "event_id", "next_attempt_at"),
     ),
     Listing(
         SyncRun,

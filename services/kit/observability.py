@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,8 +38,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.base import utcnow
-from db.models import Auth0OutboxEntry, EmailNotification, SyncRun
-from db.types import SyncRunStatus
+from db.models import Auth0Event, Auth0OutboxEntry, EmailNotification, SyncRun
+from db.types import EventSource, EventStatus, SyncRunStatus
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -321,4 +321,73 @@ async def _database_registry(session: AsyncSession) -> CollectorRegistry:
             )
         ).all():
             gauge.labels(getattr(status, "value", status)).set(count)
+    await _inbox_metrics(session, registry, now)
     return registry
+
+
+async def _inbox_metrics(session: AsyncSession, registry: CollectorRegistry, now: datetime) -> None:
+    """The inbox of Auth0's pushes (services/events): depth and lag, what became of the last
+    hour's events, and when each stream last delivered."""
+    depth = Gauge(
+        "aai_events_inbox_pending", "Events waiting to be applied", ["source"], registry=registry
+    )
+    lag = Gauge(
+        "aai_events_inbox_lag_seconds",
+        "Age of the oldest event waiting to be applied (0 when none waits)",
+        ["source"],
+        registry=registry,
+    )
+    outcomes = Gauge(
+        "aai_events_last_hour",
+        "Events received in the last hour by what became of them",
+        ["source", "status"],
+        registry=registry,
+    )
+    parked = Gauge(
+        "aai_events_parked", "Parked events (need a look)", ["source"], registry=registry
+    )
+    last = Gauge(
+        "aai_events_last_delivery_timestamp_seconds",
+        "When the stream last delivered (Unix time)",
+        ["source"],
+        registry=registry,
+    )
+    table = Auth0Event.__table__
+    for source in EventSource:
+        depth.labels(source.value).set(0)
+        lag.labels(source.value).set(0)
+        parked.labels(source.value).set(0)
+    pending = table.c.status == EventStatus.PENDING
+    for source, count, oldest in (
+        await session.execute(
+            sa.select(table.c.source, sa.func.count(), sa.func.min(table.c.received_at))
+            .where(pending)
+            .group_by(table.c.source)
+        )
+    ).all():
+        depth.labels(EventSource(source).value).set(count)
+        if oldest is not None:
+            lag.labels(EventSource(source).value).set((now - oldest).total_seconds())
+    for source, status, count in (
+        await session.execute(
+            sa.select(table.c.source, table.c.status, sa.func.count())
+            .where(table.c.received_at > now - timedelta(hours=1))
+            .group_by(table.c.source, table.c.status)
+        )
+    ).all():
+        outcomes.labels(EventSource(source).value, EventStatus(status).value).set(count)
+    for source, count in (
+        await session.execute(
+            sa.select(table.c.source, sa.func.count())
+            .where(table.c.status == EventStatus.PARKED)
+            .group_by(table.c.source)
+        )
+    ).all():
+        parked.labels(EventSource(source).value).set(count)
+    for source, when in (
+        await session.execute(
+            sa.select(table.c.source, sa.func.max(table.c.received_at)).group_by(table.c.source)
+        )
+    ).all():
+        if when is not None:
+            last.labels(EventSource(source).value).set(when.timestamp())

@@ -3,9 +3,13 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from db.types import EventSource
+from services.events.stream_health import configured
 from services.settings import Settings
 from services.sync.email_sender import deliver_emails
+from services.sync.event_apply import APPLY_JOB, CLEANUP_JOB, apply_events, cleanup_events
 from services.sync.member_import import sync_memberships
+from services.sync.net import Net
 from services.sync.otp import cleanup_codes
 from services.sync.outbox_delivery import deliver_outbox
 from services.sync.role_import import sync_roles
@@ -23,7 +27,7 @@ from services.sync.user_import import (
 class Job:
     name: str
     body: JobBody
-    interval_s: Callable[[Settings], int]
+    interval_s: Callable[[Settings], float]
     full_sync: bool = False  # skipped by --skip-full-sync
     email: bool = False  # the only jobs run by --email-only
     immediate: bool = True  # part of `--immediate`
@@ -31,24 +35,58 @@ class Job:
     # Needs the syncs before it on a fresh start (the catalog, the users). False: started
     # at once, beside the first pass (email waits for no user sync after a restart).
     after_syncs: bool = True
+    # A stream that stands in for this poll while healthy (services/sync/net.py).
+    net: Net | None = None
+    enabled: Callable[[Settings], bool] = lambda _settings: True
+
+
+def _streaming(settings: Settings) -> bool:
+    return configured(settings, EventSource.EVENT_STREAM) or configured(
+        settings, EventSource.LOG_STREAM
+    )
 
 
 JOBS: tuple[Job, ...] = (
     Job("sync.roles", sync_roles, lambda s: s.sync_roles_interval_s),
-    Job(FULL_JOB, sync_users_full, lambda s: s.sync_users_full_interval_s, full_sync=True),
+    Job(
+        FULL_JOB,
+        sync_users_full,
+        lambda s: s.sync_users_full_interval_s,
+        full_sync=True,
+        net=Net(EventSource.EVENT_STREAM, lambda s: s.events_net_full_interval_s, (FULL_JOB,)),
+    ),
     # After a full sync the incremental one has nothing to add, so --immediate leaves it out.
     Job(
         INCREMENTAL_JOB,
         sync_users_incremental,
         lambda s: s.sync_users_incremental_interval_s,
         immediate=False,
+        net=Net(
+            EventSource.EVENT_STREAM,
+            lambda s: s.events_net_incremental_interval_s,
+            (FULL_JOB, INCREMENTAL_JOB),
+        ),
     ),
     Job(
         "sync.memberships",
         sync_memberships,
         lambda s: s.sync_memberships_interval_s,
         full_sync=True,
+        net=Net(
+            EventSource.LOG_STREAM,
+            lambda s: s.events_net_memberships_interval_s,
+            ("sync.memberships",),
+        ),
     ),
+    Job(
+        APPLY_JOB,
+        apply_events,
+        lambda s: s.events_apply_interval_s,
+        quiet=True,
+        after_syncs=False,
+        enabled=_streaming,
+    ),
+    Job(CLEANUP_JOB, cleanup_events, lambda _s: 3600, after_syncs=False, enabled=_streaming),
     Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s, after_syncs=False),
     Job(
         "email.deliver",

@@ -52,6 +52,9 @@ class Target:
     members: set[str] | None = None  # None: the read failed, so nothing may be revoked
     read_at: datetime | None = None
     complete: bool = True  # False: the list may be cut short, so nothing may be revoked
+    # Set: only these users' memberships are in question (the role of a few users was
+    # re-read, not the role's members): nobody else is approved or revoked.
+    only_users: set[str] | None = None
 
 
 async def load_targets(session: AsyncSession) -> list[Target]:
@@ -254,6 +257,9 @@ async def apply_target(ctx: JobContext, session: AsyncSession, target: Target) -
             membership.c.updated_at < read_at,
             ~sa.exists().where(stage.c.user_id == membership.c.user_id),
             ~_outbox_blocks(membership, target.role_id, target.read_at),
+            sa.true()
+            if target.only_users is None
+            else membership.c.user_id.in_(sorted(target.only_users)),
         )
         if not target.complete or await _revocations_held(ctx, session, target, revocable):
             return

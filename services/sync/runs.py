@@ -37,6 +37,8 @@ class JobContext:
     auth0: Auth0Gateway
     dry_run: bool = False
     counts: dict[str, Any] = field(default_factory=dict)
+    # Counts a run starts with (the scheduler's note on why it polls).
+    preset: dict[str, Any] = field(default_factory=dict)
 
     def count(self, name: str, value: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
@@ -147,7 +149,7 @@ async def run_job(ctx: JobContext, name: str, body: JobBody, *, quiet: bool = Fa
             run = await _save_run(ctx.sessions, run)
         requests_before = ctx.auth0.stats.requests
         started = time.monotonic()
-        ctx.counts = {}
+        ctx.counts = dict(ctx.preset)
         if not quiet:
             logger.info("job %s started%s", name, " (dry run)" if ctx.dry_run else "")
         try:

@@ -52,6 +52,7 @@ EXPORT_FIELDS = [
     "blocked",
     "created_at",
     "last_login",
+    "updated_at",
     "identities[0].connection",
     "app_metadata.registration_from",
 ]
@@ -88,6 +89,7 @@ USER_STAGE = sa.Table(
     sa.Column("blocked", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime()),
     sa.Column("last_login", UTCDateTime()),
+    sa.Column("auth0_updated_at", UTCDateTime()),
     sa.Column("skip_reason", sa.String(255)),
     sa.Column("state", sa.String(8)),  # new | changed | NULL (same as in app_user)
     prefixes=["TEMPORARY"],
@@ -486,6 +488,7 @@ async def _upsert_profiles(ctx: JobContext, session: AsyncSession, now: datetime
         stage.c.blocked,
         sa.case((stage.c.blocked, at_now), else_=sa.null()),
         sa.case((stage.c.blocked, sa.literal(BLOCKED_REASON)), else_=sa.null()),
+        stage.c.auth0_updated_at,
     ).where(_WRITABLE)
     insert = dialect_insert(session, users).from_select(
         [
@@ -497,13 +500,17 @@ async def _upsert_profiles(ctx: JobContext, session: AsyncSession, now: datetime
             "is_deleted",
             "deleted_at",
             "deletion_reason",
+            "auth0_updated_at",
         ],
         source,
     )
+    # Auth0's own `updated_at` goes with every write but causes none: events older than it
+    # are stale (services/sync/event_apply.py).
     insert = insert.on_conflict_do_update(
         index_elements=["id"],
         set_={
             **{c: insert.excluded[c] for c in PROFILE_COLUMNS},
+            "auth0_updated_at": insert.excluded.auth0_updated_at,
             "updated_at": now,
             "last_synced_at": now,
         },

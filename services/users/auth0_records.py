@@ -52,4 +52,6 @@ def user_row(raw: dict[str, Any]) -> dict[str, Any] | None:
         "blocked": bool(raw.get("blocked")),
         "created_at": _timestamp(raw.get("created_at")),
         "last_login": _timestamp(raw.get("last_login")),
+        # How new this profile is on Auth0's clock (events older than the row's are stale).
+        "auth0_updated_at": _timestamp(raw.get("updated_at")),
     }

@@ -1,0 +1,56 @@
+"""The inboxes Auth0 pushes to (README "Event and Log Streams"): each stores the delivery
+and answers 202 at once; the scheduler applies it."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel
+
+from db.types import EventSource
+from routers.deps import SessionDep, SettingsDep
+from schemas.errors import INBOX, UNAVAILABLE
+from services.events import inbox
+
+# The route's own cap, over the app's usual one: a Log Stream batch may be large.
+# EVENTS_MAX_BODY_BYTES (at most this) is the limit that applies.
+BODY_CAP = 16 * 1024 * 1024
+
+router = APIRouter(
+    prefix="/events/auth0",
+    tags=["events"],
+    responses={**INBOX, **UNAVAILABLE},
+)
+
+
+class InboxReceipt(BaseModel):
+    received: int
+    stored: int
+    duplicates: int
+
+
+@router.post("/event-stream", status_code=202, max_body_size=BODY_CAP)
+async def event_stream(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> InboxReceipt:
+    """Auth0 Event Streams (webhook destination): CloudEvents about users."""
+    body = await request.body()
+    return InboxReceipt(
+        **await inbox.receive(session, settings, EventSource.EVENT_STREAM, authorization, body)
+    )
+
+
+@router.post("/log-stream", status_code=202, max_body_size=BODY_CAP)
+async def log_stream(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> InboxReceipt:
+    """An Auth0 Log Stream (custom webhook): batches of tenant log entries."""
+    body = await request.body()
+    return InboxReceipt(
+        **await inbox.receive(session, settings, EventSource.LOG_STREAM, authorization, body)
+    )
