@@ -40,8 +40,12 @@ def build_context(settings: Settings, *, dry_run: bool) -> JobContext:
     engine = create_engine(
         settings.database_url,
         process="scheduler",
-        pool_size=3,
-        max_overflow=2,
+        # Each running job holds two connections (its advisory lock's and its session's),
+        # the jobs that start at once run side by side with the first syncs, events.apply
+        # may run the roles sync inside its own run, and the Auth0 budget takes one per
+        # call: a pool smaller than that waits on itself until the checkout times out.
+        pool_size=4,
+        max_overflow=16,
         connect_timeout_s=settings.db_connect_timeout_s,
         # Bulk sync statements on 100k rows need more than a request's budget.
         statement_timeout_s=max(settings.db_statement_timeout_s, 600),

@@ -6,8 +6,11 @@ one-off migration task, sharing one RDS Postgres.
 - RDS PostgreSQL 15: encrypted, automated backups, credentials generated into Secrets
   Manager; Multi-AZ and deletion protection in production.
 - Secrets Manager also holds the application's secrets (Auth0 management secret, session
-  and Action token keys, reCAPTCHA, dashboard client secret): created empty, filled by
-  ops; the service refuses to start in production while any is empty.
+  and Action token keys, reCAPTCHA, dashboard client secret, the stream inboxes' tokens):
+  created empty, filled by ops; the service refuses to start in production while any it
+  needs is empty (the stream tokens may stay empty: those inboxes are then off).
+- The Auth0 stream inboxes (/events/auth0/*) are served through the load balancer like
+  every API route: Auth0 posts to them from the internet.
 - api: behind an ALB (health check /health/ready, /metrics not routed), autoscaling on
   CPU and on requests per task. scheduler: exactly one task, no load balancer, never two
   during a deployment. migrate: run to completion by a custom resource before either
@@ -83,6 +86,11 @@ APP_SECRETS = (
     "RECAPTCHA_SECRET",
     "ADMIN_CLIENT_ID",
     "ADMIN_CLIENT_SECRET",
+    # The inboxes of Auth0's Event Streams and Log Stream (README "Event and Log Streams"):
+    # the bearer tokens the streams send. Left empty, the inbox is off and polling alone
+    # keeps Postgres in step.
+    "EVENTS_STREAM_SECRET",
+    "LOG_STREAM_SECRET",
 )
 MIGRATION_RUNNER = Path(__file__).with_name("migration_runner.py")
 PORT = 8000

@@ -8,6 +8,7 @@ When AUTH0_DOMAIN points somewhere else (a real tenant), only the API is started
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from db.migrations import upgrade_head
 from run_scheduler import build_context, close_context, run_once
 from scripts.auth0_emulator.seed import DEMO_PASSWORD, seed_demo
 from scripts.auth0_emulator.server import EmulatorServer
+from scripts.auth0_emulator.streams import StreamDelivery, Target
 from services.settings import DEV_AUTH0_DOMAIN, ConfigError, Settings, get_settings
 from services.sync.jobs import select_jobs
 
@@ -49,6 +51,11 @@ def main() -> int:
     # (127.0.0.1:9010), as a real tenant does: logins there, the Management API here.
     if os.environ.get("AUTH0_DOMAIN", DEV_AUTH0_DOMAIN) == DEV_AUTH0_DOMAIN:
         os.environ.setdefault("AUTH0_CUSTOM_DOMAIN", "http://localhost:9010")
+        # The emulator pushes its Event Stream and Log Stream to this API's inboxes, as a
+        # tenant would (README "Event and Log Streams"); DEV_STREAMS=0 leaves them off.
+        if os.environ.get("DEV_STREAMS", "1") != "0":
+            os.environ.setdefault("EVENTS_STREAM_SECRET", secrets.token_hex(24))
+            os.environ.setdefault("LOG_STREAM_SECRET", secrets.token_hex(24))
     try:
         settings = get_settings()
     except ConfigError as exc:
@@ -57,6 +64,7 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     emulator: EmulatorServer | None = None
+    streams: StreamDelivery | None = None
     if settings.auth0_base_url == DEV_AUTH0_DOMAIN and not settings.is_production:
         if _port_in_use("127.0.0.1", 9010):
             print("Auth0 emulator: something already listens on 127.0.0.1:9010; using it")
@@ -72,6 +80,7 @@ def main() -> int:
             summary = seed_demo(emulator.tenant, users=int(os.environ.get("DEMO_USERS", "200")))
             emulator.start()
             asyncio.run(initial_sync(settings))
+            streams = _streams(emulator, settings, port)
             token = emulator.tenant.mint_access_token(
                 str(summary["admin"]), roles=["Admin"], expires_in=86400
             )
@@ -99,9 +108,29 @@ def main() -> int:
                 scheduler.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 scheduler.kill()
+        if streams is not None:
+            streams.stop()
         if emulator is not None:
             emulator.stop()
     return 0
+
+
+def _streams(emulator: EmulatorServer, settings: Settings, port: int) -> StreamDelivery | None:
+    """Deliveries to the local inboxes, with Auth0's habits: duplicates, shuffled order,
+    retries until the API answers."""
+    event_secret, log_secret = settings.events_stream_secret, settings.log_stream_secret
+    if not (event_secret and log_secret):
+        return None
+    base = f"http://127.0.0.1:{port}/events/auth0"
+    streams = StreamDelivery(
+        emulator.tenant,
+        events=Target(f"{base}/event-stream", f"Bearer {event_secret.get_secret_value()}"),
+        logs=Target(f"{base}/log-stream", f"Bearer {log_secret.get_secret_value()}"),
+        duplicate_rate=0.05,
+        reorder_window=4,
+    ).start()
+    print(f"Auth0 streams: Event Stream and Log Stream → {base}/ (DEV_STREAMS=0 turns them off)")
+    return streams
 
 
 if __name__ == "__main__":

@@ -231,7 +231,7 @@ class Settings(BaseSettings):
     events_stream_secret: SecretStr | None = None
     log_stream_secret: SecretStr | None = None
     events_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
-    events_apply_interval_s: float = Field(default=1.0, gt=0, le=60)
+    events_apply_interval_s: float = Field(default=0.5, gt=0, le=60)
     events_apply_batch: int = Field(default=500, ge=1, le=10000)
     events_max_attempts: int = Field(default=5, ge=1)
     # While a stream is healthy the polling it replaces runs only this often, as a net: the

@@ -73,6 +73,7 @@ class StreamDelivery:
         retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S,
         seed: int | None = None,
         timeout_s: float = 10.0,
+        senders: int = 4,
     ) -> None:
         self.tenant = tenant
         self.targets = {"event": events, "log": logs}
@@ -83,6 +84,9 @@ class StreamDelivery:
         self.retry_delays_s = retry_delays_s
         self.random = random.Random(seed)
         self.timeout_s = timeout_s
+        # Deliveries in flight at once per stream (Auth0 does not wait for one to answer
+        # before sending the next).
+        self.senders = senders
         self.queues: dict[str, deque[_Delivery]] = {"event": deque(), "log": deque()}
         self.stats = {"event": DeliveryStats(), "log": DeliveryStats()}
         self._lock = threading.Condition()
@@ -112,9 +116,10 @@ class StreamDelivery:
         self.tenant.listeners.append(self.offer)
         for kind in ("event", "log"):
             if self.targets[kind] is not None:
-                thread = threading.Thread(target=self._run, args=(kind,), daemon=True)
-                thread.start()
-                self._threads.append(thread)
+                for _ in range(self.senders):
+                    thread = threading.Thread(target=self._run, args=(kind,), daemon=True)
+                    thread.start()
+                    self._threads.append(thread)
         return self
 
     def stop(self) -> None:
@@ -171,8 +176,8 @@ class StreamDelivery:
             while (batch := self._take(kind)) is not None:
                 for delivery in batch:
                     ok = self._post(client, kind, target, delivery.items)
-                    stats.attempts += 1
                     with self._lock:
+                        stats.attempts += 1
                         self._busy -= len(delivery.items)
                         if ok:
                             stats.delivered += len(delivery.items)

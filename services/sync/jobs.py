@@ -78,15 +78,6 @@ JOBS: tuple[Job, ...] = (
             ("sync.memberships",),
         ),
     ),
-    Job(
-        APPLY_JOB,
-        apply_events,
-        lambda s: s.events_apply_interval_s,
-        quiet=True,
-        after_syncs=False,
-        enabled=_streaming,
-    ),
-    Job(CLEANUP_JOB, cleanup_events, lambda _s: 3600, after_syncs=False, enabled=_streaming),
     Job("sync.outbox", deliver_outbox, lambda s: s.sync_outbox_interval_s, after_syncs=False),
     Job(
         "email.deliver",
@@ -109,6 +100,16 @@ JOBS: tuple[Job, ...] = (
         lambda s: s.sync_expire_unverified_interval_s,
         full_sync=True,
     ),
+    # Only with a stream configured (README "Event and Log Streams").
+    Job(
+        APPLY_JOB,
+        apply_events,
+        lambda s: s.events_apply_interval_s,
+        quiet=True,
+        after_syncs=False,
+        enabled=_streaming,
+    ),
+    Job(CLEANUP_JOB, cleanup_events, lambda _s: 3600, after_syncs=False, enabled=_streaming),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

@@ -196,3 +196,39 @@ def test_json_log_lines_carry_the_request_id_and_the_error():
     assert line["process"] == "api"
     assert "ValueError: bad thing" in line["exception"]
     assert line["time"].endswith("Z")
+
+
+async def test_the_event_inbox_shows_its_depth_lag_and_parked_events(
+    metrics_client: httpx.AsyncClient, session: AsyncSession
+):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from db.base import utcnow
+    from db.models import Auth0Event
+    from db.types import EventSource, EventStatus
+
+    for index, (status, ago) in enumerate(
+        [(EventStatus.PENDING, 90), (EventStatus.PENDING, 5), (EventStatus.PARKED, 300)]
+    ):
+        await session.execute(
+            sa.insert(Auth0Event.__table__).values(
+                source=EventSource.LOG_STREAM,
+                event_id=f"metrics{index}",
+                type="sapi",
+                body={},
+                status=status,
+                attempts=0,
+                received_at=utcnow() - timedelta(seconds=ago),
+            )
+        )
+    await session.commit()
+    text = (await metrics_client.get("/metrics")).text
+    assert sample(text, "aai_events_inbox_pending", source="log_stream") == 2
+    lag = sample(text, "aai_events_inbox_lag_seconds", source="log_stream")
+    assert lag is not None
+    assert lag >= 90
+    assert sample(text, "aai_events_parked", source="log_stream") == 1
+    assert sample(text, "aai_events_inbox_pending", source="event_stream") == 0
+    assert sample(text, "aai_events_last_delivery_timestamp_seconds", source="log_stream")

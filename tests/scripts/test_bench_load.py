@@ -1,6 +1,7 @@
 """The load benchmark at toy size: what it checks besides latency must hold, and the
 script must keep working (it is not run anywhere else in CI)."""
 
+from scripts.bench.events import run as events_bench
 from scripts.bench.load import build_parser, main_async
 from services.settings import Settings
 
@@ -42,3 +43,15 @@ async def test_auth0_outage_under_load_queues_approvals_and_loses_nothing() -> N
     assert outcome.statuses[202] > 0
     assert outcome.final_sync_exit_code == 0
     assert outcome.disagreements == []
+
+
+async def test_pushed_changes_bench_lands_every_change_without_management_reads() -> None:
+    """scripts/bench/events at toy size: every change lands, user changes cost no Management
+    API request, a role grant one read (two when its log entry outruns the user's event)."""
+    outcome = await events_bench(users=300, per_minute=1200, seconds=4, grants=3)
+
+    assert outcome["lost"] == 0
+    assert outcome["landed"] > 0
+    assert outcome["per_1000_updates"] == 0
+    assert 0 < outcome["per_grant"] <= 2
+    assert all(value > 0 for value in outcome["throughput"].values())

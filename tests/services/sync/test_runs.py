@@ -58,12 +58,16 @@ def test_job_selection():
         "email.deliver",
         "otp.cleanup",
         "users.expire_unverified",
+        "events.apply",
+        "events.cleanup",
     ]
     assert [j.name for j in select_jobs(immediate=True, skip_full_sync=True)] == [
         "sync.roles",
         "sync.outbox",
         "email.deliver",
         "otp.cleanup",
+        "events.apply",
+        "events.cleanup",
     ]
     assert [j.name for j in select_jobs(email_only=True)] == ["email.deliver", "otp.cleanup"]
     assert "sync.users.incremental" in [j.name for j in select_jobs()]
