@@ -236,7 +236,15 @@ async def inbox_throughput(
     return results
 
 
-async def run(users: int, per_minute: int, seconds: int, grants: int) -> dict[str, Any]:
+async def run(
+    users: int,
+    per_minute: int,
+    seconds: int,
+    grants: int,
+    *,
+    batches: int = 300,
+    singles: int = 3000,
+) -> dict[str, Any]:
     server = to_async_url(
         os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
@@ -271,7 +279,7 @@ async def run(users: int, per_minute: int, seconds: int, grants: int) -> dict[st
         # The inboxes alone: what they accept, with nothing applying meanwhile.
         await asyncio.to_thread(stop, scheduler)
         scheduler = None
-        throughput = await inbox_throughput(base)
+        throughput = await inbox_throughput(base, batches=batches, singles=singles)
     finally:
         await asyncio.to_thread(stop, api, scheduler)
         emulator.stop()

@@ -10,7 +10,7 @@ from typing import Any
 
 from db.base import utcnow
 from db.types import EventSource
-from services.events.stream_health import stream_health
+from services.events.stream_health import configured, stream_health
 from services.settings import Settings
 from services.sync.runs import JobContext
 from services.sync.user_import import last_success
@@ -27,10 +27,10 @@ class Net:
 
 async def net_decision(ctx: JobContext, job: str, net: Net) -> tuple[str | None, dict[str, Any]]:
     """(why the run is not needed now, or None; the counts a run starts with)."""
+    if not configured(ctx.settings, net.source):
+        return None, {}
     async with ctx.sessions() as session:
         health = await stream_health(session, ctx.settings, net.source)
-        if not health.configured:
-            return None, {}
         if not health.healthy:
             logger.warning(
                 "%s polls: %s",

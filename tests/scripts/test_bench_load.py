@@ -48,7 +48,9 @@ async def test_auth0_outage_under_load_queues_approvals_and_loses_nothing() -> N
 async def test_pushed_changes_bench_lands_every_change_without_management_reads() -> None:
     """scripts/bench/events at toy size: every change lands, user changes cost no Management
     API request, a role grant one read (two when its log entry outruns the user's event)."""
-    outcome = await events_bench(users=300, per_minute=1200, seconds=4, grants=3)
+    outcome = await events_bench(
+        users=300, per_minute=1200, seconds=4, grants=3, batches=20, singles=200
+    )
 
     assert outcome["lost"] == 0
     assert outcome["landed"] > 0

@@ -76,9 +76,12 @@ async def test_a_request_path_gives_its_token_back_and_answers_503_rather_than_w
         # The burst of 2 is spent by the first calls; a call that would then wait longer
         # than 0.2 s is refused. (Looped: on a loaded machine the calls may be slow enough
         # for the bucket to refill a token between them, which only defers the refusal.)
-        with pytest.raises(ServiceUnavailable) as caught:
+        async def calls() -> None:
             for _ in range(12):
                 await gateway.get_user(user_id)
+
+        with pytest.raises(ServiceUnavailable) as caught:
+            await calls()
         assert caught.value.headers is not None
         assert "Retry-After" in caught.value.headers
         async with engine.connect() as connection:
