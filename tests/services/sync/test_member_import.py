@@ -127,6 +127,34 @@ async def test_pending_outbox_operation_blocks_the_flip(
     assert (await membership(session, alice)).approval_status is ApprovalStatus.APPROVED
 
 
+async def test_another_users_pending_operation_blocks_nobody_else(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """The outbox guard is per user: bob's revocation still on its way to Auth0 must not
+    stop alice, revoked here and granted the role again in Auth0, from being approved."""
+    alice = auth0_user(tenant_server.tenant, "alice", roles=[GALAXY])
+    bob = auth0_user(tenant_server.tenant, "bob")
+    await sync(sync_ctx, "sync.roles", "sync.users.full")
+    role = (await session.exec(select(Auth0Role).where(col(Auth0Role.name) == GALAXY))).one()
+    for user_id, status in ((alice, ApprovalStatus.REVOKED), (bob, ApprovalStatus.REVOKED)):
+        session.add(
+            PlatformMembership(
+                platform_id="galaxy",
+                user_id=user_id,
+                approval_status=status,
+                updated_at=utcnow() - timedelta(hours=1),
+            )
+        )
+    session.add(
+        Auth0OutboxEntry(operation=OutboxOperation.REVOKE_ROLE, user_id=bob, role_id=role.id)
+    )
+    await session.flush()
+    (run,) = await sync(sync_ctx, "sync.memberships")
+    assert run.counts.get("platform_approved") == 1
+    assert (await membership(session, alice)).approval_status is ApprovalStatus.APPROVED
+    assert (await membership(session, bob)).approval_status is ApprovalStatus.REVOKED
+
+
 async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
     sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
 ):
