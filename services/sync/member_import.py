@@ -118,7 +118,7 @@ def _outbox_blocks(membership: sa.Table, role_id: str, read_at: datetime) -> sa.
     table of its own, and then any user's pending operation blocked every upgrade of the
     role. By name, it is the row in question (the conflicting one, or the one updated)."""
     outbox = Auth0OutboxEntry.__table__
-    member = sa.literal_column(f"{membership.name}.user_id")
+    member: sa.ColumnElement[str] = sa.literal_column(f"{membership.name}.user_id")
     return sa.exists().where(
         outbox.c.user_id == member,
         outbox.c.role_id == role_id,
