@@ -28,18 +28,29 @@ class InboxReceipt(BaseModel):
     duplicates: int
 
 
+Authorization = Annotated[str | None, Header()]
+
+
+async def _receive(
+    source: EventSource,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    authorization: str | None,
+) -> InboxReceipt:
+    body = await request.body()
+    return InboxReceipt(**await inbox.receive(session, settings, source, authorization, body))
+
+
 @router.post("/event-stream", status_code=202, max_body_size=BODY_CAP)
 async def event_stream(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Authorization = None,
 ) -> InboxReceipt:
     """Auth0 Event Streams (webhook destination): CloudEvents about users."""
-    body = await request.body()
-    return InboxReceipt(
-        **await inbox.receive(session, settings, EventSource.EVENT_STREAM, authorization, body)
-    )
+    return await _receive(EventSource.EVENT_STREAM, request, session, settings, authorization)
 
 
 @router.post("/log-stream", status_code=202, max_body_size=BODY_CAP)
@@ -47,10 +58,7 @@ async def log_stream(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
+    authorization: Authorization = None,
 ) -> InboxReceipt:
     """An Auth0 Log Stream (custom webhook): batches of tenant log entries."""
-    body = await request.body()
-    return InboxReceipt(
-        **await inbox.receive(session, settings, EventSource.LOG_STREAM, authorization, body)
-    )
+    return await _receive(EventSource.LOG_STREAM, request, session, settings, authorization)

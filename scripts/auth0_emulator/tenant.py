@@ -539,7 +539,10 @@ class Tenant:
             if password:
                 self.passwords[user_id] = password
         self._emit_user("user.created", user)
-        self._emit_log("ss", user_id=user_id, description="signup")
+        # Every user is created through the Management API here (the backend's sign-up, the
+        # Dashboard), which Auth0 logs as `sapi`; `ss` is a sign-up through the
+        # Authentication API, which the emulator does not serve.
+        self.log_api_call("POST", "/api/v2/users", user_id=user_id)
         return user
 
     def get_user(self, user_id: str) -> dict[str, Any]:

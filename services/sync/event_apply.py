@@ -43,15 +43,16 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from db.base import utcnow
+from db.base import UTCDateTime, utcnow
 from db.models import Auth0Event, User
 from db.types import EventSource, EventStatus
 from services.errors import AppError, NotFound
 from services.events.inbox import parse_timestamp
+from services.events.stream_health import configured
 from services.sync.member_import import Target, apply_target, load_targets, read_members
 from services.sync.role_import import sync_roles
 from services.sync.runs import JobContext, Progress, run_job
-from services.sync.user_import import apply_users
+from services.sync.user_import import PROFILE_COLUMNS, apply_users
 from services.users.auth0_records import GONE_REASON, user_row
 
 logger = logging.getLogger("aai.sync.events")
@@ -98,9 +99,7 @@ def classify_log(log: dict[str, Any], ctx: JobContext, catalog_roles: set[str]) 
     settings = ctx.settings
     kind = log.get("type")
     own = log.get("client_id") == settings.auth0_management_id
-    streaming_users = bool(
-        settings.events_stream_secret and settings.events_stream_secret.get_secret_value()
-    )
+    streaming_users = configured(settings, EventSource.EVENT_STREAM)
     if kind == "sapi":
         method, path, body = _request(log)
         if own:
@@ -122,10 +121,15 @@ def classify_log(log: dict[str, Any], ctx: JobContext, catalog_roles: set[str]) 
             return Hint("role_members", (role_id,))
         if _ROLES.match(path) and method in ("POST", "PATCH", "DELETE"):
             return Hint("catalog")
+        user_id = None
         if (match := _USER.match(path)) and method in ("PATCH", "DELETE"):
+            user_id = unquote(match.group(1))
+        elif path.rstrip("/") == "/api/v2/users" and method == "POST":
+            user_id = log.get("user_id")  # a user created through the Management API
+        if isinstance(user_id, str) and user_id:
             if streaming_users:
                 return Hint("ignore", reason="Event Streams deliver user changes")
-            return Hint("user", (unquote(match.group(1)),))
+            return Hint("user", (user_id,))
         return Hint("ignore", reason=f"{method} {path}: nothing this service mirrors")
     if kind in USER_LOG_TYPES and isinstance(log.get("user_id"), str) and log["user_id"]:
         if streaming_users:
@@ -134,13 +138,11 @@ def classify_log(log: dict[str, Any], ctx: JobContext, catalog_roles: set[str]) 
     return Hint("ignore", reason=f"log type {kind!r}: nothing this service mirrors")
 
 
-# The columns an event is compared on when its version ties the row's.
-MIRRORED = ("email", "email_verified", "username", "name", "given_name", "family_name", "blocked")
-
-
 def _mirrored(obj: dict[str, Any]) -> dict[str, Any]:
+    """What an event says of the columns the users sync writes (compared when its version
+    ties the row's)."""
     row = user_row(obj) or {}
-    return {name: row.get(name) for name in MIRRORED}
+    return {name: row.get(name) for name in PROFILE_COLUMNS}
 
 
 async def apply_events(ctx: JobContext) -> None:
@@ -191,7 +193,7 @@ async def _drain_once(ctx: JobContext) -> tuple[int, bool]:
                     catalog = catalog or wants_catalog
                 except Exception as exc:  # recorded on the event
                     decisions[row.id] = _failure(ctx, row, exc)
-        for name, value in (await _record(session, rows, decisions, now)).items():
+        for name, value in (await _record(session, rows, decisions, utcnow())).items():
             ctx.count(name, value)
     return len(rows), catalog
 
@@ -212,24 +214,38 @@ def _failure(ctx: JobContext, row: sa.Row[Any], exc: Exception) -> Decision:
 async def _record(
     session: AsyncSession, rows: list[sa.Row[Any]], decisions: dict[int, Decision], now: datetime
 ) -> dict[str, int]:
-    """Mark each claimed event; returns how many ended in each state."""
+    """Mark the claimed events, one UPDATE per (status, outcome) rather than per event;
+    returns how many ended in each state."""
     table = Auth0Event.__table__
-    counted: dict[str, int] = defaultdict(int)
+    groups: dict[tuple[EventStatus, str], list[int]] = defaultdict(list)
     for row in rows:
         decision = decisions.get(row.id) or Decision(EventStatus.APPLIED, "applied")
+        groups[(decision.status, decision.outcome)].append(row.id)
+    counted: dict[str, int] = defaultdict(int)
+    for (status, outcome), ids in groups.items():
         values: dict[str, Any] = {
-            "status": decision.status,
-            "outcome": decision.outcome,
-            "attempts": row.attempts + 1,
+            "status": status,
+            "outcome": outcome,
+            "attempts": table.c.attempts + 1,
         }
-        if decision.status is EventStatus.PENDING:
-            # Retried after 2, 4, 8 … seconds, at most five minutes apart.
-            values["next_attempt_at"] = now + timedelta(seconds=min(2 ** (row.attempts + 1), 300))
-            counted["retrying"] += 1
+        if status is EventStatus.PENDING:
+            # Retried after 2, 4, 8 … seconds, at most five minutes apart: the pause
+            # follows each event's own attempts, so it is one expression for all of them.
+            values["next_attempt_at"] = sa.case(
+                *(
+                    (
+                        table.c.attempts == n,
+                        sa.literal(now + timedelta(seconds=min(2 ** (n + 1), 300)), UTCDateTime()),
+                    )
+                    for n in range(9)
+                ),
+                else_=sa.literal(now + timedelta(seconds=300), UTCDateTime()),
+            )
+            counted["retrying"] += len(ids)
         else:
             values["finished_at"] = now
-            counted[decision.status.value] += 1
-        await session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+            counted[status.value] += len(ids)
+        await session.execute(sa.update(table).where(table.c.id.in_(ids)).values(**values))
     return counted
 
 
@@ -330,7 +346,7 @@ async def _apply_users(
                     users.c.auth0_updated_at,
                     users.c.updated_at,
                     users.c.deletion_reason,
-                    *(users.c[name] for name in MIRRORED),
+                    *(users.c[name] for name in PROFILE_COLUMNS),
                 ).where(users.c.id.in_(candidates))
             )
         ).all()
@@ -357,7 +373,7 @@ async def _apply_users(
         if (
             row is not None
             and version == current
-            and _mirrored(obj) != {name: row._mapping[name] for name in MIRRORED}
+            and _mirrored(obj) != {name: row._mapping[name] for name in PROFILE_COLUMNS}
         ):
             ambiguous.add(user_id)
         if user_id in ambiguous:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from db.admin import create_database
 from scripts.auth0_emulator.tenant import Tenant
+from scripts.legacy_import.source import JOB_STORE, TABLES
 from tests.factories import auth0_user
 
 SCHEMA = Path(__file__).with_name("legacy_schema.sql")
@@ -532,22 +533,7 @@ def _rows(world: World) -> None:
     )
 
 
-TABLE_ORDER = (
-    "auth0role",
-    "platform",
-    "platformrolelink",
-    "biocommonsgroup",
-    "grouprolelink",
-    "biocommons_user",
-    "biocommonsuserhistory",
-    "platformmembership",
-    "platformmembershiphistory",
-    "groupmembership",
-    "groupmembershiphistory",
-    "emailnotification",
-    "email_change_otps",
-    "apscheduler_jobs",
-)
+TABLE_ORDER = (*TABLES, JOB_STORE)  # the order the old foreign keys allow
 
 
 async def create_legacy_database(

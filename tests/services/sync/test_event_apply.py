@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from db.base import utcnow
 from db.models import Auth0Event, PlatformMembership, User
 from db.types import ApprovalStatus, EventStatus
 from scripts.auth0_emulator.server import EmulatorServer
@@ -200,3 +201,53 @@ async def test_a_poison_event_is_parked_and_the_rest_of_the_batch_applied(
     assert "AttributeError" in (outcome["evt_poison"][1] or "")
     assert await user(session, good_id) is not None
     assert sync_ctx.counts["parked"] == 1
+
+
+async def test_an_event_failing_while_auth0_is_down_waits_and_is_tried_again(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    await sync(sync_ctx, "sync.roles")
+    tenant = tenant_server.tenant
+    user_id = auth0_user(tenant, "later")
+    await sync(sync_ctx, "sync.users.full")
+    logs: list[dict[str, Any]] = []
+    tenant.listeners.append(lambda kind, item: logs.append(item) if kind == "log" else None)
+    tenant.grant_roles(user_id, ["biocommons/platform/galaxy"])
+    tenant.listeners.clear()
+    await deliver_logs(sync_ctx, logs)
+    tenant_server.state.faults.error_rate = 1.0  # every Management API call fails
+    await apply_events(sync_ctx)
+    session.expire_all()
+    table = Auth0Event.__table__
+    (row,) = (await session.execute(sa.select(table))).all()
+    assert (row.status, row.attempts) == (EventStatus.PENDING, 1)
+    assert row.outcome.startswith("attempt 1 failed")
+    assert row.next_attempt_at > utcnow() + timedelta(seconds=1)
+    # Due again (as if two seconds passed) with Auth0 back: applied.
+    tenant_server.state.faults.error_rate = 0.0
+    await session.execute(sa.update(table).values(next_attempt_at=utcnow()))
+    await session.commit()
+    await apply_events(sync_ctx)
+    assert (await events(session))[row.event_id][0] is EventStatus.APPLIED
+
+
+async def test_without_an_event_stream_a_logged_creation_reads_the_user(
+    sync_ctx: JobContext, session: AsyncSession, tenant_server: EmulatorServer
+):
+    """Only a Log Stream: a user created through the Management API (logged as `sapi`
+    POST /api/v2/users, as Auth0 logs it) is read once and written."""
+    logs: list[dict[str, Any]] = []
+    tenant_server.tenant.listeners.append(
+        lambda kind, item: logs.append(item) if kind == "log" else None
+    )
+    user_id = auth0_user(tenant_server.tenant, "logonly")
+    tenant_server.tenant.listeners.clear()
+    assert [(e["data"]["type"], e["data"]["details"]["request"]["path"]) for e in logs] == [
+        ("sapi", "/api/v2/users")
+    ]
+    await deliver_logs(sync_ctx, logs)
+    await apply_events(sync_ctx)
+    row = await user(session, user_id)
+    assert row is not None
+    assert row.email == "logonly@example.org"
+    assert sync_ctx.auth0.stats.requests == 1
