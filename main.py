@@ -20,6 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from db.engine import create_engine, create_session_factory
 from db.migrations import head_revisions, upgrade_head
+from db.reads import PoolReader
 from routers import (
     admin,
     catalog_admin,
@@ -104,6 +105,7 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
                 "settings": settings,
                 "engine": engine,
                 "session_factory": create_session_factory(engine),
+                "reader": PoolReader(engine),
                 "expected_heads": head_revisions(),
                 "auth0": auth0,
                 "tenant_check": tenant_check,

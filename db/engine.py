@@ -6,11 +6,12 @@ SQLAlchemy asyncio: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.htm
 
 import logging
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -18,6 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
 logger = logging.getLogger("aai.db")
+
+# A pooled connection idle longer than this is pinged before use (see `_ping_idle`).
+IDLE_PING_S = 1.0
 
 
 def tls_options(url: URL) -> tuple[URL, dict[str, Any]]:
@@ -54,12 +58,14 @@ def create_engine(
     backend = url.get_backend_name()
     if backend == "postgresql":
         url, tls = tls_options(url)
-        return create_async_engine(
+        engine = create_async_engine(
             url,
             echo=echo,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            pool_pre_ping=True,
+            # Pinged when idle instead (`_ping_idle`): a ping on every checkout was a
+            # round trip and a greenlet switch on every request.
+            pool_pre_ping=False,
             pool_recycle=1800,
             pool_timeout=connect_timeout_s,
             connect_args={
@@ -72,9 +78,39 @@ def create_engine(
                 },
             },
         )
+        _ping_idle(engine)
+        return engine
     if backend == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
     raise ValueError(f"unsupported database backend {backend!r}; use PostgreSQL or SQLite")
+
+
+def _ping_idle(engine: AsyncEngine, idle_s: float = IDLE_PING_S) -> None:
+    """Ping a pooled connection before use only when it sat idle longer than `idle_s`.
+
+    Under load connections go back out within milliseconds and are not pinged; one that
+    waited (a quiet spell, a database that restarted meanwhile) is checked, and a dead one
+    replaced before anyone uses it (SQLAlchemy's "pessimistic disconnect handling" with
+    a custom check: raising DisconnectionError on checkout makes the pool connect anew).
+    A connection that died within the last `idle_s` while busy is caught where it is used:
+    SQLAlchemy then drops every connection of the pool older than the failure, and the hot
+    reads retry once (db/reads.py)."""
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < idle_s:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise exc.DisconnectionError(f"idle connection is gone: {error!r}") from error
 
 
 def _create_sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:

@@ -19,9 +19,12 @@ from routers.deps import (
     AdminScopeDep,
     AdminWriteScopeDep,
     Auth0Dep,
+    ClaimedAdminScopeDep,
     CountsCacheDep,
     GeneralAdminDep,
+    JsonBody,
     LiveRolesDep,
+    ReaderDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
@@ -136,20 +139,22 @@ async def list_filters(session: SessionDep, scope: AdminScopeDep) -> list[AdminF
     return await admin_search.filters(session, scope)
 
 
-@router.get("/users", responses=READ_RESPONSES)
+@router.get("/users", responses=READ_RESPONSES, response_model=list[AdminUser])
 async def list_users(
-    session: SessionDep, scope: AdminScopeDep, query: UserQueryDep
-) -> list[AdminUser]:
+    session: SessionDep, reader: ReaderDep, scope: ClaimedAdminScopeDep, query: UserQueryDep
+) -> JsonBody:
     """One page of users, newest first, with their memberships inside the caller's scope."""
     selection = await admin_search.select_users(session, scope, query)
-    return await admin_lists.list_users(session, scope, selection)
+    return JsonBody(await admin_lists.page_body(session, reader, scope, selection))
 
 
-@router.get("/users/pages", responses=READ_RESPONSES)
-async def user_pages(session: SessionDep, scope: AdminScopeDep, query: UserQueryDep) -> UserPages:
+@router.get("/users/pages", responses=READ_RESPONSES, response_model=UserPages)
+async def user_pages(
+    session: SessionDep, reader: ReaderDep, scope: ClaimedAdminScopeDep, query: UserQueryDep
+) -> JsonBody:
     """How many users and pages the same filters give."""
     selection = await admin_search.select_users(session, scope, query)
-    return await admin_lists.pages(session, scope, selection)
+    return JsonBody(await admin_lists.pages_body(session, reader, scope, selection))
 
 
 @router.get("/users/counts", responses=READ_RESPONSES)

@@ -8,7 +8,7 @@ if anything raised. Services only flush; routers never commit.
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Body, Depends, Request
+from fastapi import Body, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -16,13 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
+from db.reads import Reader
 from schemas.users import UserCounts
 from services.auth0 import Auth0Gateway
-from services.errors import Forbidden, InvalidFields
+from services.errors import Forbidden, InvalidFields, Unauthorized
 from services.identity import admin_scope
 from services.identity.admin_scope import Scope, Targets
 from services.identity.live_roles import LiveRoles
-from services.identity.tokens import CurrentUser, authenticate
+from services.identity.tokens import CurrentUser, authenticate, claimed_user, is_deactivated
 from services.kit.cache import TtlCache
 from services.kit.ratelimit import RateLimiter
 from services.registration.recaptcha import RecaptchaVerifier
@@ -46,6 +47,10 @@ async def get_engine(request: Request) -> AsyncEngine:
     return request.state.engine
 
 
+async def get_reader(request: Request) -> Reader:
+    return request.state.reader
+
+
 async def get_app_settings(request: Request) -> Settings:
     return request.state.settings
 
@@ -58,6 +63,8 @@ FormT = TypeVar("FormT", bound=BaseModel)
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+# The hot reads' one statement (db/reads.py).
+ReaderDep = Annotated[Reader, Depends(get_reader)]
 # For work that outlives the request's unit of work (a streamed body).
 SessionFactoryDep = Annotated[SessionFactory, Depends(get_session_factory)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
@@ -80,12 +87,41 @@ async def get_current_user(
 CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
 
 
+async def get_claimed_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    header = f"Bearer {credentials.credentials}" if credentials else None
+    return await claimed_user(request.state.token_validator, request.state.settings, header)
+
+
+# The token's caller, not yet checked for deactivation: only for the hot reads, whose one
+# statement checks it (services/users/json_reads.py) and answers 401 as CurrentUserDep does.
+ClaimedUserDep = Annotated[CurrentUser, Depends(get_claimed_user)]
+
+
 async def get_administered(request: Request, session: SessionDep, caller: CurrentUserDep) -> Scope:
     return await admin_scope.administered(session, caller, request.state.scope_cache)
 
 
 async def get_admin_scope(request: Request, session: SessionDep, caller: CurrentUserDep) -> Scope:
     return await admin_scope.scope_for(session, caller, request.state.scope_cache)
+
+
+async def get_claimed_admin_scope(
+    request: Request, session: SessionDep, caller: ClaimedUserDep
+) -> Scope:
+    """AdminScopeDep for the hot reads: a deactivated caller is refused by their statement,
+    or here with 401 (not 403) when they are no admin either."""
+    try:
+        return await admin_scope.scope_for(session, caller, request.state.scope_cache)
+    except Forbidden:
+        if await is_deactivated(session, caller.id):
+            raise Unauthorized("this account is deactivated") from None
+        raise
+
+
+ClaimedAdminScopeDep = Annotated[Scope, Depends(get_claimed_admin_scope)]
 
 
 async def get_live_roles(request: Request) -> LiveRoles:
@@ -216,3 +252,10 @@ def form_errors(request: Request, exc: RequestValidationError) -> InvalidFields 
             }
         )
     return InvalidFields(errors)
+
+
+class JsonBody(Response):
+    """A body already serialised to JSON (the hot reads): sent as is. The route declares
+    its schema with `response_model`, which the JSON is held equal to in tests."""
+
+    media_type = "application/json"

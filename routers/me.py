@@ -10,8 +10,11 @@ from db.types import ApprovalStatus
 from routers.deps import (
     AdministeredDep,
     Auth0Dep,
+    ClaimedUserDep,
     CurrentUserDep,
     GroupAdminsCacheDep,
+    JsonBody,
+    ReaderDep,
     RecaptchaDep,
     SessionDep,
     SettingsDep,
@@ -47,12 +50,12 @@ APPROVED = {ApprovalStatus.APPROVED}
 PENDING = {ApprovalStatus.PENDING}
 
 
-@router.get("/profile")
+@router.get("/profile", response_model=ProfilePublic)
 async def get_profile(
-    session: SessionDep, auth0: Auth0Dep, caller: CurrentUserDep
-) -> ProfilePublic:
+    session: SessionDep, reader: ReaderDep, auth0: Auth0Dep, caller: ClaimedUserDep
+) -> JsonBody:
     """The caller's profile and memberships (revoked ones left out)."""
-    return await profile_service.profile(session, auth0, caller.id)
+    return JsonBody(await profile_service.profile_body(session, reader, auth0, caller.id))
 
 
 @router.get("/platforms")

@@ -10,9 +10,10 @@ import asyncio
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,7 +28,7 @@ from db.admin import create_database, drop_database
 from db.engine import create_engine, unit_of_work
 from db.migrations import alembic_config, upgrade_head
 from main import create_app
-from routers.deps import get_session, get_session_factory
+from routers.deps import get_reader, get_session, get_session_factory
 from scripts.auth0_emulator.limits import Faults
 from scripts.auth0_emulator.seed import seed_roles
 from scripts.auth0_emulator.server import EmulatorServer
@@ -115,6 +116,25 @@ async def _isolated_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await outer.rollback()
+
+
+class SessionReader:
+    """The hot reads' statement on a session's own connection (db/reads.Reader): in tests
+    it must see what the test's rolled-back transaction holds."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        bind = self.session.bind
+        assert bind is not None
+        return bind.dialect.name
+
+    async def fetch_row(self, sql: str, args: Sequence[Any]) -> Any:
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
 
 
 def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
@@ -233,6 +253,12 @@ def app_factory(session: AsyncSession) -> Callable[..., FastAPI]:
             yield session
 
         app.dependency_overrides[get_session] = shared_session
+        reader = SessionReader(session)
+
+        async def shared_reader() -> SessionReader:
+            return reader
+
+        app.dependency_overrides[get_reader] = shared_reader
         # Streamed bodies open their own session; in tests it must see the test's data.
         app.dependency_overrides[get_session_factory] = lambda: shared_factory
         return app

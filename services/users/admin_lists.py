@@ -1,7 +1,9 @@
 """What admins read about many users: pages, totals, counts, the CSV export.
 
 Lists are ordered newest first (created_at, then id, so pages never shift between equal
-timestamps) and load each page's memberships in two queries.
+timestamps). On Postgres a page and its count are one statement each whose JSON Postgres
+builds (services/users/json_reads.py); the schema path here answers on SQLite, serves the
+CSV export and the single-user reads, and is what the JSON is held equal to in tests.
 """
 
 import csv
@@ -12,26 +14,60 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory
 from db.models import (
     User,
 )
+from db.reads import Reader
 from db.types import ApprovalStatus
 from schemas.users import (
     AdminUser,
     UserCounts,
     UserPages,
 )
+from services.errors import Unauthorized
 from services.identity.admin_scope import Scope
+from services.identity.tokens import is_deactivated
 from services.kit.cache import TtlCache
 from services.memberships.kinds import KINDS, Kind
+from services.users import json_reads
 from services.users.admin_search import AUTOMATIC, Selection, u, updater, where_clauses
 
 EXPORT_BATCH = 500
 ORDER = (u.c.created_at.desc(), u.c.id.desc())
 LIST_COLUMNS = (u.c.id, u.c.email, u.c.username, u.c.email_verified, u.c.created_at, u.c.is_deleted)
+
+
+ADMIN_USERS = TypeAdapter(list[AdminUser])
+
+
+async def page_body(
+    session: AsyncSession, reader: Reader, scope: Scope, selection: Selection
+) -> bytes:
+    """`GET /admin/users` as JSON bytes, for a caller whose deactivation is not yet
+    checked (routers/deps.ClaimedAdminScopeDep)."""
+    if reader.dialect == "postgresql":
+        return await json_reads.admin_list(reader, scope, selection)
+    await _refuse_deactivated(session, scope)
+    return ADMIN_USERS.dump_json(await list_users(session, scope, selection))
+
+
+async def pages_body(
+    session: AsyncSession, reader: Reader, scope: Scope, selection: Selection
+) -> bytes:
+    """`GET /admin/users/pages` as JSON bytes (as `page_body`)."""
+    if reader.dialect == "postgresql":
+        return await json_reads.admin_pages(reader, scope, selection)
+    await _refuse_deactivated(session, scope)
+    return (await pages(session, scope, selection)).model_dump_json().encode()
+
+
+async def _refuse_deactivated(session: AsyncSession, scope: Scope) -> None:
+    if await is_deactivated(session, scope.caller_id):
+        raise Unauthorized("this account is deactivated")
 
 
 async def list_users(session: AsyncSession, scope: Scope, selection: Selection) -> list[AdminUser]:

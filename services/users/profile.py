@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.engine import on_rollback
 from db.models import EmailChangeOtp, User
+from db.reads import Reader
 from db.types import ApprovalStatus, UserChange
 from schemas.memberships import PendingPublic
 from schemas.users import (
@@ -33,11 +34,12 @@ from schemas.users import (
 )
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
-from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests
+from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests, Unauthorized
+from services.identity.tokens import is_deactivated
 from services.memberships.requests import VISIBLE, group_memberships, platform_memberships
 from services.registration.signup import email_registered
 from services.settings import Settings
-from services.users import accounts
+from services.users import accounts, json_reads
 from services.users.signed_in import ensure_user
 
 CODE_TTL = timedelta(minutes=10)
@@ -47,6 +49,21 @@ MAX_CODES_PER_HOUR = 5
 # tabs, would otherwise race to be the user's one active code.
 MIN_CODE_INTERVAL = timedelta(seconds=30)
 SELF_DELETION = "deleted by the user"
+
+
+async def profile_body(
+    session: AsyncSession, reader: Reader, auth0: Auth0Gateway, user_id: str
+) -> bytes:
+    """`GET /me/profile` as JSON bytes, for a caller whose deactivation is not yet checked:
+    on Postgres one statement builds it (services/users/json_reads.py) unless the row must
+    first be created or the welcome banner cleared, which `profile` does."""
+    if reader.dialect == "postgresql":
+        body = await json_reads.own_profile(reader, user_id)
+        if body is not None:
+            return body
+    if await is_deactivated(session, user_id):
+        raise Unauthorized("this account is deactivated")
+    return (await profile(session, auth0, user_id)).model_dump_json().encode()
 
 
 async def profile(session: AsyncSession, auth0: Auth0Gateway, user_id: str) -> ProfilePublic:

@@ -1,0 +1,74 @@
+"""One read statement on a pooled connection, outside the ORM: the hot reads' way in.
+
+The hot reads (admin lists, `/me/profile`, a user's details) send one statement whose
+answer Postgres builds as JSON. Through a session each of them cost a checkout ping, a
+BEGIN, the statement, a COMMIT and SQLAlchemy's compile and result machinery: about 6 ms
+of Python per request against 1 ms in Postgres. Here the statement goes straight to the
+pooled connection's asyncpg driver, in autocommit, as a prepared statement asyncpg caches
+per connection.
+
+Failover. The pool pings only connections that sat idle (db/engine.py), so a statement
+may meet a connection that died a moment ago (a failover, a restarted server). These
+statements only read, so the first such failure drops the pool's connections and runs the
+statement once more on a fresh one: no failed request, and no ping on the way in.
+"""
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# What a dead or dropped connection raises in asyncpg: the server closed it (terminated
+# backend, failover), the socket broke, or asyncpg already knows it is closed.
+DISCONNECTS: tuple[type[BaseException], ...] = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+class Reader(Protocol):
+    """Where the hot reads send their statement: the pool (`PoolReader`), or in tests the
+    test's own connection, inside its rolled-back transaction."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None: ...
+
+
+class PoolReader:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None:
+        return await fetch_row(self.engine, sql, args)
+
+
+async def fetch_row(engine: AsyncEngine, sql: str, args: Sequence[Any]) -> asyncpg.Record | None:
+    """The first row of one read-only statement (`$1`… placeholders), retried once on a
+    fresh connection if the pooled one turns out dead."""
+    for attempt in (1, 2):
+        pooled = await engine.raw_connection()
+        try:
+            driver: asyncpg.Connection = pooled.driver_connection
+            try:
+                return await driver.fetchrow(sql, *args)
+            except DISCONNECTS:
+                pooled.invalidate()
+                if attempt == 2:
+                    raise
+                # Its neighbours in the pool died with it: start them afresh. Connections
+                # other requests hold are left to them and dropped when returned.
+                await engine.dispose()
+        finally:
+            pooled.close()
+    raise AssertionError("unreachable")

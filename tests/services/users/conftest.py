@@ -1,0 +1,3 @@
+from tests.routers.admin_world import world
+
+__all__ = ["world"]
