@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 # What a dead or dropped connection raises in asyncpg: the server closed it (terminated
 # backend, failover), the socket broke, or asyncpg already knows it is closed.
@@ -39,6 +41,29 @@ class Reader(Protocol):
     def dialect(self) -> str: ...
 
     async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None: ...
+
+
+class RequestReader:
+    """A request's reader: on the connection its session already holds, if any, else on
+    the pool. A request that read through its session first (a catalog lookup, the
+    caller's scope) still holds that connection until it ends; taking a second one from
+    the pool would let every request hold one and wait for another, and with the pool
+    sized to the load they all waited until the pool's timeout."""
+
+    def __init__(self, session: AsyncSession, pool: "PoolReader") -> None:
+        self.session, self.pool = session, pool
+
+    @property
+    def dialect(self) -> str:
+        return self.pool.dialect
+
+    async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None:
+        if not self.session.in_transaction():
+            return await self.pool.fetch_row(sql, args)
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
+        return await driver.fetchrow(sql, *args)
 
 
 class PoolReader:
@@ -63,12 +88,14 @@ async def fetch_row(engine: AsyncEngine, sql: str, args: Sequence[Any]) -> async
             try:
                 return await driver.fetchrow(sql, *args)
             except DISCONNECTS:
-                pooled.invalidate()
+                await greenlet_spawn(pooled.invalidate)
                 if attempt == 2:
                     raise
                 # Its neighbours in the pool died with it: start them afresh. Connections
                 # other requests hold are left to them and dropped when returned.
                 await engine.dispose()
         finally:
-            pooled.close()
+            # Back to the pool inside a greenlet: the pool may close it (an overflow
+            # connection, a recycled one), which SQLAlchemy's asyncpg adapter awaits.
+            await greenlet_spawn(pooled.close)
     raise AssertionError("unreachable")

@@ -190,11 +190,15 @@ async def get_user(session: SessionDep, scope: AdminScopeDep, user_id: UserId) -
 
 @router.get("/users/{user_id}/details", responses=USER_RESPONSES)
 async def get_user_details(
-    session: SessionDep, auth0: Auth0Dep, scope: AdminScopeDep, user_id: UserId
+    session: SessionDep,
+    reader: ReaderDep,
+    auth0: Auth0Dep,
+    scope: ClaimedAdminScopeDep,
+    user_id: UserId,
 ) -> AdminUserDetails:
     """The record, its history and the live Auth0 profile (from the database when Auth0
     cannot be reached; `profile_source` says which)."""
-    return await admin_details.details(session, auth0, scope, user_id)
+    return await admin_details.details(session, reader, auth0, scope, user_id)
 
 
 @router.get(

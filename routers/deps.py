@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.engine import SessionFactory, session_scope
-from db.reads import Reader
+from db.reads import Reader, RequestReader
 from schemas.users import UserCounts
 from services.auth0 import Auth0Gateway
 from services.errors import Forbidden, InvalidFields, Unauthorized
@@ -47,10 +47,6 @@ async def get_engine(request: Request) -> AsyncEngine:
     return request.state.engine
 
 
-async def get_reader(request: Request) -> Reader:
-    return request.state.reader
-
-
 async def get_app_settings(request: Request) -> Settings:
     return request.state.settings
 
@@ -63,6 +59,12 @@ FormT = TypeVar("FormT", bound=BaseModel)
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+
+
+async def get_reader(request: Request, session: SessionDep) -> Reader:
+    return RequestReader(session, request.state.reader)
+
+
 # The hot reads' one statement (db/reads.py).
 ReaderDep = Annotated[Reader, Depends(get_reader)]
 # For work that outlives the request's unit of work (a streamed body).

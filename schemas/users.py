@@ -198,6 +198,25 @@ class MembershipHistoryEntry(BaseModel):
     created_at: datetime
 
 
+class AdminUserRecord(AdminUser):
+    """What the database holds for a user's details page, before the live Auth0 profile
+    is laid over it (not a response of its own: AdminUserDetails is)."""
+
+    user_id: str
+    updated_at: datetime
+    name: str | None
+    given_name: str | None
+    family_name: str | None
+    picture: str | None
+    blocked: bool
+    connection: str | None
+    last_login: datetime | None
+    deleted_at: datetime | None
+    deletion_reason: str | None
+    history: list[UserHistoryEntry]
+    membership_history: list[MembershipHistoryEntry]
+
+
 class AdminUserDetails(AdminUser):
     """The database record with the live Auth0 profile laid over it.
 

@@ -334,8 +334,13 @@ class Settings(BaseSettings):
         Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
     ) = None
     db_sslrootcert: str | None = None
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    # Per process. Sized to what one API worker keeps busy at once (16 clients over 2
+    # workers held 6-8 each in scripts/bench/admin_lists), with no overflow: an overflow
+    # connection is closed when returned, so under load each worker opened and closed
+    # several Postgres connections a second. A request beyond the pool waits for a
+    # connection (up to DB_CONNECT_TIMEOUT_S) rather than opening one.
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    db_max_overflow: int = Field(default=0, ge=0, le=100)
     db_connect_timeout_s: float = Field(default=10.0, gt=0)
     db_statement_timeout_s: float = Field(default=30.0, gt=0)
 

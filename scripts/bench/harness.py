@@ -47,9 +47,15 @@ async def raw_connection(db_url: URL) -> AsyncIterator[asyncpg.Connection]:
 
 
 def start_api(
-    db_url: URL, emulator_url: str, env: Mapping[str, str], *, workers: int = 2
+    db_url: URL,
+    emulator_url: str,
+    env: Mapping[str, str],
+    *,
+    workers: int = 2,
+    code: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """The API as deployed (uvicorn, `workers` processes), ready to serve."""
+    """The API as deployed (uvicorn, `workers` processes), ready to serve; from `code` (a
+    checkout of another revision, for before/after figures in one run) if given."""
     port = free_port()
     process_env = {
         **os.environ,
@@ -74,7 +80,7 @@ def start_api(
             "warning",
             "--no-access-log",
         ],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=code or Path(__file__).resolve().parents[2],
         env=process_env,
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -88,6 +94,16 @@ def start_api(
         time.sleep(0.3)
     process.terminate()
     raise RuntimeError("the API did not become ready within 60 s")
+
+
+async def backends_started(connection: asyncpg.Connection) -> int:
+    """Connections ever opened to the connection's database (pg_stat_database.sessions,
+    Postgres 14+), read afresh: the difference over a run is the connection churn."""
+    await connection.execute("SELECT pg_stat_clear_snapshot()")
+    value = await connection.fetchval(
+        "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    )
+    return int(value or 0)
 
 
 def stop(*processes: subprocess.Popen[Any] | None) -> None:

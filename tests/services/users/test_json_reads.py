@@ -8,6 +8,7 @@ a schema, a filter changed on one side, a timestamp written differently: each fa
 
 import itertools
 import json
+import re
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,19 +26,21 @@ from db.models import (
     PlatformMembership,
     PlatformMembershipHistory,
     User,
+    UserHistory,
 )
-from db.types import ApprovalStatus
+from db.types import ApprovalStatus, UserChange
 from schemas.users import (
     AdminUser,
     AdminUserQuery,
+    AdminUserRecord,
     GroupMembershipAdmin,
     PlatformMembershipAdmin,
     ProfilePublic,
     UserPages,
 )
-from services.errors import Unauthorized
+from services.errors import AppError, Unauthorized
 from services.identity.admin_scope import Scope
-from services.users import admin_lists, admin_search, json_reads, profile
+from services.users import admin_details, admin_lists, admin_search, json_reads, profile
 from tests.conftest import SessionReader
 from tests.routers.admin_world import COHORT, TSI, World
 
@@ -138,6 +141,20 @@ async def crowd(session: AsyncSession, world: World) -> dict[str, Any]:
                     PlatformMembershipHistory(platform_id=target, **history)
                     if kind == "platform"
                     else GroupMembershipHistory(group_id=target, **history)
+                )
+        if index % 3 == 1:  # account history, by an admin, a nameless admin or no one
+            for step in range(index % 4 + 1):
+                session.add(
+                    UserHistory(
+                        user_id=user.id,
+                        change=list(UserChange)[step % len(UserChange)],
+                        previous_value=texts[step % len(texts)] or None,
+                        new_value=f"v{step}",
+                        reason=None if step % 2 else "asked",
+                        changed_by_id=[None, deciders[0].id, deciders[1].id][step % 3],
+                        # Two entries at one instant: the tie-break decides their order.
+                        created_at=base + timedelta(seconds=step // 2, microseconds=step % 2),
+                    )
                 )
     await session.flush()
     return {"users": users, "bare": bare, "deciders": deciders}
@@ -303,3 +320,43 @@ async def test_a_deactivated_caller_gets_no_list(
         await json_reads.admin_list(SessionReader(session), scope, selection)
     with pytest.raises(Unauthorized):
         await json_reads.admin_pages(SessionReader(session), scope, selection)
+
+
+async def test_every_user_record_is_the_schema_body(
+    session: AsyncSession, crowd: dict[str, Any]
+) -> None:
+    """The database part of the details page, for every user and scope: the same record,
+    or the same refusal (404 no such user, 403 outside the scope)."""
+    reader = SessionReader(session)
+    seen: dict[str, int] = {"same": 0, "refused": 0, "with history": 0}
+    everyone = [*crowd["users"], *crowd["deciders"]]
+    for scope in scopes(crowd):
+        for user_id in [u.id for u in everyone] + ["auth0|nobody-here"]:
+            try:
+                slow: Any = (await admin_details.record(session, scope, user_id)).model_dump_json()
+            except AppError as refusal:
+                slow = (type(refusal), str(refusal))
+            if isinstance(slow, tuple):
+                with pytest.raises(slow[0], match=re.escape(slow[1])):
+                    await json_reads.user_record(reader, scope, user_id)
+                seen["refused"] += 1
+                continue
+            fast = await json_reads.user_record(reader, scope, user_id)
+            AdminUserRecord.model_validate_json(fast)
+            assert ordered(fast) == ordered(slow), (scope, user_id)
+            seen["same"] += 1
+            record = json.loads(fast)
+            seen["with history"] += bool(record["history"] and record["membership_history"])
+    assert seen["same"] >= 40, seen
+    assert seen["refused"] >= 20, seen
+    assert seen["with history"] >= 3, seen
+
+
+async def test_a_deactivated_caller_gets_no_record(
+    session: AsyncSession, crowd: dict[str, Any]
+) -> None:
+    deleted = next(u for u in crowd["users"] if u.is_deleted)
+    scope = Scope(deleted.id, True, frozenset(), frozenset())
+    for target in (crowd["users"][2].id, "auth0|nobody-here"):
+        with pytest.raises(Unauthorized):
+            await json_reads.user_record(SessionReader(session), scope, target)
