@@ -49,7 +49,13 @@ from db.types import EventSource, EventStatus
 from services.errors import AppError, NotFound
 from services.events.inbox import parse_timestamp
 from services.events.stream_health import configured
-from services.sync.member_import import Target, apply_target, load_targets, read_members
+from services.sync.member_import import (
+    MemberIds,
+    Target,
+    apply_target,
+    load_targets,
+    read_members,
+)
 from services.sync.role_import import sync_roles
 from services.sync.runs import JobContext, Progress, run_job
 from services.sync.user_import import PROFILE_COLUMNS, apply_users
@@ -421,7 +427,9 @@ async def _apply_users(
         now = utcnow()
         for target in targets:
             await apply_target(
-                ctx, session, replace(target, members=set(), read_at=now, only_users=set(gone))
+                ctx,
+                session,
+                replace(target, members=MemberIds(), read_at=now, only_users=set(gone)),
             )
 
 
@@ -452,7 +460,7 @@ async def _apply_roles(
             for target in targets:
                 scoped = replace(
                     target,
-                    members={u for u, held in roles.items() if target.role_id in held},
+                    members=MemberIds(u for u, held in roles.items() if target.role_id in held),
                     read_at=read_at,
                     only_users=readable,
                 )

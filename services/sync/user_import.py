@@ -16,6 +16,7 @@ run reads Auth0 again (counted as `newer_here`).
 """
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from db.base import UTCDateTime, utcnow
 from db.bulk import (
+    StageLoader,
     affected,
     analyze,
     changed,
@@ -69,6 +71,8 @@ PROFILE_COLUMNS = [
     "blocked",
     "last_login",
 ]
+# Users staged per COPY while the export streams in: the most the full sync holds.
+STAGE_CHUNK = 5000
 FULL_JOB = "sync.users.full"
 INCREMENTAL_JOB = "sync.users.incremental"
 
@@ -102,24 +106,17 @@ sa.Index("ix_sync_user_stage_username", sa.func.lower(USER_STAGE.c.username))
 # ---- fetching --------------------------------------------------------------------------
 
 
-async def fetch_all_users(ctx: JobContext) -> tuple[dict[str, dict[str, Any]], str]:
-    """Every Auth0 user: by export job (the fewest requests), or by paged listing when the
-    tenant refuses exports (Free plan) or SYNC_USER_SOURCE=list. Raises if it cannot be
-    complete, so nothing is deleted on a partial answer."""
+async def all_users(ctx: JobContext) -> AsyncIterator[dict[str, Any]]:
+    """Every Auth0 user, one at a time as the answer streams in: by export job (the fewest
+    requests), or by paged listing when the tenant refuses exports (Free plan) or
+    SYNC_USER_SOURCE=list. Raises SyncAborted if the answer cannot be complete, so nothing
+    is deleted on a partial answer. Sets counts["source"]."""
     source = ctx.settings.sync_user_source
-    rows: dict[str, dict[str, Any]] = {}
-    progress = Progress("users fetched")
-
-    def keep(raw: dict[str, Any]) -> None:
-        row = user_row(raw)
-        if row:
-            rows[row["id"]] = row
-        progress.advance()
-
     if source in ("auto", "export"):
         try:
             async for raw in ctx.auth0.export_users(EXPORT_FIELDS):
-                keep(raw)
+                ctx.counts["source"] = "export"
+                yield raw
         except ExportUnavailable:
             if source == "export":
                 raise SyncAborted(
@@ -131,19 +128,16 @@ async def fetch_all_users(ctx: JobContext) -> tuple[dict[str, dict[str, Any]], s
                 f"the user export is unavailable ({exc.detail}); nothing was changed"
             ) from exc
         else:
-            source = "export"
-    if source == "list":
-        try:
-            async for raw in ctx.auth0.iter_users():
-                keep(raw)
-        except UpstreamError as exc:
-            raise SyncAborted(
-                f"the user listing cannot be complete: {exc.detail}; nothing was changed"
-            ) from exc
-    progress.close()
-    ctx.counts["source"] = source
-    ctx.count("fetched", len(rows))
-    return rows, source
+            ctx.counts["source"] = "export"
+            return
+    ctx.counts["source"] = "list"
+    try:
+        async for raw in ctx.auth0.iter_users():
+            yield raw
+    except UpstreamError as exc:
+        raise SyncAborted(
+            f"the user listing cannot be complete: {exc.detail}; nothing was changed"
+        ) from exc
 
 
 async def fetch_changed_users(ctx: JobContext, since: datetime) -> dict[str, dict[str, Any]]:
@@ -377,17 +371,27 @@ async def apply_users(
 ) -> None:
     """Write the fetched users, in the order the module docstring gives. `read_at`: when
     Auth0 was read (rows changed here since are not overwritten)."""
-    now = utcnow()
-    if gone:
-        ctx.count(
-            "deleted", await _soft_delete(session, gone, GONE_REASON, UserChange.USER_DELETION, now)
-        )
     async with ctx.timed("stage"):
         await create_stage(session, USER_STAGE, rows)
-        newer_here = await _mark_states(session, read_at)
-        if newer_here:
-            ctx.count("newer_here", newer_here)
+    await apply_stage(ctx, session, gone, read_at)
+
+
+async def apply_stage(
+    ctx: JobContext, session: AsyncSession, gone: list[str], read_at: datetime | None
+) -> None:
+    """Write the users in USER_STAGE (filled by `apply_users` or streamed in by the full
+    sync); drops the stage."""
+    now = utcnow()
     try:
+        if gone:
+            ctx.count(
+                "deleted",
+                await _soft_delete(session, gone, GONE_REASON, UserChange.USER_DELETION, now),
+            )
+        async with ctx.timed("stage"):
+            newer_here = await _mark_states(session, read_at)
+            if newer_here:
+                ctx.count("newer_here", newer_here)
         ctx.count("blocked", await _block_newly_blocked(session, now))
         await _report_conflicts(ctx, session)
         await _record_renames(session, now)
@@ -560,27 +564,59 @@ async def _restore_unblocked(session: AsyncSession, now: datetime) -> int:
 
 
 async def sync_users_full(ctx: JobContext) -> None:
+    """Every Auth0 user into the stage as the export streams in (STAGE_CHUNK rows held at
+    a time), then the same writes as any sync. Memory stays flat with the tenant's size:
+    neither the users nor the ids of those here are ever all in memory."""
     read_at = utcnow()  # before the export job is created: its snapshot is no older
+    users = all_users(ctx)
+    progress = Progress("users fetched")
     async with ctx.timed("fetch"):
-        fetched, _source = await fetch_all_users(ctx)
-    async with ctx.sessions() as session:
-        live = set(
-            (await session.exec(select(col(User.id)).where(sa.not_(col(User.is_deleted))))).all()
-        )
-    absent = sorted(live - fetched.keys())
-    ctx.count("absent", len(absent))
-    limit = ctx.settings.sync_max_delete_fraction * max(len(live), 1)
-    aborted: str | None = None
-    gone: list[str] = []
-    if absent and len(absent) > limit:
-        aborted = (
-            f"{len(absent)} of {len(live)} users are missing from Auth0's answer, more than "
-            f"SYNC_MAX_DELETE_FRACTION={ctx.settings.sync_max_delete_fraction:.0%}; nobody was deleted"
-        )
-    elif absent:
-        gone = await confirm_gone(ctx, absent)
+        # The export job is waited for before a transaction is opened.
+        first = await anext(users, None)
     async with ctx.transaction() as session:
-        await apply_users(ctx, session, list(fetched.values()), gone, read_at)
+        async with ctx.timed("fetch"):
+            await create_stage(session, USER_STAGE, [])
+            loader = StageLoader(session, USER_STAGE, key="id", chunk=STAGE_CHUNK)
+            raw = first
+            while raw is not None:
+                row = user_row(raw)
+                if row:
+                    await loader.add(row)
+                progress.advance()
+                raw = await anext(users, None)
+            await loader.flush()
+            await analyze(session, USER_STAGE)
+        progress.close()
+        stage, app_user = USER_STAGE, User.__table__
+        fetched = await session.scalar(sa.select(sa.func.count()).select_from(stage))
+        ctx.count("fetched", fetched or 0)
+        live = await session.scalar(
+            sa.select(sa.func.count()).select_from(app_user).where(~app_user.c.is_deleted)
+        )
+        absent_here = sa.and_(
+            ~app_user.c.is_deleted, ~sa.exists().where(stage.c.id == app_user.c.id)
+        )
+        absent = await session.scalar(
+            sa.select(sa.func.count()).select_from(app_user).where(absent_here)
+        )
+        ctx.count("absent", absent or 0)
+        limit = ctx.settings.sync_max_delete_fraction * max(live or 0, 1)
+        aborted: str | None = None
+        gone: list[str] = []
+        if absent and absent > limit:
+            aborted = (
+                f"{absent} of {live} users are missing from Auth0's answer, more than "
+                f"SYNC_MAX_DELETE_FRACTION={ctx.settings.sync_max_delete_fraction:.0%}; "
+                "nobody was deleted"
+            )
+        elif absent:
+            candidates = (
+                await session.scalars(
+                    sa.select(app_user.c.id).where(absent_here).order_by(app_user.c.id)
+                )
+            ).all()
+            gone = await confirm_gone(ctx, list(candidates))
+        await apply_stage(ctx, session, gone, read_at)
     if aborted:
         raise SyncAborted(aborted)
 

@@ -7,7 +7,7 @@ from db.base import utcnow
 from db.models import Auth0OutboxEntry, Auth0Role, PlatformMembership, PlatformMembershipHistory
 from db.types import ApprovalStatus, OutboxOperation, OutboxStatus
 from scripts.auth0_emulator.server import EmulatorServer
-from services.sync.member_import import Target, apply_target
+from services.sync.member_import import MemberIds, Target, apply_target
 from services.sync.runs import JobContext
 from tests.factories import auth0_user
 from tests.services.sync.helpers import approved, full_sync, sync
@@ -181,7 +181,7 @@ async def test_outbox_operation_completed_after_the_read_blocks_the_flip(
     )
     await session.flush()
     # The snapshot was read before the grant reached Auth0: it must not undo the grant.
-    target = Target("platform", "galaxy", role.id, members=set(), read_at=read_at)
+    target = Target("platform", "galaxy", role.id, members=MemberIds(), read_at=read_at)
     await apply_target(sync_ctx, session, target)
     assert (await membership(session, alice)).approval_status is ApprovalStatus.APPROVED
 
@@ -204,7 +204,9 @@ async def test_membership_changed_after_the_read_is_not_flipped(
     await session.flush()
     # A stale snapshot still listing alice must not re-approve a revoke made since.
     await apply_target(
-        sync_ctx, session, Target("platform", "galaxy", role.id, members={alice}, read_at=read_at)
+        sync_ctx,
+        session,
+        Target("platform", "galaxy", role.id, members=MemberIds([alice]), read_at=read_at),
     )
     assert (await membership(session, alice)).approval_status is ApprovalStatus.REVOKED
 
@@ -303,3 +305,15 @@ class TestNoMassRevocation:
         (run,) = await sync(sync_ctx, "sync.memberships")
         assert run.status.value == "succeeded", run.error
         assert run.counts["platform_revoked"] == 1
+
+
+def test_member_ids_keep_every_id_and_compare_as_a_multiset():
+    ids = [f"auth0|{n:06d}" for n in range(2500)] + ["google-oauth2|ünï"]
+    members = MemberIds(ids)
+    assert len(members) == len(ids)
+    chunks = list(members.chunks(1000))
+    assert [len(c) for c in chunks] == [1000, 1000, 501]
+    assert [i for c in chunks for i in c] == ids
+    assert members.same_as(MemberIds(reversed(ids)))
+    assert not members.same_as(MemberIds(ids[:-1]))
+    assert not members.same_as(MemberIds([*ids[:-1], "auth0|other"]))
