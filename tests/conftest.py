@@ -134,7 +134,7 @@ class SessionReader:
     async def fetch_row(self, sql: str, args: Sequence[Any]) -> Any:
         connection = await self.session.connection()
         raw = await connection.get_raw_connection()
-        return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]
+        return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]  # asyncpg's connection on Postgres
 
 
 def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:

@@ -1,25 +1,40 @@
-"""Benchmark of the Auth0 → Postgres sync.
+"""Benchmark of the Auth0 → Postgres sync: time, Auth0 requests and peak memory per size.
 
-    uv run python -m scripts.bench.sync --users 10000 100000
+    uv run python -m scripts.bench.sync --users 10000 100000 1000000
+        [--before DIR] [--no-enterprise] [--no-floor]
 
 For each size: an emulator process (rate limit off) seeded with N users, 3 platform roles
-on ~70% of users and 2 group roles on ~20%; an empty, migrated Postgres database; then
-the full user sync, the membership sync, and a second run of both with nothing changed.
-Finally the membership sync again against the Enterprise preset (16 rps, burst 50) with
-AUTH0_PLAN=enterprise (the budget shared through Postgres), compared with the floor that
-rate limit allows. The emulator is the strict one (audience, scopes). Prints a table.
+on ~70% of users and 2 group roles on ~20%; then, in a process of its own on an empty,
+migrated Postgres database (scripts/bench/sync_child.py): the roles sync, the full user
+sync, the membership sync, and a second run of both with nothing changed; the process's
+peak RSS is the memory that size needed. `--before DIR` runs the same in the code of
+another checkout (e.g. `git worktree add /tmp/before <rev>`) first, on a database of its
+own, so before and after come from one run on one machine.
+
+The floor (scripts/bench/sync_floor.py, on a fresh database; skip with `--no-floor`):
+the same users and members written with raw COPY and one set-based upsert per table. The
+sync's write time is its run time less the time the floor took to read the same data
+from the emulator (the export; the role members), and is printed against the floor's.
+
+Finally (skip with `--no-enterprise`, as at a million users it takes many minutes) the
+membership sync against the Enterprise preset (16 rps, burst 50) with AUTH0_PLAN=
+enterprise (the budget shared through Postgres), compared with the floor that rate limit
+allows. The emulator is the strict one (audience, scopes). Prints a table per size.
 
 Needs PostgreSQL at TEST_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import secrets
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import func, select
@@ -32,12 +47,13 @@ from db.models import GroupMembership, PlatformMembership
 from db.types import ApprovalStatus
 from run_scheduler import build_context, close_context
 from scripts.auth0_emulator.server import free_port
-from scripts.bench.harness import bench_settings, peak_rss_mb, stop
+from scripts.bench.harness import bench_settings, stop
 from services.settings import to_async_url
-from services.sync.jobs import JOBS_BY_NAME
-from services.sync.runs import JobContext, run_job
+from services.sync.runs import JobContext
 
 ENTERPRISE_RPS, ENTERPRISE_BURST = 16.0, 50
+HERE = Path(__file__).resolve().parent
+THIS = HERE.parents[1]
 
 
 def start_emulator(users: int) -> tuple[subprocess.Popen[str], str]:
@@ -65,76 +81,123 @@ def start_emulator(users: int) -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-async def bench_size(server: URL, users: int) -> list[tuple[str, str]]:
-    emulator, base_url = start_emulator(users)
+async def fresh_database(server: URL) -> tuple[str, URL]:
     name = f"aai_bench_{secrets.token_hex(3)}"
     db_url = await create_database(server, name)
-    rows: list[tuple[str, str]] = []
-    try:
-        await upgrade_head(db_url)
-        settings = bench_settings(db_url, base_url, sync_user_source="auto")
-        ctx = build_context(settings, dry_run=False)
-        try:
-            timings: dict[str, float] = {}
-            for label, job in (
-                ("roles", "sync.roles"),
-                ("users full (first)", "sync.users.full"),
-                ("memberships (first)", "sync.memberships"),
-                ("users full (no change)", "sync.users.full"),
-                ("memberships (no change)", "sync.memberships"),
-            ):
-                started = time.perf_counter()
-                run = await run_job(ctx, job, JOBS_BY_NAME[job].body)
-                timings[label] = time.perf_counter() - started
-                counts = {k: v for k, v in run.counts.items() if v and k != "conflict_examples"}
-                rows.append((f"{label}", f"{timings[label]:.2f} s  {run.status.value}  {counts}"))
-            async with httpx.AsyncClient(base_url=base_url, timeout=10) as control:
-                members = (await control.get("/_emulator/state")).json()
-                await control.post("/_emulator/config", json={"rate_limit": "enterprise"})
-            pages = sum(math.ceil(n / 100) for n in await _member_counts(ctx))
-            rows.append(
-                (
-                    "Auth0 request floor for memberships",
-                    f"{pages} pages (⌈members/100⌉ per role); {members['users']} users in tenant",
-                )
-            )
+    await upgrade_head(db_url)
+    return name, db_url
 
-            # Start with a full bucket, as a real run would.
-            await asyncio.sleep(ENTERPRISE_BURST / ENTERPRISE_RPS + 1)
-            enterprise = build_context(
-                settings.model_copy(
-                    update={
-                        "auth0_mgmt_rps": ENTERPRISE_RPS,
-                        "auth0_mgmt_burst": ENTERPRISE_BURST,
-                        "auth0_plan": "enterprise",
-                    }
-                ),
-                dry_run=False,
-            )
+
+def run_script(script: str, code: Path, *args: str) -> dict[str, Any]:
+    """One of this directory's scripts, run as a file with `code` first on the path."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        # -P: the script's own directory stays off the path (scripts/bench/email.py would
+        # stand in for the standard library's email).
+        [sys.executable, "-P", str(HERE / script), *args],
+        cwd=code,
+        env={**os.environ, "PYTHONPATH": str(code), "LOG_LEVEL": "warning"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    report["process_seconds"] = time.perf_counter() - started
+    return report
+
+
+async def bench_size(server: URL, users: int, args: argparse.Namespace) -> None:
+    emulator, base_url = start_emulator(users)
+    print(f"\n## {users:,} users\n", flush=True)
+    try:
+        codes = ([("before", Path(args.before))] if args.before else []) + [("this", THIS)]
+        results: dict[str, dict[str, Any]] = {}
+        for label, code in codes:
+            name, db_url = await fresh_database(server)
             try:
-                started = time.perf_counter()
-                run = await run_job(
-                    enterprise, "sync.memberships", JOBS_BY_NAME["sync.memberships"].body
+                enterprise = not args.no_enterprise and label == "this"
+                results[label] = run_script(
+                    "sync_child.py",
+                    code,
+                    db_url.render_as_string(hide_password=False),
+                    base_url,
+                    *(["--enterprise"] if enterprise else []),
                 )
-                elapsed = time.perf_counter() - started
+                if enterprise:
+                    ctx = build_context(bench_settings(db_url, base_url), dry_run=False)
+                    try:
+                        pages = sum(math.ceil(n / 100) for n in await _member_counts(ctx))
+                    finally:
+                        await close_context(ctx)
+                    results[label]["enterprise"]["pages"] = pages
+                    async with httpx.AsyncClient(base_url=base_url, timeout=10) as control:
+                        await control.post("/_emulator/config", json={"rate_limit": "off"})
             finally:
-                await close_context(enterprise)
-            floor = max(pages - ENTERPRISE_BURST, 0) / ENTERPRISE_RPS
-            rows.append(
-                (
-                    "memberships at Enterprise 16 rps",
-                    f"{elapsed:.1f} s vs floor {floor:.1f} s = {elapsed / floor if floor else float('nan'):.2f}x; "
-                    f"{run.counts.get('auth0_requests')} requests, {enterprise.auth0.stats.throttled} throttled, "
-                    f"{enterprise.auth0.stats.held} held for the shared budget",
+                await drop_database(server, name)
+        floor: dict[str, Any] | None = None
+        if not args.no_floor:
+            name, db_url = await fresh_database(server)
+            try:
+                floor = run_script(
+                    "sync_floor.py", THIS, db_url.render_as_string(hide_password=False), base_url
                 )
-            )
-        finally:
-            await close_context(ctx)
-        rows.append(("peak RSS of the sync process", f"{peak_rss_mb():.0f} MB"))
+            finally:
+                await drop_database(server, name)
+        report(results, floor)
     finally:
         stop(emulator)
-        await drop_database(server, name)
-    return rows
+
+
+def report(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) -> None:
+    labels = list(results)
+    print("| run | " + " | ".join(labels) + " |")
+    print("|---|" + "---|" * len(labels))
+    runs = [run["label"] for run in results[labels[-1]]["runs"]]
+    for index, run_label in enumerate(runs):
+        cells = []
+        for label in labels:
+            run = results[label]["runs"][index]
+            requests = run["counts"].get("auth0_requests", "?")
+            cells.append(f"{run['seconds']:.1f} s, {requests} requests ({run['status']})")
+        print(f"| {run_label} | " + " | ".join(cells) + " |")
+    print(
+        "| peak RSS of the sync process | "
+        + " | ".join(f"{results[label]['peak_rss_mb']:.0f} MB" for label in labels)
+        + " |"
+    )
+    if floor is not None:
+        print(
+            f"\nfloor ({floor['users']:,} users, {floor['members']:,} members; raw COPY + one "
+            f"upsert per table): users {floor['users_write_seconds']:.2f} s, members "
+            f"{floor['members_write_seconds']:.2f} s (reading them took "
+            f"{floor['export_read_seconds']:.2f} s and {floor['members_read_seconds']:.2f} s)"
+        )
+        for label in labels:
+            runs_by = {run["label"]: run for run in results[label]["runs"]}
+            users_write = runs_by["users full (first)"]["seconds"] - floor["export_read_seconds"]
+            members_write = (
+                runs_by["memberships (first)"]["seconds"] - floor["members_read_seconds"]
+            )
+            print(
+                f"- {label}: user writes {users_write:.2f} s = "
+                f"{users_write / floor['users_write_seconds']:.2f}x the floor; membership "
+                f"writes {members_write:.2f} s = "
+                f"{members_write / floor['members_write_seconds']:.2f}x the floor"
+            )
+    enterprise = results[labels[-1]].get("enterprise")
+    if enterprise:
+        pages = enterprise["pages"]
+        wait = max(pages - ENTERPRISE_BURST, 0) / ENTERPRISE_RPS
+        print(
+            f"\nmemberships at Enterprise 16 rps: {enterprise['seconds']:.1f} s vs floor "
+            f"{wait:.1f} s ({pages} pages, ⌈members/100⌉ per role) = "
+            f"{enterprise['seconds'] / wait if wait else float('nan'):.2f}x; "
+            f"{enterprise['requests']} requests, {enterprise['throttled']} throttled, "
+            f"{enterprise['held']} held for the shared budget",
+            flush=True,
+        )
 
 
 async def _member_counts(ctx: JobContext) -> list[int]:
@@ -158,14 +221,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--before", help="a checkout of the code to compare against")
+    parser.add_argument("--no-enterprise", action="store_true")
+    parser.add_argument("--no-floor", action="store_true")
     args = parser.parse_args()
     server = to_async_url(
         os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     )
     for users in args.users:
-        print(f"\n## {users} users")
-        for label, figure in asyncio.run(bench_size(server, users)):
-            print(f"| {label} | {figure} |")
+        asyncio.run(bench_size(server, users, args))
 
 
 if __name__ == "__main__":

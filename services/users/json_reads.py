@@ -278,12 +278,57 @@ def pages_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]
     statement = Statement()
     off = deactivated(statement, scope.caller_id)
     per_page = int(selection.query.per_page)
-    conditions = where(statement, scope, selection, ordered=False)
+    single = _single_target(selection)
+    if single is not None:
+        count = _count_of_one_target(statement, scope, *single)
+    else:
+        conditions = where(statement, scope, selection, ordered=False)
+        count = f"(SELECT count(*) FROM app_user u WHERE {conditions})"
     body = (
         f"(SELECT json_build_object('total', t.n, 'pages', ceil(t.n / {per_page}.0)::int, "
-        f"'per_page', {per_page}) FROM (SELECT count(*) AS n FROM app_user u WHERE {conditions}) t)"
+        f"'per_page', {per_page}) FROM (SELECT {count} AS n) t)"
     )
     return f"SELECT {off}, {as_bytes(body)}", statement.args
+
+
+def _single_target(selection: Selection) -> tuple[Kind, str, ApprovalStatus | None] | None:
+    """The one platform or group (and status) a count is of, when nothing else narrows it:
+    the revoked page of a platform admin, a filtered page's total."""
+    query = selection.query
+    if query.search or query.email_verified is not None or query.deleted:
+        return None
+    if selection.platform and not selection.group:
+        return (
+            PLATFORMS,
+            selection.platform,
+            query.platform_approval_status or query.approval_status,
+        )
+    if selection.group and not selection.platform:
+        return GROUPS, selection.group, query.group_approval_status or query.approval_status
+    return None
+
+
+def _count_of_one_target(
+    statement: Statement, scope: Scope, kind: Kind, target: str, status: ApprovalStatus | None
+) -> str:
+    """Live users other than the caller with a membership of `target` (in `status`): the
+    memberships counted from the (target, status) index, less those of deleted users (few;
+    found from the partial index on deleted users) and the caller's. A user holds one
+    membership per target, so memberships are users. Joining every membership to app_user
+    instead cost ~3 µs a row (text keys compared by collation): 25 ms at 100,000 users."""
+    table, column = kind.memberships.name, kind.column
+    matching = f"m.{column} = {statement.bind(target)}"
+    if status is not None:
+        matching += f" AND m.approval_status = {statement.bind(status.value)}"
+    # The caller answers 401 when deleted or blocked (the same statement checks), so a
+    # caller still counted here is live and counted once.
+    caller = statement.bind(scope.caller_id)
+    return (
+        f"((SELECT count(*) FROM {table} m WHERE {matching}) "
+        f"- (SELECT count(*) FROM app_user u WHERE u.is_deleted AND EXISTS "
+        f"(SELECT 1 FROM {table} m WHERE m.user_id = u.id AND {matching})) "
+        f"- (SELECT count(*) FROM {table} m WHERE m.user_id = {caller} AND {matching}))"
+    )
 
 
 def _brief_memberships(statement: Statement, kind: Kind, user: str) -> str:
