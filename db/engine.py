@@ -53,6 +53,7 @@ def create_engine(
     max_overflow: int = 5,
     connect_timeout_s: float = 10.0,
     statement_timeout_s: float = 30.0,
+    idle_ping_s: float = IDLE_PING_S,
     echo: bool = False,
 ) -> AsyncEngine:
     backend = url.get_backend_name()
@@ -78,7 +79,7 @@ def create_engine(
                 },
             },
         )
-        _ping_idle(engine)
+        _ping_idle(engine, idle_ping_s)
         return engine
     if backend == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
