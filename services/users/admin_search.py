@@ -89,22 +89,26 @@ async def _filter_by(session: AsyncSession, scope: Scope, value: str) -> tuple[K
     return GROUPS, (await administered_target(session, scope, "group", value)).id
 
 
+async def _target(session: AsyncSession, scope: Scope, kind: Kind, value: str | None) -> str | None:
+    """The platform or group a filter names, if the caller administers it. One in a
+    platform or group admin's scope needs no lookup: the scope holds only live targets of
+    the catalog (read at most ADMIN_SCOPE_CACHE_S ago), and a hot read then makes no
+    query besides its own."""
+    if not value:
+        return None
+    if not scope.everything and value in scope.targets(kind):
+        return value
+    return (await administered_target(session, scope, kind.name, value)).id
+
+
 async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuery) -> Selection:
     if query.approval_status and (query.platform_approval_status or query.group_approval_status):
         raise BadRequest(
             "approval_status cannot be combined with platform_approval_status or "
             "group_approval_status; use one or the other"
         )
-    platform = (
-        (await administered_target(session, scope, "platform", query.platform)).id
-        if query.platform
-        else None
-    )
-    group = (
-        (await administered_target(session, scope, "group", query.group)).id
-        if query.group
-        else None
-    )
+    platform = await _target(session, scope, PLATFORMS, query.platform)
+    group = await _target(session, scope, GROUPS, query.group)
     if query.filter_by:
         kind, target = await _filter_by(session, scope, query.filter_by)
         chosen = platform if kind is PLATFORMS else group
