@@ -162,6 +162,12 @@ def report(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) -> 
             requests = run["counts"].get("auth0_requests", "?")
             cells.append(f"{run['seconds']:.1f} s, {requests} requests ({run['status']})")
         print(f"| {run_label} | " + " | ".join(cells) + " |")
+    timings = {run["label"]: run["counts"].get("timings_ms") for run in results[labels[-1]]["runs"]}
+    print(
+        "| phases of this code's runs (ms) | "
+        + "; ".join(f"{label}: {phases}" for label, phases in timings.items() if phases)
+        + " |"
+    )
     print(
         "| peak RSS of the sync process | "
         + " | ".join(f"{results[label]['peak_rss_mb']:.0f} MB" for label in labels)
