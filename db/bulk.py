@@ -73,12 +73,18 @@ async def bulk_load(session: AsyncSession, table: sa.Table, rows: Sequence[dict[
     if session.get_bind().dialect.name != "postgresql":
         await insert_rows(session, table, rows)
         return
-    # The columns the rows carry; the others take their defaults (identity ids, NULLs).
+    await _copy(session, table, rows)
+
+
+async def _copy(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY `rows` into `table` on the session's connection (Postgres). The columns are
+    those the rows carry; the others take their defaults (identity ids, NULLs)."""
     columns = [column.name for column in table.columns if column.name in rows[0]]
     connection = await session.connection()
     raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
     records = [tuple(row.get(name) for name in columns) for row in rows]
-    await raw.driver_connection.copy_records_to_table(table.name, records=records, columns=columns)  # type: ignore[union-attr]  # asyncpg's connection on Postgres
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
 
 async def create_stage(
@@ -110,7 +116,6 @@ class StageLoader:
         self.session, self.table, self.key, self.chunk = session, table, key, chunk
         self.loaded = 0
         self._pending: dict[Any, dict[str, Any]] = {}
-        self._columns: list[str] | None = None
 
     async def add(self, row: dict[str, Any]) -> None:
         self._pending[row[self.key]] = row  # within a chunk, the later row wins
@@ -123,19 +128,9 @@ class StageLoader:
         if not rows:
             return
         if self.session.get_bind().dialect.name == "postgresql":
-            if self._columns is None:
-                self._columns = [c.name for c in self.table.columns if c.name in rows[0]]
-            columns = self._columns
             try:
                 async with self.session.begin_nested():
-                    connection = await self.session.connection()
-                    raw = await connection.get_raw_connection()
-                    driver: asyncpg.Connection = raw.driver_connection
-                    await driver.copy_records_to_table(
-                        self.table.name,
-                        records=[tuple(row.get(name) for name in columns) for row in rows],
-                        columns=columns,
-                    )
+                    await _copy(self.session, self.table, rows)
             except asyncpg.UniqueViolationError:
                 await self._upsert(rows)
         else:

@@ -60,10 +60,17 @@ class RequestReader:
     async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None:
         if not self.session.in_transaction():
             return await self.pool.fetch_row(sql, args)
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver: asyncpg.Connection = raw.driver_connection
-        return await driver.fetchrow(sql, *args)
+        return await fetch_on_session(self.session, sql, args)
+
+
+async def fetch_on_session(
+    session: AsyncSession, sql: str, args: Sequence[Any]
+) -> asyncpg.Record | None:
+    """The statement on the connection `session` holds (or takes), inside its transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return await driver.fetchrow(sql, *args)
 
 
 class PoolReader:

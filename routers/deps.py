@@ -19,11 +19,16 @@ from db.engine import SessionFactory, session_scope
 from db.reads import Reader, RequestReader
 from schemas.users import UserCounts
 from services.auth0 import Auth0Gateway
-from services.errors import Forbidden, InvalidFields, Unauthorized
+from services.errors import Forbidden, InvalidFields
 from services.identity import admin_scope
 from services.identity.admin_scope import Scope, Targets
 from services.identity.live_roles import LiveRoles
-from services.identity.tokens import CurrentUser, authenticate, claimed_user, is_deactivated
+from services.identity.tokens import (
+    CurrentUser,
+    authenticate,
+    claimed_user,
+    refuse_deactivated,
+)
 from services.kit.cache import TtlCache
 from services.kit.ratelimit import RateLimiter
 from services.registration.recaptcha import RecaptchaVerifier
@@ -118,8 +123,7 @@ async def get_claimed_admin_scope(
     try:
         return await admin_scope.scope_for(session, caller, request.state.scope_cache)
     except Forbidden:
-        if await is_deactivated(session, caller.id):
-            raise Unauthorized("this account is deactivated") from None
+        await refuse_deactivated(session, caller.id)
         raise
 
 

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.admin import create_database, drop_database
 from db.engine import create_engine, unit_of_work
 from db.migrations import alembic_config, upgrade_head
+from db.reads import fetch_on_session
 from main import create_app
 from routers.deps import get_reader, get_session, get_session_factory
 from scripts.auth0_emulator.limits import Faults
@@ -132,9 +133,7 @@ class SessionReader:
         return bind.dialect.name
 
     async def fetch_row(self, sql: str, args: Sequence[Any]) -> Any:
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        return await raw.driver_connection.fetchrow(sql, *args)  # type: ignore[union-attr]  # asyncpg's connection on Postgres
+        return await fetch_on_session(self.session, sql, args)
 
 
 def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:

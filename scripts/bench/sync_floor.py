@@ -27,25 +27,11 @@ from scripts.bench.harness import bench_settings
 from services.sync.jobs import JOBS_BY_NAME
 from services.sync.member_import import load_targets
 from services.sync.runs import run_job
-from services.sync.user_import import EXPORT_FIELDS
+from services.sync.user_import import EXPORT_FIELDS, USER_STAGE
 from services.users.auth0_records import user_row
 
-USER_COLUMNS = [
-    "id",
-    "email",
-    "email_verified",
-    "username",
-    "name",
-    "given_name",
-    "family_name",
-    "picture",
-    "connection",
-    "registration_from",
-    "blocked",
-    "created_at",
-    "last_login",
-    "auth0_updated_at",
-]
+# What the sync stages of a user (its own bookkeeping columns left out), in its order.
+USER_COLUMNS = [c.name for c in USER_STAGE.columns if c.name not in ("skip_reason", "state")]
 
 
 async def main(db_url: str, emulator_url: str) -> dict[str, Any]:

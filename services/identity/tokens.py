@@ -221,6 +221,12 @@ async def is_deactivated(session: AsyncSession, user_id: str) -> bool:
     return bool(deactivated)
 
 
+async def refuse_deactivated(session: AsyncSession, user_id: str) -> None:
+    """401 for a caller deleted or blocked here (their token may still be valid)."""
+    if await is_deactivated(session, user_id):
+        raise Unauthorized("this account is deactivated")
+
+
 async def claimed_user(
     validator: TokenValidator, settings: Settings, authorization: str | None
 ) -> CurrentUser:
@@ -251,6 +257,5 @@ async def authenticate(
     authorization: str | None,
 ) -> CurrentUser:
     caller = await claimed_user(validator, settings, authorization)
-    if await is_deactivated(session, caller.id):
-        raise Unauthorized("this account is deactivated")
+    await refuse_deactivated(session, caller.id)
     return caller

@@ -20,12 +20,12 @@ from schemas.users import (
     UserHistoryEntry,
 )
 from services.auth0 import Auth0Gateway
-from services.errors import AppError, NotFound, Unauthorized
+from services.errors import AppError, NotFound
 from services.identity.admin_scope import (
     Scope,
     visible_user,
 )
-from services.identity.tokens import is_deactivated
+from services.identity.tokens import refuse_deactivated
 from services.memberships.kinds import KINDS
 from services.users import json_reads
 from services.users.admin_lists import updated_by_label, with_memberships
@@ -49,8 +49,7 @@ async def details(
             await json_reads.user_record(reader, scope, user_id)
         )
     else:
-        if await is_deactivated(session, scope.caller_id):
-            raise Unauthorized("this account is deactivated")
+        await refuse_deactivated(session, scope.caller_id)
         user = await record(session, scope, user_id)
     try:
         profile = await auth0.get_user(user_id)

@@ -28,9 +28,8 @@ from schemas.users import (
     UserCounts,
     UserPages,
 )
-from services.errors import Unauthorized
 from services.identity.admin_scope import Scope
-from services.identity.tokens import is_deactivated
+from services.identity.tokens import refuse_deactivated
 from services.kit.cache import TtlCache
 from services.memberships.kinds import KINDS, Kind
 from services.users import json_reads
@@ -51,7 +50,7 @@ async def page_body(
     checked (routers/deps.ClaimedAdminScopeDep)."""
     if reader.dialect == "postgresql":
         return await json_reads.admin_list(reader, scope, selection)
-    await _refuse_deactivated(session, scope)
+    await refuse_deactivated(session, scope.caller_id)
     return ADMIN_USERS.dump_json(await list_users(session, scope, selection))
 
 
@@ -61,13 +60,8 @@ async def pages_body(
     """`GET /admin/users/pages` as JSON bytes (as `page_body`)."""
     if reader.dialect == "postgresql":
         return await json_reads.admin_pages(reader, scope, selection)
-    await _refuse_deactivated(session, scope)
+    await refuse_deactivated(session, scope.caller_id)
     return (await pages(session, scope, selection)).model_dump_json().encode()
-
-
-async def _refuse_deactivated(session: AsyncSession, scope: Scope) -> None:
-    if await is_deactivated(session, scope.caller_id):
-        raise Unauthorized("this account is deactivated")
 
 
 async def list_users(session: AsyncSession, scope: Scope, selection: Selection) -> list[AdminUser]:

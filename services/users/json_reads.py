@@ -414,7 +414,8 @@ def _membership_history(statement: Statement, scope: Scope, user: str) -> str:
 def details_statement(scope: Scope, user_id: str) -> tuple[str, list[Any]]:
     """`GET /admin/users/{id}/details`, the database part: (deactivated, found, inside,
     body) where body is the AdminUser fields, then the record's own fields and its
-    histories, in AdminUserDetails' order; no row when there is no such user."""
+    histories, in AdminUserDetails' order. Always one row (the user joined to it), so a
+    missing user and a deactivated caller are told apart in the same round trip."""
     statement = Statement()
     off = deactivated(statement, scope.caller_id)
     them = statement.bind(user_id)
@@ -438,7 +439,8 @@ def details_statement(scope: Scope, user_id: str) -> tuple[str, list[Any]]:
         f"'membership_history', {_membership_history(statement, scope, 'u.id')})"
     )
     return (
-        f"SELECT {off}, ({inside}), {as_bytes(body)} FROM app_user u WHERE u.id = {them}"
+        f"SELECT {off}, u.id IS NOT NULL, ({inside}), {as_bytes(body)} "
+        f"FROM (SELECT 1) one LEFT JOIN app_user u ON u.id = {them}"
     ), statement.args
 
 
@@ -465,20 +467,15 @@ async def user_record(reader: Reader, scope: Scope, user_id: str) -> bytes:
     """The database part of a user's details, if the caller may see them."""
     sql, args = details_statement(scope, user_id)
     row = await reader.fetch_row(sql, args)
-    if row is None:
-        # No such user; a deactivated caller still learns nothing.
-        await _admin_body(reader, *_deactivation_only(scope))
-        raise NotFound(f"no user {user_id!r}")
-    if row[0]:
+    assert row is not None  # always one row (see details_statement)
+    deactivated_caller, found, inside, body = row
+    if deactivated_caller:
         raise Unauthorized("this account is deactivated")
-    if not row[1]:
+    if not found:
+        raise NotFound(f"no user {user_id!r}")
+    if not inside:
         raise Forbidden(f"user {user_id!r} has no membership of a platform or group you administer")
-    return bytes(row[2])
-
-
-def _deactivation_only(scope: Scope) -> tuple[str, list[Any]]:
-    statement = Statement()
-    return f"SELECT {deactivated(statement, scope.caller_id)}, ''::bytea", statement.args
+    return bytes(body)
 
 
 async def own_profile(reader: Reader, user_id: str) -> bytes | None:

@@ -34,8 +34,8 @@ from schemas.users import (
 )
 from services.auth0 import Auth0Gateway
 from services.email.queue import enqueue
-from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests, Unauthorized
-from services.identity.tokens import is_deactivated
+from services.errors import BadRequest, Conflict, InvalidFields, TooManyRequests
+from services.identity.tokens import refuse_deactivated
 from services.memberships.requests import VISIBLE, group_memberships, platform_memberships
 from services.registration.signup import email_registered
 from services.settings import Settings
@@ -61,8 +61,7 @@ async def profile_body(
         body = await json_reads.own_profile(reader, user_id)
         if body is not None:
             return body
-    if await is_deactivated(session, user_id):
-        raise Unauthorized("this account is deactivated")
+    await refuse_deactivated(session, user_id)
     return (await profile(session, auth0, user_id)).model_dump_json().encode()
 
 
