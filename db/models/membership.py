@@ -12,6 +12,7 @@ from sqlmodel import Field, Relationship
 from db.base import (
     BIGINT_PK,
     TableBase,
+    UTCDateTime,
     created_at_field,
     enum_column,
     updated_at_field,
@@ -39,6 +40,13 @@ class PlatformMembership(TableBase, table=True):
     )
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+    # The member's own app_user.created_at, copied by the database (triggers in migration
+    # 7c2e5a91d0b4, on Postgres and SQLite; whatever the application writes here is
+    # overwritten), so that a target's members in one state can be walked in the admin
+    # list's order (newest user first) from one index, without visiting app_user.
+    user_created_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
+    )
 
     user: "User" = Relationship(
         back_populates="platform_memberships",
@@ -55,13 +63,15 @@ class PlatformMembership(TableBase, table=True):
 
 # /db-admin lists memberships most recently changed first.
 sa.Index("ix_platform_membership_updated_at", PlatformMembership.__table__.c.updated_at)
-# Covering user_id: a filtered admin list reads the ids of a target's memberships in one
-# state (pending, say) from the index alone, without visiting the table.
+# A target's members in one state, in the admin list's order (read backwards: newest
+# user first): a filtered page (Galaxy, pending) is the next 50 entries of this index,
+# and its count or its ids are read from the index alone.
 sa.Index(
     "ix_platform_membership_platform_id_approval_status",
     PlatformMembership.__table__.c.platform_id,
     PlatformMembership.__table__.c.approval_status,
-    postgresql_include=["user_id"],
+    PlatformMembership.__table__.c.user_created_at,
+    PlatformMembership.__table__.c.user_id,
 )
 
 
@@ -101,6 +111,13 @@ class GroupMembership(TableBase, table=True):
     )
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
+    # The member's own app_user.created_at, copied by the database (triggers in migration
+    # 7c2e5a91d0b4, on Postgres and SQLite; whatever the application writes here is
+    # overwritten), so that a target's members in one state can be walked in the admin
+    # list's order (newest user first) from one index, without visiting app_user.
+    user_created_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True)
+    )
 
     user: "User" = Relationship(
         back_populates="group_memberships",
@@ -117,7 +134,8 @@ sa.Index(
     "ix_group_membership_group_id_approval_status",
     GroupMembership.__table__.c.group_id,
     GroupMembership.__table__.c.approval_status,
-    postgresql_include=["user_id"],
+    GroupMembership.__table__.c.user_created_at,
+    GroupMembership.__table__.c.user_id,
 )
 
 

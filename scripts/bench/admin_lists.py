@@ -44,11 +44,16 @@ from scripts.bench.harness import (
     Connection,
     backends_started,
     bench_settings,
+    cpu_seconds,
     mint,
     percentile,
+    postgres_cpu_seconds,
     raw_connection,
     start_api,
     stop,
+    worker_pids,
+    wrk_available,
+    wrk_drive,
 )
 from scripts.bench.sync import start_emulator
 from services.settings import to_async_url
@@ -181,14 +186,15 @@ async def build_catalog(db_url: URL, emulator_url: str) -> None:
         await close_context(ctx)
 
 
-async def drive(
+async def drive_python(
     base_url: str,
     token: str,
     make_path: Callable[[random.Random], str],
     clients: int,
     seconds: float,
-    db_url: URL | None = None,
 ) -> dict[str, float]:
+    """The fallback driver where wrk is missing: N asyncio keep-alive clients in this
+    process (its CPU is taken from the server's 2 cores: the figures are lower than wrk's)."""
     latencies: list[float] = []
     errors = 0
     stop_warmup = time.perf_counter() + WARMUP_S
@@ -212,15 +218,7 @@ async def drive(
         finally:
             await connection.close()
 
-    opened = 0
-    if db_url is not None:
-        async with raw_connection(db_url) as stats:
-            before = await backends_started(stats)
-            await asyncio.gather(*(client(n) for n in range(clients)))
-            # The bench's own connection to read the figure is one of them.
-            opened = await backends_started(stats) - before
-    else:
-        await asyncio.gather(*(client(n) for n in range(clients)))
+    await asyncio.gather(*(client(n) for n in range(clients)))
     latencies.sort()
     count = len(latencies)
     return {
@@ -229,8 +227,43 @@ async def drive(
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
         "errors": errors,
-        "opened": opened,
     }
+
+
+async def drive(
+    base_url: str,
+    token: str,
+    make_path: Callable[[random.Random], str],
+    clients: int,
+    seconds: float,
+    db_url: URL,
+    api: subprocess.Popen[bytes],
+    use_wrk: bool,
+) -> dict[str, float]:
+    """One scenario's figures, with the Postgres connections opened during it (churn) and
+    the CPU the API's workers and Postgres spent per request (wrk only: the Python driver's
+    warm-up is inside its run)."""
+    workers = worker_pids(api.pid)
+    async with raw_connection(db_url) as stats:
+        if use_wrk:
+            rng = random.Random(1)
+            paths = [make_path(rng) for _ in range(1000)]
+            await wrk_drive(base_url, token, paths, clients, WARMUP_S, warmup_s=0)
+        before = await backends_started(stats)
+        api_cpu = sum(cpu_seconds(pid) for pid in workers)
+        db_cpu = postgres_cpu_seconds()
+        if use_wrk:
+            result = await wrk_drive(base_url, token, paths, clients, seconds, warmup_s=0)
+        else:
+            result = await drive_python(base_url, token, make_path, clients, seconds)
+        api_cpu = sum(cpu_seconds(pid) for pid in workers) - api_cpu
+        db_cpu = postgres_cpu_seconds() - db_cpu
+        # The bench's own connection to read the figure is one of them.
+        result["opened"] = await backends_started(stats) - before
+    if use_wrk and result["requests"]:
+        result["api_cpu_ms"] = api_cpu * 1000 / result["requests"]
+        result["db_cpu_ms"] = db_cpu * 1000 / result["requests"]
+    return result
 
 
 SCENARIOS: list[tuple[str, Callable[[random.Random], str], float]] = [
@@ -293,22 +326,33 @@ async def main_async(args: argparse.Namespace) -> int:
                 "after": apis[""],
             }
         tokens = {"galaxy admin": galaxy_token, "general admin": general_token}
+        use_wrk = wrk_available() and not args.python_client
+        driver = "wrk -t2" if use_wrk else "Python asyncio clients in the bench's process"
         print(
-            f"\n{args.users} users, {args.clients} clients, {args.seconds:.0f} s per scenario, "
-            f"uvicorn --workers 2, {args.rounds} round(s)\n"
+            f"\n{args.users} users, {args.clients} clients ({driver}), {args.seconds:.0f} s per "
+            f"scenario, uvicorn --workers 2, {args.rounds} round(s)\n"
         )
         print(
             "| caller | scenario | code | requests/s | p50 ms | p99 ms | errors "
-            "| connections opened | target |"
+            "| connections opened | API CPU ms/req | Postgres CPU ms/req | target |"
         )
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         failed = False
         for who, token in tokens.items():
             for label, make_path, target in SCENARIOS:
+                if args.only and not any(part in label for part in args.only):
+                    continue
                 for _round in range(args.rounds):
-                    for code, (_process, base_url) in apis.items():
+                    for code, (process, base_url) in apis.items():
                         result = await drive(
-                            base_url, token, make_path, args.clients, args.seconds, db_url
+                            base_url,
+                            token,
+                            make_path,
+                            args.clients,
+                            args.seconds,
+                            db_url,
+                            process,
+                            use_wrk,
                         )
                         ok = result["errors"] == 0 and result["p99_ms"] <= target
                         if label == "list: first page":
@@ -319,6 +363,7 @@ async def main_async(args: argparse.Namespace) -> int:
                             f"| {who} | {label} | {code or 'this'} | {result['rps']:.0f} | "
                             f"{result['p50_ms']:.1f} | {result['p99_ms']:.1f} | "
                             f"{result['errors']:.0f} | {result['opened']:.0f} | "
+                            f"{result.get('api_cpu_ms', 0):.2f} | {result.get('db_cpu_ms', 0):.2f} | "
                             f"p99 {target:.0f} ms {'ok' if ok else 'MISSED'} |",
                             flush=True,
                         )
@@ -342,6 +387,14 @@ def main() -> None:
     parser.add_argument("--before", help="a checkout of the code to compare against")
     parser.add_argument("--rounds", type=int, default=1, help="alternations per scenario")
     parser.add_argument("--db", help="reuse this already seeded database")
+    parser.add_argument(
+        "--only", nargs="*", help="run only the scenarios whose label contains one of these"
+    )
+    parser.add_argument(
+        "--python-client",
+        action="store_true",
+        help="drive with asyncio clients in this process even where wrk is installed",
+    )
     sys.exit(asyncio.run(main_async(parser.parse_args())))
 
 

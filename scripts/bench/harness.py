@@ -1,13 +1,15 @@
 """What the benchmarks share: settings and a raw connection for the scratch database, the
-API under uvicorn, a cheap keep-alive client, tokens from the emulator, percentiles, and
+API under uvicorn, a cheap keep-alive client, wrk, tokens from the emulator, percentiles, and
 process memory and CPU."""
 
 import asyncio
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -247,3 +249,71 @@ def postgres_cpu_seconds() -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+WRK_SCRIPT = """
+local paths = {%s}
+local threads, index = 0, 0
+function setup(thread)
+  -- Each thread walks the paths from its own point, so two threads do not move in step.
+  thread:set("start", threads * 7919)
+  threads = threads + 1
+end
+function init(args)
+  index = start
+end
+function request()
+  index = index + 1
+  return wrk.format("GET", paths[index %% #paths + 1])
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    '\\nWRK {"requests": %%d, "duration_us": %%d, "status": %%d, "socket": %%d, ' ..
+    '"p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
+    latency:percentile(50.0), latency:percentile(99.0)))
+end
+"""
+
+
+def wrk_available() -> bool:
+    return shutil.which("wrk") is not None
+
+
+async def wrk_drive(
+    base_url: str, token: str, paths: list[str], clients: int, seconds: float, warmup_s: float
+) -> dict[str, float]:
+    """Drive `paths` (in turn) with wrk, the load generator the issue's baseline was
+    measured with: C, two threads, so the client takes little of the CPU the server is
+    measured on. A warm-up run first, not counted. Errors are responses with a status of
+    400 or more plus socket errors and timeouts."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % ", ".join(json.dumps(path) for path in paths))
+    try:
+
+        async def run(duration: float) -> dict[str, float]:
+            process = await asyncio.create_subprocess_exec(
+                "wrk", "-t2", f"-c{clients}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+                "-H", f"Authorization: Bearer {token}", "-s", script.name, base_url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await process.communicate()
+            for line in output.decode().splitlines():
+                if line.startswith("WRK "):
+                    return dict(json.loads(line[4:]))
+            raise RuntimeError(f"wrk printed no summary: {output.decode()[-500:]}")
+
+        if warmup_s > 0:
+            await run(warmup_s)
+        figures = await run(seconds)
+    finally:
+        os.unlink(script.name)
+    return {
+        "requests": figures["requests"],
+        "rps": figures["requests"] / (figures["duration_us"] / 1e6),
+        "p50_ms": figures["p50_us"] / 1000,
+        "p99_ms": figures["p99_us"] / 1000,
+        "errors": figures["status"] + figures["socket"],
+    }

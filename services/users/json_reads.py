@@ -147,12 +147,46 @@ def _contains(statement: Statement, column: str, term: str) -> str:
     return f"lower({column}) LIKE {pattern} ESCAPE '\\'"
 
 
-def where(statement: Statement, scope: Scope, selection: Selection, *, ordered: bool = True) -> str:
+def walked_from(selection: Selection) -> Members | None:
+    """The membership a filtered page is walked from, if any: a platform or group named in
+    the filter, in a sparse state (pending, revoked, rejected). Its index (target, status,
+    user_created_at, user_id) holds the target's members in that state in the page's
+    order, so a page is the next entries of the index, whatever its offset; walking users
+    newest first and testing each against the target's ids instead read ~3,000 users and
+    8,300 ids for page 5 at 100,000 users (~4.5 ms against ~0.7 ms). A dense state
+    (approved, or none) matches most users: walking users is as short there."""
+    query = selection.query
+    if selection.platform:
+        members = Members(
+            PLATFORMS, selection.platform, query.platform_approval_status or query.approval_status
+        )
+        if not members.dense:
+            return members
+    if selection.group:
+        members = Members(
+            GROUPS, selection.group, query.group_approval_status or query.approval_status
+        )
+        if not members.dense:
+            return members
+    return None
+
+
+def where(
+    statement: Statement,
+    scope: Scope,
+    selection: Selection,
+    *,
+    ordered: bool = True,
+    walked: Members | None = None,
+) -> str:
     """The WHERE clause of the admin list for `u` (app_user), as admin_search.where_clauses;
-    `ordered` for a page (newest first), not for a count."""
+    `ordered` for a page (newest first), not for a count; less the membership the page is
+    `walked` from (its conditions are the walk's)."""
     query = selection.query
 
     def holds(*alternatives: Members) -> str:
+        if list(alternatives) == [walked]:
+            return "true"
         return has_any(statement, scope, list(alternatives), ordered)
 
     clauses = [
@@ -252,7 +286,16 @@ def list_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]:
     # Validated by AdminUserQuery (1 ≤ per_page ≤ 100, 1 ≤ page ≤ 100 000); written
     # into the text so each page is planned for its real offset.
     limit, offset = int(query.per_page), (int(query.page) - 1) * int(query.per_page)
-    conditions = where(statement, scope, selection)
+    walked = walked_from(selection)
+    conditions = where(statement, scope, selection, walked=walked)
+    source, order = "app_user u", "u.created_at DESC, u.id DESC"
+    if walked is not None:
+        # The same order as the user's: user_created_at is app_user.created_at, copied by
+        # the database (migration 7c2e5a91d0b4), and user_id is u.id.
+        walk = walked.conditions(statement, scope) or []
+        source = f"{walked.kind.memberships.name} m JOIN app_user u ON u.id = m.user_id"
+        conditions = " AND ".join([*walk, conditions])
+        order = "m.user_created_at DESC, m.user_id DESC"
     platforms = _admin_memberships(statement, scope, PLATFORMS, "p.id", page="p")
     groups = _admin_memberships(statement, scope, GROUPS, "p.id", page="p")
     user = (
@@ -265,7 +308,7 @@ def list_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]:
     body = (
         "(WITH p AS MATERIALIZED ("
         "SELECT u.id, u.email, u.username, u.email_verified, u.created_at, u.is_deleted "
-        f"FROM app_user u WHERE {conditions} ORDER BY u.created_at DESC, u.id DESC "
+        f"FROM {source} WHERE {conditions} ORDER BY {order} "
         f"LIMIT {limit} OFFSET {offset}), pm AS ({platforms}), gm AS ({groups}) "
         f"SELECT coalesce(json_agg({user} ORDER BY p.created_at DESC, p.id DESC), '[]'::json) "
         "FROM p LEFT JOIN pm ON pm.user_id = p.id LEFT JOIN gm ON gm.user_id = p.id)"

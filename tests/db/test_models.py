@@ -23,7 +23,7 @@ from db.models import (
     UsernameClaim,
 )
 from db.types import ApprovalStatus, SyncRunStatus, UserChange
-from tests.factories import add_platform, db_user
+from tests.factories import add_group, add_platform, db_user
 
 
 async def raw(session: AsyncSession, sql: str, params: dict[str, object] | None = None) -> None:
@@ -285,3 +285,69 @@ class TestSyncRun:
         stored = await db_session.get_one(SyncRun, run.id)
         assert stored.counts == {"created": 3, "updated": 1}
         assert stored.status is SyncRunStatus.SUCCEEDED
+
+
+class TestMembershipCarriesItsUsersCreatedAt:
+    """user_created_at orders a filtered admin page; the database keeps it, whoever writes
+    (migration 7c2e5a91d0b4), on both backends."""
+
+    async def memberships(
+        self, session: AsyncSession, user_id: str
+    ) -> list[PlatformMembership | GroupMembership]:
+        session.expire_all()
+        platform = select(PlatformMembership).where(PlatformMembership.user_id == user_id)
+        group = select(GroupMembership).where(GroupMembership.user_id == user_id)
+        return [*(await session.exec(platform)).all(), *(await session.exec(group)).all()]
+
+    async def test_every_writer_gets_the_users_instant(self, db_session: AsyncSession):
+        created = datetime(2021, 6, 1, 8, 0, 0, 250_000, tzinfo=UTC)
+        wrong = datetime(1999, 1, 1, tzinfo=UTC)
+        await db_user(db_session, "auth0|o", created_at=created)
+        await add_platform(db_session)
+        group = await add_group(db_session, "tsi", "TSI")
+        # The ORM, which sends a value of its own (None, or a wrong one).
+        db_session.add(
+            PlatformMembership(
+                platform_id="galaxy",
+                user_id="auth0|o",
+                approval_status=ApprovalStatus.PENDING,
+                user_created_at=wrong,
+            )
+        )
+        # Plain SQL naming the column, as a COPY or the legacy import could.
+        await db_session.flush()
+        await raw(
+            db_session,
+            "INSERT INTO group_membership (id, group_id, user_id, approval_status, "
+            "created_at, updated_at, user_created_at) "
+            "VALUES (:id, :group, 'auth0|o', 'pending', :now, :now, :wrong)",
+            {"id": uuid.uuid4().hex, "group": group.id, "now": created, "wrong": wrong},
+        )
+        rows = await self.memberships(db_session, "auth0|o")
+        assert [row.user_created_at for row in rows] == [created, created]
+
+        # A write to the copy itself is put right.
+        await raw(db_session, "UPDATE platform_membership SET user_created_at = :w", {"w": wrong})
+        rows = await self.memberships(db_session, "auth0|o")
+        assert [row.user_created_at for row in rows] == [created, created]
+
+    async def test_a_users_new_instant_reaches_their_memberships(self, db_session: AsyncSession):
+        await db_user(db_session, "auth0|o", created_at=datetime(2021, 6, 1, tzinfo=UTC))
+        await db_user(db_session, "auth0|other", created_at=datetime(2022, 1, 1, tzinfo=UTC))
+        await add_platform(db_session)
+        for user_id in ("auth0|o", "auth0|other"):
+            db_session.add(
+                PlatformMembership(
+                    platform_id="galaxy", user_id=user_id, approval_status=ApprovalStatus.APPROVED
+                )
+            )
+        await db_session.flush()
+        later = datetime(2023, 2, 3, 4, 5, 6, 7, tzinfo=UTC)
+        user = await db_session.get_one(User, "auth0|o")
+        user.created_at = later
+        await db_session.flush()
+        assert [row.user_created_at for row in await self.memberships(db_session, "auth0|o")] == [
+            later
+        ]
+        others = await self.memberships(db_session, "auth0|other")
+        assert [row.user_created_at for row in others] == [datetime(2022, 1, 1, tzinfo=UTC)]

@@ -86,7 +86,8 @@ async def crowd(session: AsyncSession, world: World) -> dict[str, Any]:
             picture=None if index % 2 else "https://example.org/p.png",
             email_verified=index % 3 != 0,
             is_deleted=index % 11 == 5,
-            created_at=base + timedelta(minutes=index, microseconds=(index % 2) * 120_500),
+            # The last four share two instants: ties the list breaks by id.
+            created_at=base + timedelta(minutes=min(index, 20), microseconds=(index % 2) * 120_500),
             last_login=None if index % 4 else base + timedelta(days=index),
         )
         users.append(user)
@@ -215,6 +216,10 @@ def queries(crowd: dict[str, Any]) -> list[dict[str, Any]]:
             {"platform": "galaxy", "platform_approval_status": status},
             {"group": TSI, "group_approval_status": status, "search": "crowd"},
             {"approval_status": status, "platform": "bpa_data_portal"},
+            # A sparse state is walked from the membership's index: later pages too.
+            {"platform": "galaxy", "platform_approval_status": status, "per_page": 1, "page": 2},
+            {"group": TSI, "group_approval_status": status, "per_page": 1, "page": 3},
+            {"group": TSI, "approval_status": status, "email_verified": True, "per_page": 1},
         ]
     return variants
 
@@ -260,6 +265,37 @@ async def test_every_admin_list_variant_is_the_schema_body(
     assert compared >= 120, (compared, rows, refused)
     assert rows >= 400, (compared, rows, refused)
     assert refused < compared
+
+
+async def test_a_walked_page_breaks_ties_as_the_schema_path(
+    session: AsyncSession, crowd: dict[str, Any]
+) -> None:
+    """Users who signed up in the same instant, all pending in Galaxy: a page walked from
+    the membership index orders them by id, newest first, as the user walk does."""
+    instant = datetime(2024, 7, 1, tzinfo=UTC)
+    tag = crowd["users"][0].id.split("-")[1]
+    for index in range(4):
+        user_id = f"auth0|tie-{tag}-{'acbd'[index]}"
+        session.add(User(id=user_id, email=f"tie{index}.{tag}@example.org", created_at=instant))
+        await session.flush()
+        session.add(
+            PlatformMembership(
+                platform_id="galaxy", user_id=user_id, approval_status=ApprovalStatus.PENDING
+            )
+        )
+    await session.flush()
+    scope = scopes(crowd)[0]
+    seen = []
+    for page in range(1, 6):
+        query = AdminUserQuery(
+            platform="galaxy", platform_approval_status="pending", per_page=1, page=page
+        )
+        both = await both_lists(session, scope, query)
+        assert both is not None
+        fast, slow = both
+        assert fast == slow, page
+        seen += [dict(user)["id"] for user in fast[0]]
+    assert seen[:4] == [f"auth0|tie-{tag}-{c}" for c in "dcba"]
 
 
 async def test_the_list_body_has_every_schema_field_in_order(
