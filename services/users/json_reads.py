@@ -278,6 +278,30 @@ def _admin_memberships(
     return f"coalesce((SELECT {items} {joins} WHERE m.user_id = {user}{inside}), '[]'::json)"
 
 
+# Up to this many matches of a search are sorted; past it, users are walked newest first.
+SEARCH_SORTED_AT_MOST = 2000
+
+
+def _searched(columns: str, conditions: str, window: str) -> str:
+    """The page CTE `p` of a search. Postgres estimates a search's matches from trigram
+    statistics and, taking them to be spread evenly in time, walks users newest first
+    until a page is found. When the matches are old, or clustered, the walk reads most of
+    the table: 48,000 users (~50 ms) for a term with 1,000 matches at 100,000 users. So the
+    matches are first gathered through the trigram indexes, at most 2,001 of them
+    (`hits`, unordered); if that is all of them, they are sorted (bounded work whatever
+    their dates); if not, the term is common enough for the walk to find a page soon."""
+    sorted_at_most = SEARCH_SORTED_AT_MOST
+    few = f"(SELECT count(*) FROM hits) <= {sorted_at_most}"
+    return (
+        f"hits AS MATERIALIZED (SELECT {columns} FROM app_user u WHERE {conditions} "
+        f"LIMIT {sorted_at_most + 1}), "
+        "p AS MATERIALIZED ("
+        f"(SELECT * FROM hits WHERE {few} ORDER BY created_at DESC, id DESC {window}) "
+        f"UNION ALL (SELECT {columns} FROM app_user u WHERE {conditions} AND NOT {few} "
+        f"ORDER BY u.created_at DESC, u.id DESC {window}))"
+    )
+
+
 def list_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]:
     """`GET /admin/users`: (deactivated, body) where body is list[AdminUser]."""
     statement = Statement()
@@ -305,11 +329,16 @@ def list_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]:
         "'platform_memberships', coalesce(pm.items, '[]'::json), "
         "'group_memberships', coalesce(gm.items, '[]'::json))"
     )
+    columns = "u.id, u.email, u.username, u.email_verified, u.created_at, u.is_deleted"
+    window = f"LIMIT {limit} OFFSET {offset}"
+    page = (
+        f"p AS MATERIALIZED (SELECT {columns} FROM {source} WHERE {conditions} "
+        f"ORDER BY {order} {window})"
+    )
+    if query.search and walked is None:
+        page = _searched(columns, conditions, window)
     body = (
-        "(WITH p AS MATERIALIZED ("
-        "SELECT u.id, u.email, u.username, u.email_verified, u.created_at, u.is_deleted "
-        f"FROM {source} WHERE {conditions} ORDER BY {order} "
-        f"LIMIT {limit} OFFSET {offset}), pm AS ({platforms}), gm AS ({groups}) "
+        f"(WITH {page}, pm AS ({platforms}), gm AS ({groups}) "
         f"SELECT coalesce(json_agg({user} ORDER BY p.created_at DESC, p.id DESC), '[]'::json) "
         "FROM p LEFT JOIN pm ON pm.user_id = p.id LEFT JOIN gm ON gm.user_id = p.id)"
     )
@@ -327,9 +356,11 @@ def pages_statement(scope: Scope, selection: Selection) -> tuple[str, list[Any]]
     else:
         conditions = where(statement, scope, selection, ordered=False)
         count = f"(SELECT count(*) FROM app_user u WHERE {conditions})"
+    # MATERIALIZED: inlined, the count ran twice (once for total, once for pages).
     body = (
-        f"(SELECT json_build_object('total', t.n, 'pages', ceil(t.n / {per_page}.0)::int, "
-        f"'per_page', {per_page}) FROM (SELECT {count} AS n) t)"
+        f"(WITH t AS MATERIALIZED (SELECT {count} AS n) "
+        f"SELECT json_build_object('total', t.n, 'pages', ceil(t.n / {per_page}.0)::int, "
+        f"'per_page', {per_page}) FROM t)"
     )
     return f"SELECT {off}, {as_bytes(body)}", statement.args
 

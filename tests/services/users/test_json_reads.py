@@ -267,6 +267,33 @@ async def test_every_admin_list_variant_is_the_schema_body(
     assert refused < compared
 
 
+@pytest.mark.parametrize("sorted_at_most", [1, 3, 1000])
+async def test_a_search_is_the_schema_body_whether_its_matches_are_sorted_or_walked(
+    session: AsyncSession,
+    crowd: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    sorted_at_most: int,
+) -> None:
+    """A search gathers its matches and sorts them when there are few, and walks users when
+    there are more: both give the schema path's page."""
+    monkeypatch.setattr(json_reads, "SEARCH_SORTED_AT_MOST", sorted_at_most)
+    compared = 0
+    for scope in scopes(crowd)[:2]:
+        for params in [
+            {"search": "crowd"},
+            {"search": "crowd2", "per_page": 1, "page": 2},  # ties at a page edge
+            {"search": "example", "email_verified": True, "per_page": 3, "page": 3},
+            {"search": "crowd", "platform": "galaxy"},
+        ]:
+            both = await both_lists(session, scope, AdminUserQuery(**params))
+            if both is None:
+                continue
+            fast, slow = both
+            assert fast == slow, (scope, params)
+            compared += bool(fast[0])
+    assert compared >= 6
+
+
 async def test_a_walked_page_breaks_ties_as_the_schema_path(
     session: AsyncSession, crowd: dict[str, Any]
 ) -> None:
