@@ -278,13 +278,14 @@ async def test_a_search_is_the_schema_body_whether_its_matches_are_sorted_or_wal
     there are more: both give the schema path's page."""
     monkeypatch.setattr(json_reads, "SEARCH_SORTED_AT_MOST", sorted_at_most)
     compared = 0
+    searches: list[dict[str, Any]] = [
+        {"search": "crowd"},
+        {"search": "crowd2", "per_page": 1, "page": 2},  # ties at a page edge
+        {"search": "example", "email_verified": True, "per_page": 3, "page": 3},
+        {"search": "crowd", "platform": "galaxy"},
+    ]
     for scope in scopes(crowd)[:2]:
-        for params in [
-            {"search": "crowd"},
-            {"search": "crowd2", "per_page": 1, "page": 2},  # ties at a page edge
-            {"search": "example", "email_verified": True, "per_page": 3, "page": 3},
-            {"search": "crowd", "platform": "galaxy"},
-        ]:
+        for params in searches:
             both = await both_lists(session, scope, AdminUserQuery(**params))
             if both is None:
                 continue
