@@ -33,6 +33,7 @@ from routers import (
     utils,
 )
 from routers.deps import form_errors
+from routers.hot_reads import HotReads
 from schemas import errors
 from services.auth0 import Auth0Gateway
 from services.auth0.budget import TenantBudget
@@ -227,6 +228,9 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
     )
+    # Innermost: the hot reads' fast lane, which passes to the routes whatever it does not
+    # answer with a 200 (routers/hot_reads.py).
+    app.add_middleware(HotReads)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.derived_key("session"),

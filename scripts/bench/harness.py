@@ -55,9 +55,11 @@ def start_api(
     *,
     workers: int = 2,
     code: Path | None = None,
+    app: str = "main:create_app",
 ) -> tuple[subprocess.Popen[bytes], str]:
     """The API as deployed (uvicorn, `workers` processes), ready to serve; from `code` (a
-    checkout of another revision, for before/after figures in one run) if given."""
+    checkout of another revision, for before/after figures in one run) if given; `app` is
+    another app factory to serve the same way (the admin list's floor)."""
     port = free_port()
     process_env = {
         **os.environ,
@@ -72,7 +74,7 @@ def start_api(
             sys.executable,
             "-m",
             "uvicorn",
-            "main:create_app",
+            app,
             "--factory",
             "--workers",
             str(workers),
