@@ -25,6 +25,7 @@ from routers.deps import (
     JsonBody,
     LiveRolesDep,
     ReaderDep,
+    ScopeCacheDep,
     SessionDep,
     SessionFactoryDep,
     SettingsDep,
@@ -141,19 +142,27 @@ async def list_filters(session: SessionDep, scope: AdminScopeDep) -> list[AdminF
 
 @router.get("/users", responses=READ_RESPONSES, response_model=list[AdminUser])
 async def list_users(
-    session: SessionDep, reader: ReaderDep, scope: ClaimedAdminScopeDep, query: UserQueryDep
+    session: SessionDep,
+    reader: ReaderDep,
+    scope: ClaimedAdminScopeDep,
+    query: UserQueryDep,
+    cache: ScopeCacheDep,
 ) -> JsonBody:
     """One page of users, newest first, with their memberships inside the caller's scope."""
-    selection = await admin_search.select_users(session, scope, query)
+    selection = await admin_search.select_users(session, scope, query, cache)
     return JsonBody(await admin_lists.page_body(session, reader, scope, selection))
 
 
 @router.get("/users/pages", responses=READ_RESPONSES, response_model=UserPages)
 async def user_pages(
-    session: SessionDep, reader: ReaderDep, scope: ClaimedAdminScopeDep, query: UserQueryDep
+    session: SessionDep,
+    reader: ReaderDep,
+    scope: ClaimedAdminScopeDep,
+    query: UserQueryDep,
+    cache: ScopeCacheDep,
 ) -> JsonBody:
     """How many users and pages the same filters give."""
-    selection = await admin_search.select_users(session, scope, query)
+    selection = await admin_search.select_users(session, scope, query, cache)
     return JsonBody(await admin_lists.pages_body(session, reader, scope, selection))
 
 

@@ -75,7 +75,7 @@ async def _admin(request: Request, *, pages: bool) -> bytes | None:
     )
     async with _session(request) as session:
         scope = await admin_scope.scope_for(session, caller, state.scope_cache)
-        selection = await admin_search.select_users(session, scope, query)
+        selection = await admin_search.select_users(session, scope, query, state.scope_cache)
         reader = await _reader(request, session)
         if pages:
             return await admin_lists.pages_body(session, reader, scope, selection)

@@ -175,6 +175,25 @@ async def scope_for(
     return scope
 
 
+# The scope cache's entry for the whole live catalog (a general admin's targets); its other
+# keys are token role sets. Cleared with the rest on any catalog write in this process.
+LIVE_CATALOG = "live catalog"
+
+
+async def live_catalog(session: AsyncSession, cache: TtlCache[Targets] | None) -> Targets:
+    """Every live platform and group id, read at most ADMIN_SCOPE_CACHE_S ago (as a
+    platform admin's scope is)."""
+
+    async def lookup() -> Targets:
+        platforms = await session.exec(
+            select(col(Platform.id)).where(col(Platform.removed_at).is_(None))
+        )
+        groups = await session.exec(select(col(Group.id)).where(col(Group.removed_at).is_(None)))
+        return frozenset(platforms.all()), frozenset(groups.all())
+
+    return await (cache.get(LIVE_CATALOG, lookup) if cache else lookup())
+
+
 async def administered_target(
     session: AsyncSession, scope: Scope, kind_name: str, target_id: str
 ) -> Platform | Group:

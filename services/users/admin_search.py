@@ -22,7 +22,9 @@ from schemas.users import (
     IsAdmin,
 )
 from services.errors import BadRequest, NotFound
-from services.identity.admin_scope import Scope, administered_target
+from services.identity import admin_scope
+from services.identity.admin_scope import Scope, Targets, administered_target
+from services.kit.cache import TtlCache
 from services.memberships.kinds import GROUPS, KINDS, PLATFORMS, Kind
 
 logger = logging.getLogger("aai.admin")
@@ -89,26 +91,45 @@ async def _filter_by(session: AsyncSession, scope: Scope, value: str) -> tuple[K
     return GROUPS, (await administered_target(session, scope, "group", value)).id
 
 
-async def _target(session: AsyncSession, scope: Scope, kind: Kind, value: str | None) -> str | None:
+async def _target(
+    session: AsyncSession,
+    scope: Scope,
+    kind: Kind,
+    value: str | None,
+    cache: TtlCache[Targets] | None = None,
+) -> str | None:
     """The platform or group a filter names, if the caller administers it. One in a
     platform or group admin's scope needs no lookup: the scope holds only live targets of
     the catalog (read at most ADMIN_SCOPE_CACHE_S ago), and a hot read then makes no
-    query besides its own."""
+    query besides its own. For a general admin, the live catalog cached as long does the
+    same (a lookup through the session cost a transaction around the hot read: about
+    0.7 ms of a worker's CPU a request)."""
     if not value:
         return None
     if not scope.everything and value in scope.targets(kind):
         return value
+    if scope.everything and cache is not None:
+        live = await admin_scope.live_catalog(session, cache)
+        if value in (live[0] if kind is PLATFORMS else live[1]):
+            return value
     return (await administered_target(session, scope, kind.name, value)).id
 
 
-async def select_users(session: AsyncSession, scope: Scope, query: AdminUserQuery) -> Selection:
+async def select_users(
+    session: AsyncSession,
+    scope: Scope,
+    query: AdminUserQuery,
+    cache: TtlCache[Targets] | None = None,
+) -> Selection:
+    """The users a query selects, its platform and group checked against the caller's
+    scope (`cache`: the API's scope cache, which also holds the live catalog)."""
     if query.approval_status and (query.platform_approval_status or query.group_approval_status):
         raise BadRequest(
             "approval_status cannot be combined with platform_approval_status or "
             "group_approval_status; use one or the other"
         )
-    platform = await _target(session, scope, PLATFORMS, query.platform)
-    group = await _target(session, scope, GROUPS, query.group)
+    platform = await _target(session, scope, PLATFORMS, query.platform, cache)
+    group = await _target(session, scope, GROUPS, query.group, cache)
     if query.filter_by:
         kind, target = await _filter_by(session, scope, query.filter_by)
         chosen = platform if kind is PLATFORMS else group
