@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL
 
@@ -53,6 +54,7 @@ from scripts.bench.harness import (
     Connection,
     backends_started,
     bench_settings,
+    connections_per_worker,
     cpu_seconds,
     mint,
     percentile,
@@ -248,7 +250,7 @@ async def drive(
     db_url: URL,
     api: subprocess.Popen[bytes],
     use_wrk: bool,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """One scenario's figures, with the Postgres connections opened during it (churn) and
     the CPU the API's workers and Postgres spent per request (wrk only: the Python driver's
     warm-up is inside its run)."""
@@ -261,14 +263,24 @@ async def drive(
         before = await backends_started(stats)
         api_cpu = sum(cpu_seconds(pid) for pid in workers)
         db_cpu = postgres_cpu_seconds()
+        port = int(base_url.rsplit(":", 1)[1])
+
+        async def split() -> list[int]:
+            await asyncio.sleep(seconds / 2)
+            return connections_per_worker(port, workers)
+
+        halfway = asyncio.create_task(split())
+        result: dict[str, Any] = {}
         if use_wrk:
-            result = await wrk_drive(base_url, token, paths, clients, seconds, warmup_s=0)
+            result.update(await wrk_drive(base_url, token, paths, clients, seconds, warmup_s=0))
         else:
-            result = await drive_python(base_url, token, make_path, clients, seconds)
+            result.update(await drive_python(base_url, token, make_path, clients, seconds))
+        split_text = "/".join(str(count) for count in sorted(await halfway, reverse=True))
         api_cpu = sum(cpu_seconds(pid) for pid in workers) - api_cpu
         db_cpu = postgres_cpu_seconds() - db_cpu
         # The bench's own connection to read the figure is one of them.
         result["opened"] = await backends_started(stats) - before
+    result["split"] = split_text
     if use_wrk and result["requests"]:
         result["api_cpu_ms"] = api_cpu * 1000 / result["requests"]
         result["db_cpu_ms"] = db_cpu * 1000 / result["requests"]
@@ -354,9 +366,10 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         print(
             "| caller | scenario | code | requests/s | p50 ms | p99 ms | errors "
-            "| connections opened | API CPU ms/req | Postgres CPU ms/req | target |"
+            "| connections opened | API CPU ms/req | Postgres CPU ms/req "
+            "| client connections per worker | target |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         failed = False
         for who, token in tokens.items():
             for label, make_path, target in SCENARIOS:
@@ -386,6 +399,7 @@ async def main_async(args: argparse.Namespace) -> int:
                             f"{result['p50_ms']:.1f} | {result['p99_ms']:.1f} | "
                             f"{result['errors']:.0f} | {result['opened']:.0f} | "
                             f"{result.get('api_cpu_ms', 0):.2f} | {result.get('db_cpu_ms', 0):.2f} | "
+                            f"{result['split']} | "
                             f"p99 {target:.0f} ms {'ok' if ok else 'MISSED'} |",
                             flush=True,
                         )

@@ -319,3 +319,29 @@ async def wrk_drive(
         "p99_ms": figures["p99_us"] / 1000,
         "errors": figures["status"] + figures["socket"],
     }
+
+
+def connections_per_worker(port: int, workers: list[int]) -> list[int]:
+    """Established connections to `port` that each worker holds (from /proc: the sockets
+    in each worker's fds against the kernel's TCP table). Workers share one listening
+    socket and whichever wakes first accepts what is waiting, so a burst of connections
+    can land unevenly, and each worker serves only its own."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                established.add(fields[9])
+    counts = []
+    for pid in workers:
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in established:
+                held += 1
+        counts.append(held)
+    return counts
