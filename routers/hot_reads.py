@@ -15,6 +15,7 @@ for a first page (1.0 ms against the floor's 0.5 ms per request).
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 
 from pydantic import ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -94,17 +95,9 @@ async def _profile(request: Request) -> bytes | None:
         return await json_reads.own_profile(await _reader(request, session), caller.id)
 
 
-async def _list(request: Request) -> bytes | None:
-    return await _admin(request, pages=False)
-
-
-async def _pages(request: Request) -> bytes | None:
-    return await _admin(request, pages=True)
-
-
 LANE: dict[str, Serve] = {
-    "/admin/users": _list,
-    "/admin/users/pages": _pages,
+    "/admin/users": partial(_admin, pages=False),
+    "/admin/users/pages": partial(_admin, pages=True),
     "/me/profile": _profile,
 }
 
