@@ -10,12 +10,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from db.base import utcnow
 from db.models import Platform
 from schemas.users import AdminUserQuery
-from services.errors import NotFound
+from services.errors import Forbidden, NotFound
 from services.identity.admin_scope import Scope, Targets
 from services.kit.cache import TtlCache
 from services.users import admin_search
 from tests.clock import FakeClock
-from tests.factories import add_platform
+from tests.factories import add_group, add_platform
 
 TTL_S = 30.0
 
@@ -68,3 +68,35 @@ async def test_a_general_admins_filter_is_checked_against_the_cached_catalog(
     clock.advance(TTL_S)
     with pytest.raises(NotFound):
         await platform("galaxy")
+
+
+async def test_filter_by_names_a_known_target_without_a_lookup(session: AsyncSession) -> None:
+    """The portal's dropdown sends `filter_by` (an id from /admin/filters): for a general
+    admin it is found in the cached catalog, for a platform admin in their scope; the
+    short form and anything outside are looked up, and refused as before."""
+    await add_platform(session, "galaxy")
+    await add_platform(session, "bpa")
+    group = await add_group(session, "tsi", "TSI")
+    cache: TtlCache[Targets] = TtlCache(TTL_S, clock=FakeClock())
+    general = Scope("auth0|general", True, frozenset(), frozenset())
+    galaxy_admin = Scope("auth0|galaxy-admin", False, frozenset({"galaxy"}), frozenset())
+
+    async def chosen(scope: Scope, value: str) -> tuple[str | None, str | None]:
+        selection = await admin_search.select_users(
+            session, scope, AdminUserQuery(filter_by=value), cache
+        )
+        return selection.platform, selection.group
+
+    assert await chosen(general, "galaxy") == ("galaxy", None)  # fills the cache
+    with Statements(session) as statements:
+        assert await chosen(general, "galaxy") == ("galaxy", None)
+        assert await chosen(general, group.id) == (None, group.id)
+        assert await chosen(galaxy_admin, "galaxy") == ("galaxy", None)
+    assert statements.count == 0
+    assert await chosen(general, "tsi") == (None, group.id)  # the short form, looked up
+    with pytest.raises(Forbidden):
+        await chosen(galaxy_admin, "bpa")
+    with pytest.raises(Forbidden):
+        await chosen(galaxy_admin, group.id)
+    with pytest.raises(NotFound):
+        await chosen(general, "nowhere")
