@@ -259,7 +259,7 @@ async def drive(
         if use_wrk:
             rng = random.Random(1)
             paths = [make_path(rng) for _ in range(1000)]
-            await wrk_drive(base_url, token, paths, clients, WARMUP_S, warmup_s=0)
+            await wrk_drive(base_url, token, paths, clients, WARMUP_S)  # warm-up
         before = await backends_started(stats)
         api_cpu = sum(cpu_seconds(pid) for pid in workers)
         db_cpu = postgres_cpu_seconds()
@@ -272,7 +272,7 @@ async def drive(
         halfway = asyncio.create_task(split())
         result: dict[str, Any] = {}
         if use_wrk:
-            result.update(await wrk_drive(base_url, token, paths, clients, seconds, warmup_s=0))
+            result.update(await wrk_drive(base_url, token, paths, clients, seconds))
         else:
             result.update(await drive_python(base_url, token, make_path, clients, seconds))
         split_text = "/".join(str(count) for count in sorted(await halfway, reverse=True))
@@ -412,7 +412,7 @@ async def main_async(args: argparse.Namespace) -> int:
             await drop_database(server, name)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -436,7 +436,11 @@ def main() -> None:
         action="store_true",
         help="drive with asyncio clients in this process even where wrk is installed",
     )
-    sys.exit(asyncio.run(main_async(parser.parse_args())))
+    return parser
+
+
+def main() -> None:
+    sys.exit(asyncio.run(main_async(build_parser().parse_args())))
 
 
 if __name__ == "__main__":

@@ -285,33 +285,27 @@ def wrk_available() -> bool:
 
 
 async def wrk_drive(
-    base_url: str, token: str, paths: list[str], clients: int, seconds: float, warmup_s: float
+    base_url: str, token: str, paths: list[str], clients: int, seconds: float
 ) -> dict[str, float]:
     """Drive `paths` (in turn) with wrk, the load generator the issue's baseline was
     measured with: C, two threads, so the client takes little of the CPU the server is
-    measured on. A warm-up run first, not counted. Errors are responses with a status of
-    400 or more plus socket errors and timeouts."""
+    measured on. Errors are responses with a status of 400 or more plus socket errors and
+    timeouts. (A warm-up is a run of its own whose figures the caller drops.)"""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(WRK_SCRIPT % ", ".join(json.dumps(path) for path in paths))
     try:
-
-        async def run(duration: float) -> dict[str, float]:
-            process = await asyncio.create_subprocess_exec(
-                "wrk", "-t2", f"-c{clients}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-                "-H", f"Authorization: Bearer {token}", "-s", script.name, base_url,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            )  # fmt: skip
-            output, _ = await process.communicate()
-            for line in output.decode().splitlines():
-                if line.startswith("WRK "):
-                    return dict(json.loads(line[4:]))
-            raise RuntimeError(f"wrk printed no summary: {output.decode()[-500:]}")
-
-        if warmup_s > 0:
-            await run(warmup_s)
-        figures = await run(seconds)
+        process = await asyncio.create_subprocess_exec(
+            "wrk", "-t2", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+            "-H", f"Authorization: Bearer {token}", "-s", script.name, base_url,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await process.communicate()
     finally:
         os.unlink(script.name)
+    summaries = [line for line in output.decode().splitlines() if line.startswith("WRK ")]
+    if not summaries:
+        raise RuntimeError(f"wrk printed no summary: {output.decode()[-500:]}")
+    figures = json.loads(summaries[-1][4:])
     return {
         "requests": figures["requests"],
         "rps": figures["requests"] / (figures["duration_us"] / 1e6),
