@@ -178,7 +178,9 @@ async def crowd(session: AsyncSession, world: World) -> dict[str, Any]:
 
 
 def scopes(crowd: dict[str, Any]) -> list[Scope]:
-    caller = crowd["users"][0].id  # a listed user: the caller is left out
+    # A listed user with memberships of three targets in several states: the caller is
+    # left out of every list and count, the filtered ones included.
+    caller = crowd["users"][7].id
     return [
         Scope(caller, True, frozenset(), frozenset()),
         Scope(caller, False, frozenset({"galaxy"}), frozenset()),
