@@ -303,6 +303,16 @@ SCENARIOS: list[tuple[str, Callable[[random.Random], str], float]] = [
         50,
     ),
     (
+        # What the portal's pending page sends with its "Filter by" dropdown (an id from
+        # /admin/filters): portal contract §4.4.
+        "list: portal filter (filter_by=galaxy, approval_status=pending, page 1-5)",
+        lambda rng: (
+            "/admin/users?filter_by=galaxy&approval_status=pending"
+            f"&per_page=50&page={rng.randint(1, 5)}"
+        ),
+        50,
+    ),
+    (
         "pages (filtered count)",
         lambda rng: (
             "/admin/users/pages?platform=galaxy&platform_approval_status=pending&per_page=50"
