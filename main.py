@@ -106,7 +106,7 @@ def _lifespan(settings: Settings, clock: Callable[[], float]) -> Any:
                 "settings": settings,
                 "engine": engine,
                 "session_factory": create_session_factory(engine),
-                "reader": PoolReader(engine),
+                "reader": PoolReader(engine, settings.db_hot_read_concurrency),
                 "expected_heads": head_revisions(),
                 "auth0": auth0,
                 "tenant_check": tenant_check,

@@ -59,3 +59,30 @@ async def test_an_idle_connection_is_pinged_before_use(pg_url: URL) -> None:
             assert await connection.scalar(sa.text("SELECT 2")) == 2
     finally:
         await engine.dispose()
+
+
+# Each statement counts the gated statements running in the server as it starts, itself
+# included; the pg_sleep keeps it running while the others start.
+PROBE = (
+    "SELECT (SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+    "AND query LIKE '%hot-read-gate-' || $1 || '%')::int, pg_sleep(0.05)"
+)
+
+
+async def test_hot_reads_run_at_most_concurrency_statements_at_once(pg_url: URL) -> None:
+    process = f"gate-{secrets.token_hex(3)}"
+    engine = create_engine(pg_url, process=process, pool_size=6, max_overflow=0)
+    marker = secrets.token_hex(4)
+    sql = f"{PROBE} -- hot-read-gate-{marker}"
+    try:
+        gated = PoolReader(engine, 2)
+        rows = await asyncio.gather(*(gated.fetch_row(sql, [marker]) for _ in range(6)))
+        seen = [row[0] for row in rows if row]
+        assert len(seen) == 6
+        assert max(seen) <= 2
+        # The same six with no gate are all in the server at once: the probe can tell.
+        ungated = PoolReader(engine)
+        rows = await asyncio.gather(*(ungated.fetch_row(sql, [marker]) for _ in range(6)))
+        assert max(row[0] for row in rows if row) > 2
+    finally:
+        await engine.dispose()
