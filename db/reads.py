@@ -15,6 +15,7 @@ statement once more on a fresh one: no failed request, and no ping on the way in
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any, Protocol
 
 import asyncpg
@@ -90,15 +91,15 @@ class PoolReader:
 
     def __init__(self, engine: AsyncEngine, concurrency: int | None = None) -> None:
         self.engine = engine
-        self.gate = asyncio.Semaphore(concurrency) if concurrency else None
+        self.gate: AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(concurrency) if concurrency else nullcontext()
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def fetch_row(self, sql: str, args: Sequence[Any]) -> asyncpg.Record | None:
-        if self.gate is None:
-            return await fetch_row(self.engine, sql, args)
         async with self.gate:
             return await fetch_row(self.engine, sql, args)
 

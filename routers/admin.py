@@ -149,8 +149,7 @@ async def list_users(
     cache: ScopeCacheDep,
 ) -> JsonBody:
     """One page of users, newest first, with their memberships inside the caller's scope."""
-    selection = await admin_search.select_users(session, scope, query, cache)
-    return JsonBody(await admin_lists.page_body(session, reader, scope, selection))
+    return JsonBody(await admin_lists.page_body(session, reader, scope, query, cache))
 
 
 @router.get("/users/pages", responses=READ_RESPONSES, response_model=UserPages)
@@ -162,8 +161,7 @@ async def user_pages(
     cache: ScopeCacheDep,
 ) -> JsonBody:
     """How many users and pages the same filters give."""
-    selection = await admin_search.select_users(session, scope, query, cache)
-    return JsonBody(await admin_lists.pages_body(session, reader, scope, selection))
+    return JsonBody(await admin_lists.pages_body(session, reader, scope, query, cache))
 
 
 @router.get("/users/counts", responses=READ_RESPONSES)

@@ -27,7 +27,7 @@ from routers.deps import get_reader, get_session
 from schemas.users import AdminUserQuery
 from services.identity import admin_scope
 from services.identity.tokens import claimed_user
-from services.users import admin_lists, admin_search, json_reads
+from services.users import admin_lists, json_reads
 
 logger = logging.getLogger("aai.api.hot_reads")
 
@@ -76,11 +76,8 @@ async def _admin(request: Request, *, pages: bool) -> bytes | None:
     )
     async with _session(request) as session:
         scope = await admin_scope.scope_for(session, caller, state.scope_cache)
-        selection = await admin_search.select_users(session, scope, query, state.scope_cache)
-        reader = await _reader(request, session)
-        if pages:
-            return await admin_lists.pages_body(session, reader, scope, selection)
-        return await admin_lists.page_body(session, reader, scope, selection)
+        body = admin_lists.pages_body if pages else admin_lists.page_body
+        return await body(session, await _reader(request, session), scope, query, state.scope_cache)
 
 
 async def _profile(request: Request) -> bytes | None:

@@ -25,15 +25,23 @@ from db.reads import Reader
 from db.types import ApprovalStatus
 from schemas.users import (
     AdminUser,
+    AdminUserQuery,
     UserCounts,
     UserPages,
 )
-from services.identity.admin_scope import Scope
+from services.identity.admin_scope import Scope, Targets
 from services.identity.tokens import refuse_deactivated
 from services.kit.cache import TtlCache
 from services.memberships.kinds import KINDS, Kind
 from services.users import json_reads
-from services.users.admin_search import AUTOMATIC, Selection, u, updater, where_clauses
+from services.users.admin_search import (
+    AUTOMATIC,
+    Selection,
+    select_users,
+    u,
+    updater,
+    where_clauses,
+)
 
 EXPORT_BATCH = 500
 ORDER = (u.c.created_at.desc(), u.c.id.desc())
@@ -44,10 +52,15 @@ ADMIN_USERS = TypeAdapter(list[AdminUser])
 
 
 async def page_body(
-    session: AsyncSession, reader: Reader, scope: Scope, selection: Selection
+    session: AsyncSession,
+    reader: Reader,
+    scope: Scope,
+    query: AdminUserQuery,
+    cache: TtlCache[Targets] | None = None,
 ) -> bytes:
     """`GET /admin/users` as JSON bytes, for a caller whose deactivation is not yet
-    checked (routers/deps.ClaimedAdminScopeDep)."""
+    checked (routers/deps.ClaimedAdminScopeDep); `cache` as for `select_users`."""
+    selection = await select_users(session, scope, query, cache)
     if reader.dialect == "postgresql":
         return await json_reads.admin_list(reader, scope, selection)
     await refuse_deactivated(session, scope.caller_id)
@@ -55,9 +68,14 @@ async def page_body(
 
 
 async def pages_body(
-    session: AsyncSession, reader: Reader, scope: Scope, selection: Selection
+    session: AsyncSession,
+    reader: Reader,
+    scope: Scope,
+    query: AdminUserQuery,
+    cache: TtlCache[Targets] | None = None,
 ) -> bytes:
     """`GET /admin/users/pages` as JSON bytes (as `page_body`)."""
+    selection = await select_users(session, scope, query, cache)
     if reader.dialect == "postgresql":
         return await json_reads.admin_pages(reader, scope, selection)
     await refuse_deactivated(session, scope.caller_id)
